@@ -1,0 +1,230 @@
+"""Dataset specs become cases: stored chat completions of the API, or JSONL files in the chat format.
+
+A case whose data is broken is not dropped: it becomes a `BrokenCase` that errors its own test with
+the file and line (or the completion id), while the other cases still run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .atomic import write_atomic
+from .models.client import Completion, ModelRuntime, Usage
+
+ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+LIST_PARAMS = frozenset({"model", "limit", "order"})
+PAGE_SIZE = 100
+
+
+class DatasetError(Exception):
+    """A dataset that cannot be read at all, or a case in it that is broken."""
+
+
+@dataclass(frozen=True)
+class Case:
+    """One test case: input messages, the reference answer, metadata, and where it came from."""
+
+    id: str
+    messages: list[dict[str, Any]]
+    expected: str | None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    source: str = ""
+    origin_model: str | None = None
+    """The model that produced the stored answer (stored completions only)."""
+    origin_usage: Usage | None = None
+
+    @property
+    def question(self) -> str:
+        """The last user message: what the model was asked."""
+        for message in reversed(self.messages):
+            if message.get("role") == "user":
+                return _text(message.get("content"))
+        return ""
+
+    def replay(self, model: str) -> Completion:
+        """The stored answer as a completion, for the model that gave it (no call is made)."""
+        return Completion(text=self.expected or "", model=model, usage=self.origin_usage or Usage(),
+                          latency_s=0.0, served_model=self.origin_model or model)
+
+    def __hash__(self) -> int:
+        return hash((self.source, self.id))
+
+    def __repr__(self) -> str:
+        return f"Case({self.id!r})"
+
+
+@dataclass(frozen=True)
+class BrokenCase:
+    """A case that could not be read: its test errors with `problem`."""
+
+    id: str
+    source: str
+    problem: str
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    text: str
+    path: Path | None = None
+    metadata: dict[str, str] = field(default_factory=dict)
+    list_params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def stored(self) -> bool:
+        return self.path is None
+
+
+def parse_spec(text: str, search_dirs: Sequence[Path]) -> DatasetSpec:
+    """`stored[:KEY=VALUE,...]` or a path to a .jsonl file, looked up in `search_dirs` in order."""
+    text = text.strip()
+    if text == "stored" or text.startswith("stored:"):
+        metadata: dict[str, str] = {}
+        params: dict[str, Any] = {}
+        for pair in filter(None, (part.strip() for part in text[len("stored:"):].split(","))):
+            key, sep, value = pair.partition("=")
+            if not sep or not key.strip():
+                raise DatasetError(f"dataset {text!r}: {pair!r} is not KEY=VALUE")
+            (params if key.strip() in LIST_PARAMS else metadata)[key.strip()] = value.strip()
+        if "limit" in params:
+            if not params["limit"].isdigit() or int(params["limit"]) < 1:
+                raise DatasetError(f"dataset {text!r}: limit must be a whole number of at least 1")
+            params["limit"] = int(params["limit"])
+        if params.get("order", "asc") not in {"asc", "desc"}:
+            raise DatasetError(f"dataset {text!r}: order must be asc or desc")
+        return DatasetSpec(text, metadata=metadata, list_params=params)
+    if not text.endswith(".jsonl"):
+        raise DatasetError(f"dataset {text!r}: expected 'stored[:KEY=VALUE,...]' or a path to a .jsonl file")
+    candidates = [Path(text)] if Path(text).is_absolute() else [base / text for base in search_dirs]
+    for path in candidates:
+        if path.is_file():
+            return DatasetSpec(text, path=path.resolve())
+    tried = ", ".join(str(path) for path in candidates)
+    raise DatasetError(f"dataset {text!r}: no such file (looked for {tried})")
+
+
+def case_from_messages(case_id: str, messages: Any, metadata: Any, source: str) -> Case:
+    """Split chat-format messages into input and reference; raise ValueError saying what is wrong."""
+    if not isinstance(messages, list) or not messages:
+        raise ValueError("no messages: expected a non-empty list under 'messages'")
+    for index, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ValueError(f"message {index} is not an object")
+        role = message.get("role")
+        if role not in ROLES:
+            raise ValueError(f"message {index} has unknown role {role!r} (expected one of {', '.join(sorted(ROLES))})")
+    if messages[-1]["role"] != "assistant":
+        raise ValueError("no assistant answer: the last message must be the assistant's reference answer")
+    expected = _text(messages[-1].get("content"))
+    if not expected.strip():
+        raise ValueError("the assistant answer is empty")
+    if not any(message["role"] == "user" for message in messages[:-1]):
+        raise ValueError("no user message before the assistant answer")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise ValueError("'metadata' must be an object")
+    return Case(id=case_id, messages=[dict(m) for m in messages[:-1]], expected=expected,
+                metadata=dict(metadata or {}), source=source)
+
+
+def load_jsonl(path: Path, source: str) -> list[Case | BrokenCase]:
+    """Every line of a JSONL file as a case; a bad line becomes a BrokenCase naming file and line."""
+    cases: list[Case | BrokenCase] = []
+    seen: dict[str, int] = {}
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot be read: {exc}") from None
+    for lineno, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        case_id = f"line{lineno}"
+        try:
+            data = json.loads(line)
+            if not isinstance(data, dict):
+                raise ValueError("expected a JSON object")
+            case_id = str(data.get("id") or case_id)
+            if case_id in seen:
+                raise ValueError(f"id {case_id!r} is already used on line {seen[case_id]}")
+            seen[case_id] = lineno
+            cases.append(case_from_messages(case_id, data.get("messages"), data.get("metadata"), source))
+        except json.JSONDecodeError as exc:
+            cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: not JSON: {exc.msg} (column {exc.colno})"))
+        except ValueError as exc:
+            cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: {exc}"))
+    return cases
+
+
+class StoredCompletions:
+    """Stored chat completions as cases. Their content never changes, so it is cached on disk by id:
+    a second collection of the same set makes only the list calls."""
+
+    def __init__(self, runtime: ModelRuntime, cache_dir: Path | None) -> None:
+        self.runtime, self.cache_dir = runtime, cache_dir
+
+    def load(self, spec: DatasetSpec) -> list[Case | BrokenCase]:
+        cases: list[Case | BrokenCase] = []
+        for completion in self._list(spec):
+            try:
+                content = self._content(completion)
+                case = case_from_messages(completion.id, content["messages"], completion.metadata, spec.text)
+            except ValueError as exc:
+                cases.append(BrokenCase(completion.id, spec.text, f"stored completion {completion.id}: {exc}"))
+                continue
+            usage = content.get("usage") or {}
+            cases.append(Case(case.id, case.messages, case.expected, case.metadata, spec.text,
+                              origin_model=completion.model,
+                              origin_usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))))
+        return cases
+
+    def _list(self, spec: DatasetSpec) -> Iterator[Any]:
+        wanted = spec.list_params.get("limit")
+        query: dict[str, Any] = {key: value for key, value in spec.list_params.items() if key != "limit"}
+        if spec.metadata:
+            query["metadata"] = spec.metadata
+        query["limit"] = min(PAGE_SIZE, wanted or PAGE_SIZE)
+        count = 0
+        with self.runtime.api_errors("GET /chat/completions", spec.list_params.get("model", "")):
+            for completion in self.runtime.sdk().chat.completions.list(**query):
+                yield completion
+                count += 1
+                if wanted and count >= wanted:
+                    return
+
+    def _content(self, completion: Any) -> dict[str, Any]:
+        """Input messages and answer of one stored completion, from the disk cache or the API."""
+        cached = self._cache_path(completion.id)
+        if cached and cached.is_file():
+            return json.loads(cached.read_text(encoding="utf-8"))
+        endpoint = f"GET /chat/completions/{completion.id}/messages"
+        with self.runtime.api_errors(endpoint):
+            inputs = [_message_dict(m) for m in self.runtime.sdk().chat.completions.messages.list(completion.id, limit=PAGE_SIZE)]
+        answer = completion.choices[0].message if completion.choices else None
+        messages = [*inputs, {"role": "assistant", "content": answer.content if answer else None}]
+        content = {"messages": messages, "usage": completion.usage.model_dump() if completion.usage else None}
+        if cached:
+            write_atomic(cached, json.dumps(content, ensure_ascii=False))
+        return content
+
+    def _cache_path(self, completion_id: str) -> Path | None:
+        if self.cache_dir is None or not completion_id.replace("-", "").replace("_", "").isalnum():
+            return None
+        return self.cache_dir / f"{completion_id}.json"
+
+
+def _message_dict(message: Any) -> dict[str, Any]:
+    data = {"role": message.role, "content": message.content}
+    if getattr(message, "name", None):
+        data["name"] = message.name
+    return data
+
+
+def _text(content: Any) -> str:
+    """Message content as text: a string, or the text parts of a list of content parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Iterable) and not isinstance(content, (bytes, dict)):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return ""

@@ -1,0 +1,86 @@
+"""The one result type of every grader, and where the grades of the running test are collected.
+
+Helpers are plain functions (`assert factuality(out, ref)`), so they cannot take the test item as an
+argument. A context variable holds the running test's scope instead (its grades, the session's judge,
+the case's question): the plugin opens it around each test call, and outside pytest it is simply
+absent, so the helpers work in plain Python too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Grade:
+    """A grader's verdict: `bool(grade)` is `passed`, so `assert grade` is the idiom."""
+
+    name: str
+    score: float
+    passed: bool
+    reason: str
+    threshold: str = ""
+    """How the score passes, in words (`>= 4 of 1-5`, `choice in A, B, C, E`); shown on failure."""
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def __repr__(self) -> str:
+        verdict = "PASS" if self.passed else "FAIL"
+        rule = f" (passes when {self.threshold})" if self.threshold else ""
+        return f"<{self.name} {verdict}: score {self.score:g}{rule}; {self.reason}>"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Grade:
+        return cls(**{key: data[key] for key in ("name", "score", "passed", "reason")},
+                   threshold=data.get("threshold", ""))
+
+    def explain(self) -> list[str]:
+        """Lines for a failing assert: grader, verdict, score, threshold and reason apart."""
+        lines = [f"{self.name}: {'passed' if self.passed else 'failed'}", f"score: {self.score:g}"]
+        if self.threshold:
+            lines.append(f"passes when: {self.threshold}")
+        lines.append(f"reason: {self.reason}")
+        return lines
+
+
+@dataclass
+class Scope:
+    """What helpers called inside one test may use: its grade list, the session's judge, the case's question."""
+
+    grades: list[Grade] = field(default_factory=list)
+    judge: Any = None
+    question: str | None = None
+
+
+_scope: ContextVar[Scope | None] = ContextVar("pytest_distill_scope", default=None)
+
+
+def current() -> Scope | None:
+    """The running test's scope, or None in plain Python."""
+    return _scope.get()
+
+
+def record(grade: Grade) -> Grade:
+    """Add a grade to the running test's log (if any) and hand it back."""
+    scope = _scope.get()
+    if scope is not None:
+        scope.grades.append(grade)
+    return grade
+
+
+@contextmanager
+def scoped(scope: Scope) -> Iterator[Scope]:
+    """Make `scope` the current one inside the block."""
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)

@@ -1,0 +1,137 @@
+"""What each test did with a model, and the sums of it per model and grader.
+
+A test's `Entry` is built on whichever process ran it and travels to the controller as one JSON
+`user_properties` item of its teardown report (xdist ships those), so the controller sees the same
+entries whether the run was serial or spread over workers.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .grades import Grade
+from .models.client import Completion
+
+PROPERTY = "distill"
+NO_MODEL = "-"
+"""The row of tests that graded something without a model under test (checks of the data itself)."""
+
+
+@dataclass
+class Entry:
+    """One test on one case and one model: its output, grades, usage and outcome."""
+
+    nodeid: str
+    case_id: str | None = None
+    model: str | None = None
+    input: list[dict[str, Any]] | None = None
+    output: str | None = None
+    grades: list[Grade] = field(default_factory=list)
+    usage: dict[str, int] | None = None
+    latency_s: float | None = None
+    error: str | None = None
+    outcome: str = "passed"
+    """passed, failed, error or skipped: the test's own outcome."""
+    sample: int = 0
+
+    @property
+    def counted(self) -> bool:
+        """Errored and skipped cases count in no pass rate."""
+        return self.outcome in ("passed", "failed")
+
+    @property
+    def passed(self) -> bool:
+        return self.outcome == "passed" and all(grade.passed for grade in self.grades)
+
+    def add_completion(self, completion: Completion) -> None:
+        """Keep the model's latest answer; add up the tokens of all its calls in this test."""
+        self.output = completion.text
+        usage = self.usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        for key, value in completion.usage.to_dict().items():
+            usage[key] = usage.get(key, 0) + value
+        self.usage = usage
+        self.latency_s = (self.latency_s or 0.0) + completion.latency_s
+
+    def to_json(self) -> str:
+        data = asdict(self)
+        data["grades"] = [grade.to_dict() for grade in self.grades]
+        return json.dumps(data, ensure_ascii=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> Entry:
+        data = json.loads(text)
+        data["grades"] = [Grade.from_dict(grade) for grade in data.get("grades", [])]
+        return cls(**data)
+
+
+def entry_of(user_properties: Iterable[tuple[str, Any]]) -> Entry | None:
+    """The entry carried by a report's user_properties, if it has one."""
+    for name, value in user_properties:
+        if name == PROPERTY:
+            return Entry.from_json(value)
+    return None
+
+
+@dataclass(frozen=True)
+class GraderStats:
+    pass_rate: float
+    mean_score: float
+    n: int
+
+
+@dataclass(frozen=True)
+class ModelStats:
+    """One model's sums: cases that ran, passed and errored, its grader stats, tokens and latency."""
+
+    model: str
+    counted: int
+    passed: int
+    errors: int
+    graders: dict[str, GraderStats]
+    prompt_tokens: int
+    completion_tokens: int
+    latencies: tuple[float, ...]
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.counted if self.counted else None
+
+    def latency(self, quantile: float) -> float | None:
+        """The latency at a quantile (0.5 for p50), of the calls that were made (replays excluded)."""
+        if not self.latencies:
+            return None
+        if len(self.latencies) == 1:
+            return self.latencies[0]
+        return statistics.quantiles(self.latencies, n=100, method="inclusive")[round(quantile * 100) - 1]
+
+
+def summarize(entries: Sequence[Entry]) -> dict[str, ModelStats]:
+    """Per model, in order of first appearance: pass rates, grader stats, tokens and latencies."""
+    by_model: dict[str, list[Entry]] = {}
+    for entry in entries:
+        by_model.setdefault(entry.model or NO_MODEL, []).append(entry)
+    return {model: _model_stats(model, group) for model, group in by_model.items()}
+
+
+def _model_stats(model: str, entries: list[Entry]) -> ModelStats:
+    counted = [entry for entry in entries if entry.counted]
+    grades: dict[str, list[Grade]] = {}
+    for entry in counted:
+        for grade in entry.grades:
+            grades.setdefault(grade.name, []).append(grade)
+    return ModelStats(
+        model=model,
+        counted=len(counted),
+        passed=sum(entry.passed for entry in counted),
+        errors=sum(entry.outcome == "error" for entry in entries),
+        graders={name: GraderStats(sum(g.passed for g in group) / len(group),
+                                   statistics.fmean(g.score for g in group), len(group))
+                 for name, group in grades.items()},
+        prompt_tokens=sum((entry.usage or {}).get("prompt_tokens", 0) for entry in entries),
+        completion_tokens=sum((entry.usage or {}).get("completion_tokens", 0) for entry in entries),
+        latencies=tuple(entry.latency_s for entry in entries if entry.latency_s),
+    )

@@ -1,0 +1,65 @@
+"""`Model`: what the `model`, `teacher`, `student` and `judge` fixtures hand to a test."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .client import Completion, ModelRuntime
+
+
+def is_snapshot_of(served: str | None, name: str) -> bool:
+    """True when the API's answer model `served` is `name` or a dated snapshot of it (gpt-4o-2024-08-06)."""
+    return bool(served) and (served == name or re.fullmatch(re.escape(name) + r"-\d{4}-\d{2}-\d{2}", served) is not None)
+
+
+class Model:
+    """A named model: `complete(case_or_messages, **params)` returns a `Completion`.
+
+    A case whose stored answer came from this very model is replayed without a call. Outside pytest,
+    `Model("gpt-4o")` makes its own runtime from the usual OPENAI_* environment.
+    """
+
+    def __init__(self, name: str, runtime: ModelRuntime | None = None, *, system: str | None = None,
+                 sample: int = 0, on_complete: Callable[[Completion], None] | None = None) -> None:
+        self.name = name
+        self.runtime = runtime or ModelRuntime()
+        self.system = system
+        self.sample = sample
+        self._on_complete = on_complete
+
+    def __repr__(self) -> str:
+        return f"Model({self.name!r})"
+
+    def complete(self, case_or_messages: Any, **params: Any) -> Completion:
+        replayed = self._replay(case_or_messages, params)
+        completion = replayed or self.runtime.chat(self.name, self.messages(case_or_messages), sample=self.sample, **params)
+        if self._on_complete:
+            self._on_complete(completion)
+        return completion
+
+    async def acomplete(self, case_or_messages: Any, **params: Any) -> Completion:
+        """`complete` for async tests: awaits the same shared call without blocking the test's loop."""
+        replayed = self._replay(case_or_messages, params)
+        completion = replayed or await asyncio.wrap_future(
+            self.runtime.submit_chat(self.name, self.messages(case_or_messages), sample=self.sample, **params))
+        if self._on_complete:
+            self._on_complete(completion)
+        return completion
+
+    def messages(self, case_or_messages: Any) -> list[dict[str, Any]]:
+        """The messages sent for a case or a message list, with this model's system prompt if it has one."""
+        messages: Sequence[dict[str, Any]] = getattr(case_or_messages, "messages", case_or_messages)
+        if isinstance(messages, str):
+            messages = [{"role": "user", "content": messages}]
+        if not self.system:
+            return list(messages)
+        rest = [m for m in messages if m.get("role") not in ("system", "developer")]
+        return [{"role": "system", "content": self.system}, *rest]
+
+    def _replay(self, case_or_messages: Any, params: dict[str, Any]) -> Completion | None:
+        if params or self.system or not is_snapshot_of(getattr(case_or_messages, "origin_model", None), self.name):
+            return None
+        return case_or_messages.replay(self.name)

@@ -1,0 +1,207 @@
+"""Every option of the plugin, declared once and resolved once (command line > ini > default).
+
+The rest of the package reads a frozen `Settings`, never `config.getoption`, so that a setting has
+one name, one type and one default, and pure code can be tested with a hand-made `Settings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+DEFAULT_PRICES = """\
+gpt-4o 2.50 10.00
+gpt-4o-mini 0.15 0.60
+gpt-4.1 2.00 8.00
+gpt-4.1-mini 0.40 1.60
+gpt-4.1-nano 0.10 0.40
+o4-mini 1.10 4.40
+"""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One row of SPEC.md's option table: its flag, its ini name, how to read it and its default."""
+
+    dest: str
+    flag: str | None
+    ini: str | None
+    default: Any
+    help: str
+    convert: Callable[[str], Any] = str
+    action: str = "store"
+
+
+def _rate(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{text} is not a rate between 0 and 1")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"{text} is not a whole number of at least 1")
+    return value
+
+
+def _cache_mode(text: str) -> str:
+    mode = {"": "on", "1": "on", "true": "on", "on": "on", "refresh": "refresh",
+            "0": "off", "false": "off", "off": "off"}.get(text.strip().lower())
+    if mode is None:
+        raise ValueError(f"{text!r} is not one of on, off, refresh")
+    return mode
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in {"1", "true", "yes", "on"}
+
+
+OPTIONS: tuple[Option, ...] = (
+    Option("models", "--model", "distill_model", (), "model(s) under test; repeat for several (default: the student)", action="append"),
+    Option("teacher", "--teacher", "distill_teacher", "gpt-4o", "the teacher model"),
+    Option("student", "--student", "distill_student", "gpt-4o-mini", "the student base model that fine-tuning starts from"),
+    Option("grader_model", "--grader-model", "distill_grader_model", None, "the judge for model-graded checks (default: the teacher)"),
+    Option("dataset", "--distill-dataset", "distill_dataset", None, "the cases for tests that ask for `case` and carry no marker"),
+    Option("train", "--distill-train", "distill_train", "stored:split=train", "where the training examples come from"),
+    Option("distill", "--distill", None, False, "after the run, apply the gate and, if met, start a fine-tuning job", action="store_true"),
+    Option("dry_run", "--distill-dry-run", None, False, "apply the gate and write the training JSONL, but upload nothing", action="store_true"),
+    Option("wait", "--distill-wait", None, False, "follow a started job to its end and print the fine-tuned model", action="store_true"),
+    Option("suffix", "--distill-suffix", "distill_suffix", None, "suffix of the fine-tuned model's name"),
+    Option("teacher_min", "--distill-teacher-min", "distill_teacher_min", 0.9, "gate: minimum teacher pass rate", _rate),
+    Option("gap_min", "--distill-gap-min", "distill_gap_min", 0.05, "gate: minimum teacher minus student pass rate", _rate),
+    Option("min_examples", "--distill-min-examples", "distill_min_examples", 10, "gate: minimum valid training examples", _positive),
+    Option("results", "--distill-results", "distill_results", None, "write the JSON results file here", Path),
+    Option("baseline", "--distill-baseline", "distill_baseline", None, "compare with an earlier results file", Path),
+    Option("tolerance", "--distill-tolerance", "distill_tolerance", 0.0, "allowed pass-rate drop below the baseline", _rate),
+    Option("concurrency", "--distill-concurrency", "distill_concurrency", 8, "model calls in flight at once in this process", _positive),
+    Option("cache", "--distill-cache", "distill_cache", "off", "reuse identical model calls from an on-disk cache (=refresh rewrites it)", _cache_mode, action="optional"),
+    Option("sim", "--distill-sim", None, False, "run against the bundled offline OpenAI-compatible simulator", action="store_true"),
+    Option("filter", "--distill-filter", "distill_filter", False, "train only on teacher answers that pass the suite's deterministic checks", _flag, action="store_true"),
+    Option("timeout", "--distill-timeout", "distill_timeout", 7200.0, "bound in seconds on --distill-wait", float),
+    Option("repeat", "--distill-repeat", "distill_repeat", 1, "run each case N times per model", _positive),
+    Option("baseline_models", "--distill-baseline-model", None, (), "compare baseline model OLD with this run's NEW (OLD=NEW)", action="append"),
+    Option("backend", "--distill-backend", "distill_backend", "openai", "who trains the student: openai or trl"),
+    Option("validation", "--distill-validation", "distill_validation", None, "validation examples (a dataset spec)"),
+    Option("epochs", "--distill-epochs", "distill_epochs", None, "training epochs (default: the backend's)", _positive),
+    Option("lr", "--distill-lr", "distill_lr", None, "learning-rate multiplier (openai) or learning rate (trl)", float),
+    Option("batch_size", "--distill-batch-size", "distill_batch_size", None, "batch size (default: the backend's)", _positive),
+    Option("lora_rank", "--distill-lora-rank", "distill_lora_rank", 16, "LoRA rank (trl)", _positive),
+    Option("output", "--distill-output", "distill_output", Path("distilled"), "where the trl backend writes the adapter", Path),
+    Option("student_system", "--distill-student-system", "distill_student_system", None, "train and run the student with this system prompt"),
+    Option("prices", None, "distill_prices", DEFAULT_PRICES, "lines MODEL INPUT_PER_1M OUTPUT_PER_1M for the cost column"),
+    Option("embedding_model", None, "distill_embedding_model", "text-embedding-3-small", "model for embedding_similarity"),
+    Option("sim_seed", None, "distill_sim_seed", (), "JSONL files that seed the simulator's stored completions"),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The resolved options of one session; field names are the `dest` names of OPTIONS."""
+
+    models: tuple[str, ...] = ()
+    teacher: str = "gpt-4o"
+    student: str = "gpt-4o-mini"
+    grader_model: str | None = None
+    dataset: str | None = None
+    train: str = "stored:split=train"
+    distill: bool = False
+    dry_run: bool = False
+    wait: bool = False
+    suffix: str | None = None
+    teacher_min: float = 0.9
+    gap_min: float = 0.05
+    min_examples: int = 10
+    results: Path | None = None
+    baseline: Path | None = None
+    tolerance: float = 0.0
+    concurrency: int = 8
+    cache: str = "off"
+    sim: bool = False
+    filter: bool = False
+    timeout: float = 7200.0
+    repeat: int = 1
+    baseline_models: tuple[str, ...] = ()
+    backend: str = "openai"
+    validation: str | None = None
+    epochs: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    lora_rank: int = 16
+    output: Path = Path("distilled")
+    student_system: str | None = None
+    prices: str = DEFAULT_PRICES
+    embedding_model: str = "text-embedding-3-small"
+    sim_seed: tuple[Path, ...] = ()
+    rootpath: Path = field(default_factory=Path.cwd)
+
+    @property
+    def judge(self) -> str:
+        return self.grader_model or self.teacher
+
+    @property
+    def models_under_test(self) -> tuple[str, ...]:
+        """The models each case runs on; with --distill the teacher and student are always among them."""
+        models = self.models or (self.student,)
+        if self.distill or self.dry_run:
+            models = tuple(dict.fromkeys((self.teacher, self.student, *models)))
+        return models
+
+    def baseline_map(self) -> dict[str, str]:
+        """`--distill-baseline-model OLD=NEW` as {OLD: NEW}."""
+        pairs = {}
+        for text in self.baseline_models:
+            old, sep, new = text.partition("=")
+            if not sep or not old or not new:
+                raise pytest.UsageError(f"--distill-baseline-model expects OLD=NEW, got {text!r}")
+            pairs[old] = new
+        return pairs
+
+
+def add_options(parser: pytest.Parser) -> None:
+    """Declare every option in one group, with its ini twin beside it."""
+    group = parser.getgroup("distill", "pytest-distill: evaluate and distill LLMs")
+    for opt in OPTIONS:
+        if opt.ini:
+            kind = "paths" if opt.dest == "sim_seed" else "linelist" if opt.dest == "models" else "string"
+            parser.addini(opt.ini, opt.help, type=kind, default=None if kind == "string" else [])
+        if not opt.flag:
+            continue
+        if opt.action == "store_true":
+            group.addoption(opt.flag, action="store_true", default=None, dest=f"distill_{opt.dest}", help=opt.help)
+        elif opt.action == "optional":
+            group.addoption(opt.flag, nargs="?", const="on", default=None, dest=f"distill_{opt.dest}", help=opt.help)
+        else:
+            group.addoption(opt.flag, action=opt.action, default=None, dest=f"distill_{opt.dest}", help=opt.help)
+
+
+def resolve(config: pytest.Config) -> Settings:
+    """Read every option once: the command line wins over the ini file, which wins over the default."""
+    values: dict[str, Any] = {"rootpath": config.rootpath}
+    for opt in OPTIONS:
+        raw = config.getoption(f"distill_{opt.dest}") if opt.flag else None
+        source = opt.flag
+        if raw is None and opt.ini:
+            raw = config.getini(opt.ini) or None
+            source = f"ini {opt.ini}"
+        if raw is None:
+            continue
+        values[opt.dest] = _convert(opt, raw, source)
+    return Settings(**values)
+
+
+def _convert(opt: Option, raw: Any, source: str | None) -> Any:
+    if isinstance(raw, list):
+        return tuple(raw)
+    if isinstance(raw, bool):
+        return raw
+    try:
+        return opt.convert(raw)
+    except ValueError as exc:
+        raise pytest.UsageError(f"{source}: {exc}") from None
+
