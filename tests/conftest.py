@@ -1,0 +1,44 @@
+"""Shared fixtures: every test runs offline, against a simulator that the test itself starts and stops."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_distill.sim import SimServer
+
+from .support import HOBANNU, TEST_KEY
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test may reach a real API: drop the user's OPENAI_* settings and point at a closed port."""
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_ADMIN_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+
+
+@pytest.fixture
+def make_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., SimServer]]:
+    """Start simulators (seeded with the hobannu example unless told otherwise) and point OPENAI_* at the last one."""
+    servers: list[SimServer] = []
+
+    def start(seed: list[Path] | None = None, **options: Any) -> SimServer:
+        server = SimServer(seed=[HOBANNU] if seed is None else seed, **options).start()
+        servers.append(server)
+        monkeypatch.setenv("OPENAI_BASE_URL", server.url)
+        monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def sim(make_sim: Callable[..., SimServer]) -> SimServer:
+    """A simulator seeded with the hobannu example, with OPENAI_BASE_URL and OPENAI_API_KEY set for it."""
+    return make_sim()

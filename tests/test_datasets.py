@@ -1,0 +1,76 @@
+"""Dataset specs and JSONL cases, without pytest or a server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pytest_distill.datasets import BrokenCase, Case, DatasetError, load_jsonl, parse_spec
+
+from .support import HOBANNU, write_jsonl
+
+
+def test_stored_spec_splits_list_filters_from_metadata_filters() -> None:
+    spec = parse_spec("stored:split=test, app=support,model=gpt-4o,limit=200,order=desc", [])
+    assert spec.stored
+    assert spec.metadata == {"split": "test", "app": "support"}
+    assert spec.list_params == {"model": "gpt-4o", "limit": 200, "order": "desc"}
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("stored:split", "'split' is not KEY=VALUE"),
+    ("stored:limit=0", "limit must be a whole number"),
+    ("stored:order=sideways", "order must be asc or desc"),
+    ("cases.csv", "expected 'stored[:KEY=VALUE,...]' or a path to a .jsonl file"),
+    ("missing.jsonl", "no such file"),
+])
+def test_bad_specs_say_what_is_wrong(text: str, problem: str, tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=problem.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+        parse_spec(text, [tmp_path])
+
+
+def test_jsonl_path_is_looked_up_in_each_folder_in_turn(tmp_path: Path) -> None:
+    (tmp_path / "b").mkdir()
+    target = write_jsonl(tmp_path / "b" / "cases.jsonl", [])
+    assert parse_spec("cases.jsonl", [tmp_path / "a", tmp_path / "b"]).path == target.resolve()
+
+
+def test_jsonl_lines_become_cases_with_reference_metadata_and_ids() -> None:
+    cases = load_jsonl(HOBANNU, "hobannu.jsonl")
+    assert len(cases) == 40 and all(isinstance(case, Case) for case in cases)
+    first = cases[0]
+    assert first.id == "hb-001"
+    assert first.messages[-1]["role"] == "user" and first.messages[0]["role"] == "system"
+    assert first.expected and first.metadata["app"] == "hobannu"
+    assert first.question == first.messages[-1]["content"]
+
+
+def test_each_broken_line_names_file_line_and_problem_and_the_rest_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "cases.jsonl"
+    path.write_text("\n".join([
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]}',
+        'not json',
+        '{"messages": []}',
+        '{"messages": [{"role": "user", "content": "hi"}]}',
+        '{"messages": [{"role": "robot", "content": "hi"}, {"role": "assistant", "content": "x"}]}',
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "  "}]}',
+        '',
+        '{"id": "x", "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}',
+        '{"id": "x", "messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}',
+    ]), encoding="utf-8")
+    cases = load_jsonl(path, "cases.jsonl")
+    problems = {case.id: case.problem for case in cases if isinstance(case, BrokenCase)}
+    assert [case.id for case in cases if isinstance(case, Case)] == ["line1", "x"]
+    assert problems["line2"].startswith(f"{path}:2: not JSON")
+    assert "no messages" in problems["line3"]
+    assert "no assistant answer" in problems["line4"]
+    assert "unknown role 'robot'" in problems["line5"]
+    assert "assistant answer is empty" in problems["line6"]
+    assert problems["x"] == f"{path}:9: id 'x' is already used on line 8"
+
+
+def test_a_stored_answer_of_a_model_replays_for_that_model_only() -> None:
+    case = Case("c1", [{"role": "user", "content": "q"}], "a", origin_model="gpt-4o-2024-08-06")
+    replay = case.replay("gpt-4o")
+    assert (replay.text, replay.latency_s, replay.served_model) == ("a", 0.0, "gpt-4o-2024-08-06")

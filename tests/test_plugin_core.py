@@ -1,0 +1,183 @@
+"""Real pytest sessions (pytester) on small test files, against the simulator over HTTP."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from pytest_distill.sim import SimServer
+
+from .support import HOBANNU, TEST_KEY, qa_rows, requests_to, write_jsonl
+
+STUDENT_SUITE = """
+import pytest
+from pytest_distill import string_check
+
+@pytest.mark.distill_dataset("{spec}")
+def test_reply(case, model):
+    assert string_check(model.complete(case), case.expected)
+"""
+
+
+def outcomes_total(result: pytest.RunResult) -> int:
+    return sum(result.parseoutcomes().get(key, 0) for key in ("passed", "failed", "errors"))
+
+
+def test_stored_test_split_becomes_one_readable_test_per_case(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored:split=test"))
+    result = pytester.runpytest("-v")
+    assert outcomes_total(result) == 12
+    result.stdout.fnmatch_lines(["*::test_reply[[]chatcmpl-hb-0*-gpt-4o-mini[]] *"])
+    result.stdout.fnmatch_lines(["*distill summary*", "model*pass rate*cases*errors*string_check*", "gpt-4o-mini *12 *0*"])
+
+
+def test_the_student_misses_some_answers_and_the_teacher_none(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored:split=test"))
+    student = pytester.runpytest().parseoutcomes()
+    teacher = pytester.runpytest("--model", "gpt-4o").parseoutcomes()
+    assert student.get("failed", 0) > 0
+    assert teacher == {"passed": 12}
+
+
+def test_listing_follows_every_page(pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
+    server = make_sim(seed=[write_jsonl(tmp_path / "many.jsonl", qa_rows(250))])
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored"))
+    result = pytester.runpytest("--collect-only", "-q")
+    result.stdout.fnmatch_lines(["250 tests collected*"])
+    pages = requests_to(server, "GET", "/chat/completions")
+    pages = [r for r in pages if r.path.rstrip("/").endswith("/chat/completions")]
+    assert len(pages) == 3
+    assert "after" not in pages[0].query and all("after" in page.query for page in pages[1:])
+
+
+def test_a_long_conversation_is_read_across_message_pages(pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
+    turns = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i}"} for i in range(130)]
+    turns.append({"role": "assistant", "content": "the end"})
+    turns[-2] = {"role": "user", "content": "last question"}
+    server = make_sim(seed=[write_jsonl(tmp_path / "long.jsonl", [{"id": "long", "messages": turns}])])
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.distill_dataset("stored")
+        def test_input(case):
+            assert len(case.messages) == 130
+            assert case.messages[-1] == {"role": "user", "content": "last question"}
+            assert case.expected == "the end"
+    """)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=1)
+    assert len(requests_to(server, "GET", "/chat/completions/chatcmpl-long/messages")) == 2
+
+
+@pytest.mark.parametrize("spec, count", [("stored:app=hobannu,split=test", 12), ("stored:split=train,limit=5", 5),
+                                         ("stored:app=elsewhere", 0)])
+def test_metadata_filters_and_limit_select_cases(pytester: pytest.Pytester, sim: SimServer, spec: str, count: int) -> None:
+    pytester.makepyfile(STUDENT_SUITE.format(spec=spec))
+    result = pytester.runpytest("--collect-only", "-q")
+    if count:
+        result.stdout.fnmatch_lines([f"{count} tests collected*"])
+    else:
+        result.stdout.fnmatch_lines(["*has no cases: no stored completion matches its filters*"])
+        assert result.ret != 0
+    listing = [r for r in requests_to(sim, "GET", "/chat/completions") if r.path.endswith("/chat/completions")]
+    first = listing[0].query
+    assert first.get("metadata[app]", first.get("metadata[split]")) is not None
+
+
+def test_stored_content_is_cached_so_a_second_collection_only_lists(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored:split=test"))
+    pytester.runpytest("--collect-only", "-q")
+    first = len([r for r in sim.requests if r.path.endswith("/messages")])
+    sim.clear_requests()
+    pytester.runpytest("--collect-only", "-q")
+    assert first == 12
+    assert [r for r in sim.requests if r.path.endswith("/messages")] == []
+    assert len(requests_to(sim, "GET", "/chat/completions")) == 1
+
+
+def test_model_given_twice_runs_each_case_on_both(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored:split=test"))
+    result = pytester.runpytest("--model", "gpt-4o", "--model", "gpt-4o-mini", "--collect-only", "-q")
+    result.stdout.fnmatch_lines(["24 tests collected*"])
+    result.stdout.fnmatch_lines(["*test_reply[[]chatcmpl-hb-0*-gpt-4o[]]", "*test_reply[[]chatcmpl-hb-0*-gpt-4o-mini[]]"])
+
+
+def test_the_teacher_replays_its_stored_answer_without_a_call(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.distill_dataset("stored:split=test")
+        def test_teacher(case, teacher):
+            answer = teacher.complete(case)
+            assert answer.text == case.expected and str(answer) == case.expected
+            assert answer.usage.total_tokens > 0
+    """)
+    sim.clear_requests()
+    pytester.runpytest().assert_outcomes(passed=12)
+    assert requests_to(sim, "POST", "/chat/completions") == []
+
+
+def test_japanese_cases_from_a_jsonl_file_are_answered_and_graded(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(STUDENT_SUITE.format(spec=str(HOBANNU)))
+    result = pytester.runpytest("--model", "gpt-4o")
+    result.assert_outcomes(passed=40)
+    bodies = [r.body for r in requests_to(sim, "POST", "/chat/completions")]
+    assert len(bodies) == 40 and any("ホバンヌ" in json.dumps(b, ensure_ascii=False) for b in bodies)
+
+
+def test_an_auth_failure_is_an_error_that_names_the_call_but_never_the_key(
+        pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
+    make_sim(api_key="sk-the-right-key-0000000000000000")
+    cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(3))
+    pytester.makepyfile(STUDENT_SUITE.format(spec=str(cases)))
+    result = pytester.runpytest("-rA", "--junitxml", "junit.xml")
+    result.assert_outcomes(errors=3)
+    text = result.stdout.str() + result.stderr.str() + (pytester.path / "junit.xml").read_text()
+    assert "POST /chat/completions for model 'gpt-4o-mini' failed (HTTP 401)" in text
+    assert TEST_KEY not in text and TEST_KEY[:12] not in text and TEST_KEY[-6:] not in text
+
+
+def test_a_test_asking_for_case_without_a_dataset_is_told_how_to_give_one(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile("def test_x(case):\n    pass\n")
+    result = pytester.runpytest()
+    result.stdout.fnmatch_lines(["*test_x asks for `case` but has no dataset: add @pytest.mark.distill_dataset*"])
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+
+
+def test_marker_on_a_module_and_dataset_option_both_select_cases(pytester: pytest.Pytester, sim: SimServer, tmp_path: Path) -> None:
+    cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(4))
+    pytester.makepyfile(test_module=f"""
+        import pytest
+        pytestmark = pytest.mark.distill_dataset({str(cases)!r})
+
+        def test_a(case):
+            assert case.metadata == {{"split": "test"}}
+    """, test_option="def test_b(case):\n    assert case.source == 'stored:split=test'\n")
+    pytester.runpytest("--distill-dataset", "stored:split=test").assert_outcomes(passed=16)
+
+
+def test_distill_sim_runs_offline_with_seeds_from_the_ini_file(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    (pytester.path / "data").mkdir()
+    (pytester.path / "data" / "cases.jsonl").write_text(HOBANNU.read_text(encoding="utf-8"), encoding="utf-8")
+    pytester.makeini("[pytest]\ndistill_sim_seed = data/cases.jsonl\n")
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored:split=test"))
+    result = pytester.runpytest("--distill-sim", "--model", "gpt-4o")
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(["distill: offline simulator at http://127.0.0.1:*(its scores measure wiring, not model quality)"])
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_the_summary_is_the_same_serial_and_under_xdist(pytester: pytest.Pytester, sim: SimServer, workers: list[str]) -> None:
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored:split=test"))
+    result = pytester.runpytest("--model", "gpt-4o", "--model", "gpt-4o-mini", *workers)
+    assert outcomes_total(result) == 24
+    result.stdout.fnmatch_lines(["gpt-4o  *100%*12*0*100% / 1.00 / 12", "gpt-4o-mini *12*0*"])
+
+
+def test_distill_sim_under_xdist_uses_the_controllers_simulator(pytester: pytest.Pytester) -> None:
+    pytester.makeini(f"[pytest]\ndistill_sim_seed = {HOBANNU}\n")
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored:split=test"))
+    result = pytester.runpytest("--distill-sim", "--model", "gpt-4o", "-n", "2")
+    result.assert_outcomes(passed=12)
