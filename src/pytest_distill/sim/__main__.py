@@ -1,0 +1,67 @@
+"""`python -m pytest_distill.sim`: run the simulator until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from .seed import SeedError
+from .server import SimServer
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the options, serve, print the banner, and stop cleanly on Ctrl-C or SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m pytest_distill.sim", description=__doc__)
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default 8000)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--seed", type=Path, action="append", default=[], metavar="FILE.jsonl",
+                        help="chat-format JSONL whose cases become stored teacher completions (repeatable)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay of every answer")
+    parser.add_argument("--job-seconds", type=float, default=3.0, metavar="SECONDS",
+                        help="how long a fine-tuning job takes (default 3)")
+    args = parser.parse_args(argv)
+    try:
+        server = SimServer(args.seed, latency_s=args.latency, job_seconds=args.job_seconds, host=args.host, port=args.port)
+        server.start()
+    except (SeedError, OSError) as exc:
+        print(f"pytest-distill simulator: {exc}", file=sys.stderr)
+        return 2
+    stopped = threading.Event()
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    print(banner(server, args.seed), flush=True)
+    try:
+        stopped.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    print("pytest-distill simulator stopped.", flush=True)
+    return 0
+
+
+def banner(server: SimServer, seeds: Sequence[Path]) -> str:
+    """What the simulator is, where it listens, and how to point a client at it."""
+    sources = ", ".join(map(str, seeds)) or "no seed files"
+    return "\n".join(
+        [
+            f"pytest-distill simulator: an offline OpenAI-compatible API at {server.url}",
+            f"{server.seeded} stored completion(s) seeded from {sources}.",
+            "Its models are deterministic stand-ins: its scores measure wiring, not model quality.",
+            f"export OPENAI_BASE_URL={server.url}",
+            "export OPENAI_API_KEY=sk-sim  # any key is accepted",
+            "Press Ctrl-C to stop.",
+        ]
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

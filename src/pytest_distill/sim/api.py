@@ -1,0 +1,617 @@
+"""The OpenAI endpoints the simulator speaks, as plain functions of a parsed request.
+
+HTTP lives in `server.py`; here every endpoint takes an `ApiRequest` and returns the real JSON
+shape, or raises `ApiError` with the real error shape, so the rules can be read in one place.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .chatformat import Example, message_problem, message_text, metadata_problem
+from .errors import ApiError, bad_request, not_found
+from .faults import Fault
+from .ids import random_id, stable_id
+from .jobs import MIN_TRAINING_EXAMPLES, JobBoard, TrainingCheck, check_training_file, hyperparameters_problem
+from .judge import judge
+from .models import FINE_TUNABLE, ModelCard, ModelZoo, Knowledge, embed, encode_base64, snapshot
+from .store import CompletionStore, FileStore, StoredFile
+from .text import count_tokens, truncate_tokens
+
+# The top-level properties of the spec's CreateChatCompletionRequest (OpenAPI 2.3.0); any other
+# key is rejected as the real API rejects it. tests/sim checks this set against the spec.
+CHAT_PARAMS = frozenset(
+    {
+        "audio", "frequency_penalty", "function_call", "functions", "logit_bias", "logprobs",
+        "max_completion_tokens", "max_tokens", "messages", "metadata", "modalities", "model",
+        "moderation", "n", "parallel_tool_calls", "prediction", "presence_penalty",
+        "prompt_cache_key", "prompt_cache_options", "prompt_cache_retention", "reasoning_effort",
+        "response_format", "safety_identifier", "seed", "service_tier", "stop", "store", "stream",
+        "stream_options", "temperature", "tool_choice", "tools", "top_logprobs", "top_p", "user",
+        "verbosity", "web_search_options",
+    }
+)  # fmt: skip
+EMBEDDING_PARAMS = frozenset({"input", "model", "encoding_format", "dimensions", "user"})
+JOB_PARAMS = frozenset(
+    {"model", "training_file", "hyperparameters", "suffix", "validation_file", "integrations", "seed", "method", "metadata"}
+)
+FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+REFUSAL = "I'm sorry, but I can't help with that request."
+GARBAGE = "Sure! The output looks fine to me, I would give it a good grade."
+
+
+@dataclass(frozen=True)
+class Upload:
+    """A file part of a multipart request."""
+
+    filename: str
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ApiRequest:
+    """A request to /v1, parsed: `path` is the part after /v1, `body` the JSON or the form fields."""
+
+    method: str
+    path: str
+    query: Mapping[str, list[str]] = field(default_factory=dict)
+    body: Any = None
+    uploads: Mapping[str, Upload] = field(default_factory=dict)
+    request_id: str = ""
+    fault: Fault | None = None
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """What to send back: status, body bytes, content type and any further headers."""
+
+    status: int
+    body: bytes
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def json(cls, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> ApiResponse:
+        """A JSON response (UTF-8, non-ASCII kept as is)."""
+        return cls(status, json.dumps(payload, ensure_ascii=False).encode(), headers=dict(headers or {}))
+
+    @classmethod
+    def error(cls, error: ApiError) -> ApiResponse:
+        """The real error shape and status, with the error's headers (e.g. Retry-After)."""
+        return cls.json(error.body(), error.status, error.headers)
+
+
+Handler = Callable[..., "dict[str, Any] | ApiResponse"]
+
+
+class SimApi:
+    """The endpoints, over the stores, the fine-tuning jobs and the simulated models."""
+
+    def __init__(
+        self, seeded: Sequence[tuple[str, Example]], *, job_seconds: float, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.clock = clock
+        self.completions = CompletionStore()
+        self.files = FileStore()
+        self.jobs = JobBoard(job_seconds, clock)
+        self.zoo = ModelZoo(Knowledge((example.key, example.answer) for _, example in seeded), self.jobs.fine_tunes)
+        start = int(clock()) - len(seeded)
+        for offset, (completion_id, example) in enumerate(seeded):
+            self._seed(completion_id, example, created=start + offset)
+        routes: list[tuple[str, str, Handler]] = [
+            ("POST", "/chat/completions", self.create_chat_completion),
+            ("GET", "/chat/completions", self.list_chat_completions),
+            ("GET", "/chat/completions/{id}", self.get_chat_completion),
+            ("POST", "/chat/completions/{id}", self.update_chat_completion),
+            ("DELETE", "/chat/completions/{id}", self.delete_chat_completion),
+            ("GET", "/chat/completions/{id}/messages", self.list_chat_messages),
+            ("POST", "/embeddings", self.create_embeddings),
+            ("GET", "/models", self.list_models),
+            ("GET", "/models/{id}", self.get_model),
+            ("POST", "/files", self.create_file),
+            ("GET", "/files", self.list_files),
+            ("GET", "/files/{id}", self.get_file),
+            ("DELETE", "/files/{id}", self.delete_file),
+            ("GET", "/files/{id}/content", self.get_file_content),
+            ("POST", "/fine_tuning/jobs", self.create_job),
+            ("GET", "/fine_tuning/jobs", self.list_jobs),
+            ("GET", "/fine_tuning/jobs/{id}", self.get_job),
+            ("GET", "/fine_tuning/jobs/{id}/events", self.list_job_events),
+            ("POST", "/fine_tuning/jobs/{id}/cancel", self.cancel_job),
+        ]
+        self._routes = [(method, re.compile(re.escape(path).replace(r"\{id\}", "([^/]+)") + "$"), h) for method, path, h in routes]
+
+    def handle(self, request: ApiRequest) -> ApiResponse:
+        """Route a request; an unknown method or path is the real API's 404 "Invalid URL"."""
+        for method, pattern, handler in self._routes:
+            match = pattern.match(request.path)
+            if match and method == request.method:
+                result = handler(request, *match.groups())
+                return result if isinstance(result, ApiResponse) else ApiResponse.json(result)
+        raise not_found(f"Invalid URL ({request.method} /v1{request.path})")
+
+    # Chat completions
+
+    def create_chat_completion(self, request: ApiRequest) -> dict[str, Any]:
+        """POST /chat/completions: answer with a simulated model, the judge, or an injected fault."""
+        body = _json_object(request.body)
+        _reject_unknown(body, CHAT_PARAMS)
+        model = body.get("model")
+        if not model or not isinstance(model, str):
+            raise bad_request("you must provide a model parameter")
+        messages = _messages(body)
+        if body.get("stream"):
+            raise bad_request("The simulator does not stream: leave out stream or send stream=false.", param="stream")
+        if body.get("n") not in (None, 1):
+            raise bad_request("The simulator answers with n=1 only.", param="n")
+        card = self._chat_model(model)
+        store = bool(body.get("store"))
+        metadata = body.get("metadata")
+        if metadata is not None:
+            _check_metadata(metadata)
+            if not store:
+                raise bad_request("The 'metadata' parameter is only allowed when 'store' is enabled.", param="metadata")
+        content, refusal, finish_reason = self._reply(card, messages, body, request.fault)
+        completion = chat_completion(
+            completion_id=random_id("chatcmpl-", 29),
+            created=int(self.clock()),
+            model=snapshot(card.id),
+            messages=messages,
+            content=content,
+            refusal=refusal,
+            finish_reason=finish_reason,
+        )
+        if store:
+            self.completions.add(stored_completion(completion, body, request.request_id), messages)
+        return completion
+
+    def list_chat_completions(self, request: ApiRequest) -> dict[str, Any]:
+        """GET /chat/completions: stored ones, filtered by model (alias or snapshot) and metadata."""
+        model = _one(request.query, "model")
+        models = {model, snapshot(model)} if model else None
+        items = self.completions.list(models=models, metadata=_metadata_filter(request.query))
+        return page(items, request.query, default_order="asc", max_limit=100)
+
+    def get_chat_completion(self, request: ApiRequest, completion_id: str) -> dict[str, Any]:
+        """GET /chat/completions/{id}."""
+        return self.completions.get(completion_id)
+
+    def update_chat_completion(self, request: ApiRequest, completion_id: str) -> dict[str, Any]:
+        """POST /chat/completions/{id}: only `metadata` can change, as on the real API."""
+        body = _json_object(request.body)
+        _reject_unknown(body, {"metadata"})
+        if "metadata" not in body:
+            raise _missing("metadata")
+        metadata = body["metadata"] or {}
+        _check_metadata(metadata)
+        return self.completions.update(completion_id, metadata)
+
+    def delete_chat_completion(self, request: ApiRequest, completion_id: str) -> dict[str, Any]:
+        """DELETE /chat/completions/{id}."""
+        self.completions.delete(completion_id)
+        return {"object": "chat.completion.deleted", "id": completion_id, "deleted": True}
+
+    def list_chat_messages(self, request: ApiRequest, completion_id: str) -> dict[str, Any]:
+        """GET /chat/completions/{id}/messages: the stored input messages, paged."""
+        return page(self.completions.messages(completion_id), request.query, default_order="asc", max_limit=100)
+
+    # Embeddings and models
+
+    def create_embeddings(self, request: ApiRequest) -> dict[str, Any]:
+        """POST /embeddings: hashed character n-gram vectors, as floats or base64 float32."""
+        body = _json_object(request.body)
+        _reject_unknown(body, EMBEDDING_PARAMS)
+        model = body.get("model")
+        if not model or not isinstance(model, str):
+            raise bad_request("you must provide a model parameter")
+        card = self._model(model)
+        if card.kind != "embedding":
+            raise bad_request(f"The model `{model}` does not support embeddings.", param="model")
+        texts = _embedding_input(body.get("input"))
+        dimensions = body.get("dimensions", card.dimensions)
+        if not isinstance(dimensions, int) or isinstance(dimensions, bool) or not 1 <= dimensions <= card.dimensions:
+            raise bad_request(f"Invalid 'dimensions': expected an integer from 1 to {card.dimensions}.", param="dimensions")
+        encoding = body.get("encoding_format", "float")
+        if encoding not in ("float", "base64"):
+            raise _invalid_value("encoding_format", encoding, ("float", "base64"))
+        data = []
+        for index, text in enumerate(texts):
+            vector = embed(text, card.dimensions, dimensions)
+            data.append({"object": "embedding", "index": index, "embedding": encode_base64(vector) if encoding == "base64" else vector})
+        tokens = sum(count_tokens(text) for text in texts)
+        return {"object": "list", "data": data, "model": card.id, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+
+    def list_models(self, request: ApiRequest) -> dict[str, Any]:
+        """GET /models: the base models and the fine-tuned models that exist now."""
+        return {"object": "list", "data": [card.as_json() for card in self.zoo.cards()]}
+
+    def get_model(self, request: ApiRequest, model: str) -> dict[str, Any]:
+        """GET /models/{model}."""
+        return self._model(model).as_json()
+
+    # Files
+
+    def create_file(self, request: ApiRequest) -> dict[str, Any]:
+        """POST /files (multipart): keep the bytes; fine-tune files must be .jsonl, as on the real API."""
+        form = request.body if isinstance(request.body, dict) else {}
+        upload = request.uploads.get("file")
+        if upload is None:
+            raise _missing("file")
+        _reject_unknown({k: v for k, v in form.items() if not k.startswith("expires_after")}, {"purpose", "file"})
+        purpose = form.get("purpose")
+        if purpose is None:
+            raise _missing("purpose")
+        if purpose not in FILE_PURPOSES:
+            raise _invalid_value("purpose", purpose, FILE_PURPOSES)
+        if purpose == "fine-tune" and not upload.filename.endswith(".jsonl"):
+            raise bad_request("Invalid file format for Fine-Tuning API. Must be .jsonl", param="file")
+        info = {
+            "object": "file",
+            "id": random_id("file-", 22),
+            "purpose": purpose,
+            "filename": upload.filename,
+            "bytes": len(upload.data),
+            "created_at": int(self.clock()),
+            "status": "processed",
+        }
+        self.files.add(StoredFile(info, upload.data))
+        return info
+
+    def list_files(self, request: ApiRequest) -> dict[str, Any]:
+        """GET /files: newest first unless order=asc, optionally of one purpose."""
+        items = self.files.list(_one(request.query, "purpose"))
+        return page(items, request.query, default_order="desc", max_limit=10000, default_limit=10000)
+
+    def get_file(self, request: ApiRequest, file_id: str) -> dict[str, Any]:
+        """GET /files/{id}."""
+        return self.files.get(file_id).info
+
+    def delete_file(self, request: ApiRequest, file_id: str) -> dict[str, Any]:
+        """DELETE /files/{id}."""
+        self.files.delete(file_id)
+        return {"object": "file", "id": file_id, "deleted": True}
+
+    def get_file_content(self, request: ApiRequest, file_id: str) -> ApiResponse:
+        """GET /files/{id}/content: the bytes as uploaded."""
+        return ApiResponse(200, self.files.get(file_id).data, "application/octet-stream")
+
+    # Fine-tuning jobs
+
+    def create_job(self, request: ApiRequest) -> dict[str, Any]:
+        """POST /fine_tuning/jobs: check the request now; the file is checked as the job runs."""
+        body = _json_object(request.body)
+        _reject_unknown(body, JOB_PARAMS)
+        for name in ("model", "training_file"):
+            if not isinstance(body.get(name), str) or not body[name]:
+                raise _missing(name)
+        model = self._fine_tunable(body["model"])
+        training = self._training_file(body["training_file"], "training_file")
+        validation_id = body.get("validation_file")
+        validation = self._training_file(validation_id, "validation_file") if validation_id is not None else None
+        suffix = body.get("suffix")
+        if suffix is not None and not (isinstance(suffix, str) and 1 <= len(suffix) <= 64):
+            raise bad_request("Invalid 'suffix': expected a string of 1 to 64 characters.", param="suffix")
+        seed = body.get("seed")
+        if seed is not None and not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= 2147483647):
+            raise bad_request("Invalid 'seed': expected an integer from 0 to 2147483647.", param="seed")
+        metadata = body.get("metadata")
+        if metadata is not None:
+            _check_metadata(metadata)
+        integrations = body.get("integrations")
+        if integrations is not None and not isinstance(integrations, list):
+            raise bad_request("Invalid 'integrations': expected an array.", param="integrations")
+        check = check_training_file(training.data, param="training_file", minimum=MIN_TRAINING_EXAMPLES)
+        if validation is not None and check.error is None:
+            validation_error = check_training_file(validation.data, param="validation_file", minimum=1).error
+            check = TrainingCheck(check.examples, validation_error)
+        return self.jobs.create(
+            model=model,
+            training_file=body["training_file"],
+            check=check,
+            validation_file=validation_id,
+            suffix=suffix,
+            seed=seed,
+            metadata=metadata,
+            integrations=integrations,
+            hyperparameters=_hyperparameters(body),
+        )
+
+    def list_jobs(self, request: ApiRequest) -> dict[str, Any]:
+        """GET /fine_tuning/jobs: newest first, optionally filtered by metadata."""
+        return page(self.jobs.list(_metadata_filter(request.query)), request.query, ids=False)
+
+    def get_job(self, request: ApiRequest, job_id: str) -> dict[str, Any]:
+        """GET /fine_tuning/jobs/{id}: its state at this moment."""
+        return self.jobs.get(job_id)
+
+    def list_job_events(self, request: ApiRequest, job_id: str) -> dict[str, Any]:
+        """GET /fine_tuning/jobs/{id}/events: newest first."""
+        return page(self.jobs.events(job_id), request.query, ids=False)
+
+    def cancel_job(self, request: ApiRequest, job_id: str) -> dict[str, Any]:
+        """POST /fine_tuning/jobs/{id}/cancel."""
+        return self.jobs.cancel(job_id)
+
+    # Helpers that need the API's state
+
+    def _seed(self, completion_id: str, example: Example, *, created: int) -> None:
+        completion = chat_completion(
+            completion_id=completion_id,
+            created=created,
+            model=snapshot("gpt-4o"),
+            messages=example.input,
+            content=example.answer,
+            refusal=None,
+            finish_reason="stop",
+        )
+        body = {"metadata": example.metadata, "temperature": 1.0, "top_p": 1.0}
+        request_id = stable_id("req_", completion_id, length=32)
+        self.completions.add(stored_completion(completion, body, request_id), example.input)
+
+    def _model(self, name: str) -> ModelCard:
+        card = self.zoo.find(name)
+        if card is None:
+            raise ApiError(
+                404, f"The model `{name}` does not exist or you do not have access to it.", code="model_not_found"
+            )
+        return card
+
+    def _chat_model(self, name: str) -> ModelCard:
+        card = self._model(name)
+        if card.kind == "embedding":
+            raise not_found(
+                "This is not a chat model and thus not supported in the v1/chat/completions endpoint.", param="model"
+            )
+        return card
+
+    def _fine_tunable(self, name: str) -> str:
+        base = snapshot(name)
+        if base in FINE_TUNABLE or base in self.jobs.fine_tunes():
+            return base
+        raise bad_request(
+            f"Model {name} is not available for fine-tuning or does not exist.", param="model", code="model_not_available"
+        )
+
+    def _training_file(self, file_id: object, param: str) -> StoredFile:
+        stored = self.files.find(file_id) if isinstance(file_id, str) else None
+        if stored is None:
+            raise bad_request(f"invalid {param}: {file_id}", param=param)
+        if stored.info["purpose"] != "fine-tune":
+            raise bad_request(f"invalid {param}: {file_id} was uploaded with purpose '{stored.info['purpose']}', not 'fine-tune'.", param=param)
+        return stored
+
+    def _reply(
+        self, card: ModelCard, messages: list[dict[str, Any]], body: Mapping[str, Any], fault: Fault | None
+    ) -> tuple[str | None, str | None, str]:
+        """The message content, refusal and finish reason: the judge for a json_schema request."""
+        response_format = body.get("response_format") or {}
+        kind = response_format.get("type") if isinstance(response_format, Mapping) else None
+        if kind == "json_schema":
+            schema = response_format.get("json_schema")
+            if not isinstance(schema, Mapping):
+                raise _missing("response_format.json_schema")
+            if fault is not None and fault.kind == "judge_refusal":
+                return None, REFUSAL, "stop"
+            garbage = fault is not None and fault.kind == "judge_garbage"
+            text = GARBAGE if garbage else json.dumps(judge(messages, schema), ensure_ascii=False)
+        elif kind == "json_object":
+            text = json.dumps({"answer": self.zoo.answer(card.id, messages)}, ensure_ascii=False)
+        else:
+            text = self.zoo.answer(card.id, messages)
+        text = _cut_at_stop(text, body.get("stop"))
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        if isinstance(limit, int) and count_tokens(text) > limit:
+            return truncate_tokens(text, limit), None, "length"
+        return text, None, "stop"
+
+
+def chat_completion(
+    *,
+    completion_id: str,
+    created: int,
+    model: str,
+    messages: Sequence[Mapping[str, Any]],
+    content: str | None,
+    refusal: str | None,
+    finish_reason: str,
+) -> dict[str, Any]:
+    """The real `chat.completion` object, with a usage count from `count_tokens`."""
+    prompt_tokens = sum(count_tokens(message_text(m)) + 3 for m in messages) + 3
+    completion_tokens = count_tokens(content or refusal or "")
+    return {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": refusal, "annotations": []},
+                "logprobs": None,
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        },
+        "service_tier": "default",
+        "system_fingerprint": "fp_" + stable_id("", model, length=10).lower(),
+    }
+
+
+def stored_completion(completion: Mapping[str, Any], body: Mapping[str, Any], request_id: str) -> dict[str, Any]:
+    """A completion as the stored-completions endpoints return it: with the request's settings."""
+    return {
+        **completion,
+        "metadata": dict(body.get("metadata") or {}),
+        "request_id": request_id,
+        "seed": body.get("seed"),
+        "temperature": body.get("temperature", 1.0),
+        "top_p": body.get("top_p", 1.0),
+        "presence_penalty": body.get("presence_penalty", 0.0),
+        "frequency_penalty": body.get("frequency_penalty", 0.0),
+        "input_user": body.get("user"),
+        "tool_choice": body.get("tool_choice"),
+        "tools": body.get("tools"),
+        "response_format": body.get("response_format"),
+    }
+
+
+def page(
+    items: list[dict[str, Any]],
+    query: Mapping[str, list[str]],
+    *,
+    default_order: str | None = None,
+    max_limit: int = 100,
+    default_limit: int = 20,
+    ids: bool = True,
+) -> dict[str, Any]:
+    """One page of a cursor-paged list: `after` an item id, `limit`, and `order` when it applies.
+
+    `items` come oldest first when the list has an `order` parameter (`default_order` given),
+    else already in the listing's fixed order (newest first for jobs and events). `ids` adds
+    `first_id`/`last_id`, which the real API sends on the lists whose schema has them (null on
+    an empty page).
+    """
+    limit = _limit(_one(query, "limit"), default_limit, max_limit)
+    if default_order is not None:
+        order = _one(query, "order") or default_order
+        if order not in ("asc", "desc"):
+            raise _invalid_value("order", order, ("asc", "desc"))
+        items = items if order == "asc" else items[::-1]
+    after = _one(query, "after")
+    if after is not None:
+        positions = [i for i, item in enumerate(items) if item["id"] == after]
+        if not positions:
+            raise bad_request(f"Invalid 'after': no item with id '{after}' in this list.", param="after")
+        items = items[positions[0] + 1 :]
+    data = items[:limit]
+    result: dict[str, Any] = {"object": "list", "data": data}
+    if ids:
+        result["first_id"] = data[0]["id"] if data else None
+        result["last_id"] = data[-1]["id"] if data else None
+    result["has_more"] = len(items) > limit
+    return result
+
+
+def _json_object(body: object) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise bad_request("We could not parse the JSON body of your request: the OpenAI API expects a JSON object.")
+    return body
+
+
+def _reject_unknown(body: Mapping[str, Any], allowed: frozenset[str] | set[str]) -> None:
+    unknown = sorted(set(body) - allowed)
+    if len(unknown) == 1:
+        raise bad_request(f"Unrecognized request argument supplied: {unknown[0]}")
+    if unknown:
+        raise bad_request(f"Unrecognized request arguments supplied: {', '.join(unknown)}")
+
+
+def _missing(name: str) -> ApiError:
+    return bad_request(f"Missing required parameter: '{name}'.", param=name, code="missing_required_parameter")
+
+
+def _invalid_value(param: str, value: object, supported: Sequence[str]) -> ApiError:
+    names = ", ".join(f"'{s}'" for s in supported[:-1]) + f" and '{supported[-1]}'"
+    return bad_request(f"Invalid value: '{value}'. Supported values are: {names}.", param=param, code="invalid_value")
+
+
+def _check_metadata(metadata: object) -> None:
+    problem = metadata_problem(metadata)
+    if problem:
+        raise bad_request(f"Invalid 'metadata': {problem}.", param="metadata")
+
+
+def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    messages = body.get("messages")
+    if messages is None:
+        raise _missing("messages")
+    if not isinstance(messages, list) or not messages:
+        raise bad_request("Invalid 'messages': expected a non-empty array of messages.", param="messages", code="empty_array")
+    for index, message in enumerate(messages):
+        problem = message_problem(message, f"messages[{index}]")
+        if problem:
+            raise bad_request(f"Invalid '{problem}'.", param=f"messages[{index}]", code="invalid_value")
+    return messages
+
+
+def _embedding_input(value: object) -> list[str]:
+    if value is None:
+        raise _missing("input")
+    texts = [value] if isinstance(value, str) else value
+    if not isinstance(texts, list) or not texts:
+        raise bad_request("Invalid 'input': expected a string or a non-empty array of strings.", param="input")
+    if not all(isinstance(text, str) for text in texts):
+        raise bad_request("The simulator embeds text only: send strings, not token arrays.", param="input")
+    if not all(texts):
+        raise bad_request("'$.input' is invalid: the input cannot be an empty string.", param="input")
+    return texts
+
+
+def _hyperparameters(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The supervised hyperparameters, from `method` or from the deprecated top-level field."""
+    legacy = body.get("hyperparameters")
+    method = body.get("method")
+    from_method = None
+    if method is not None:
+        kind = method.get("type") if isinstance(method, Mapping) else None
+        if kind != "supervised":
+            raise bad_request(f"The simulator trains with method type 'supervised' only, not {kind!r}.", param="method.type")
+        supervised = method.get("supervised") or {}
+        from_method = supervised.get("hyperparameters") if isinstance(supervised, Mapping) else None
+    if legacy and from_method:
+        raise bad_request("Give the hyperparameters in 'method' or in 'hyperparameters', not both.", param="hyperparameters")
+    chosen = from_method or legacy or {}
+    problem = hyperparameters_problem(chosen)
+    if problem:
+        raise bad_request(f"Invalid hyperparameters: {problem}.", param="hyperparameters")
+    return dict(chosen)
+
+
+def _cut_at_stop(text: str, stop: object) -> str:
+    """The text up to the first stop sequence, which the real API leaves out too."""
+    sequences = [stop] if isinstance(stop, str) else stop if isinstance(stop, list) else []
+    cuts = [text.find(s) for s in sequences if isinstance(s, str) and s and s in text]
+    return text[: min(cuts)] if cuts else text
+
+
+def _one(query: Mapping[str, list[str]], name: str) -> str | None:
+    values = query.get(name)
+    return values[-1] if values else None
+
+
+def _metadata_filter(query: Mapping[str, list[str]]) -> dict[str, str]:
+    return {key[len("metadata[") : -1]: values[-1] for key, values in query.items() if key.startswith("metadata[") and key.endswith("]")}
+
+
+def _limit(raw: str | None, default: int, maximum: int) -> int:
+    if raw is None:
+        return default
+    try:
+        limit = int(raw)
+    except ValueError:
+        raise bad_request(f"Invalid 'limit': expected an integer, but got '{raw}' instead.", param="limit", code="invalid_type") from None
+    if limit < 1:
+        raise bad_request(f"Invalid 'limit': integer below minimum value. Expected a value >= 1, but got {limit} instead.", param="limit", code="integer_below_min_value")
+    if limit > maximum:
+        raise bad_request(
+            f"Invalid 'limit': integer above maximum value. Expected a value <= {maximum}, but got {limit} instead.",
+            param="limit",
+            code="integer_above_max_value",
+        )
+    return limit

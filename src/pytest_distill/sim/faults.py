@@ -1,0 +1,88 @@
+"""Injected faults, for testing how a client behaves when the API misbehaves."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+KINDS = ("429", "500", "stall", "malformed", "judge_garbage", "judge_refusal")
+JUDGE_KINDS = ("judge_garbage", "judge_refusal")
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A fault for the next `count` matching requests to /v1.
+
+    kinds: "429" (rate limit, with `Retry-After: retry_after` when given), "500" (server
+    error), "stall" (wait `seconds`, then answer normally), "malformed" (200 with a body that
+    is not JSON), "judge_garbage" (a judge answer whose content is not JSON) and
+    "judge_refusal" (a judge answer with null content and a refusal). A request matches when
+    its path starts with `path` (with or without the leading "/v1") and its body's model is
+    `model`, each when given; the judge kinds match judge requests only (chat completions
+    with a `json_schema` response format), since they mean to break the judge, not the models.
+    """
+
+    kind: str
+    count: int = 1
+    path: str | None = None
+    model: str | None = None
+    retry_after: float | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {', '.join(KINDS)}")
+        if self.count < 1:
+            raise ValueError("a fault's count must be at least 1")
+        if self.kind == "stall" and (self.seconds is None or self.seconds < 0):
+            raise ValueError("a stall fault needs seconds >= 0")
+
+    @classmethod
+    def from_json(cls, data: object) -> Fault:
+        """A fault from its JSON form (what `POST /_sim/faults` receives)."""
+        if not isinstance(data, Mapping):
+            raise ValueError("a fault must be a JSON object")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown fault field(s): {', '.join(unknown)}")
+        return cls(**data)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        return asdict(self)
+
+    def matches(self, path: str, model: str | None, *, judge: bool) -> bool:
+        """Whether a request to `path` (e.g. "/v1/chat/completions") for `model` is hit."""
+        if self.kind in JUDGE_KINDS and not judge:
+            return False
+        if self.path is not None and not (path.startswith(self.path) or path.removeprefix("/v1").startswith(self.path)):
+            return False
+        return self.model is None or self.model == model
+
+
+class FaultQueue:
+    """Faults waiting for requests; the first matching one is spent one use at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Fault, int]] = []
+
+    def add(self, fault: Fault) -> None:
+        """Queue a fault behind the ones already waiting."""
+        with self._lock:
+            self._pending.append((fault, fault.count))
+
+    def take(self, path: str, model: str | None, *, judge: bool) -> Fault | None:
+        """Use up one application of the first fault this request matches, if any."""
+        with self._lock:
+            for index, (fault, left) in enumerate(self._pending):
+                if fault.matches(path, model, judge=judge):
+                    if left == 1:
+                        del self._pending[index]
+                    else:
+                        self._pending[index] = (fault, left - 1)
+                    return fault
+        return None

@@ -1,0 +1,238 @@
+"""The simulated judge: answers a `json_schema` chat request from the request itself.
+
+Contract with the plugin's grader templates: the last user message holds tagged sections,
+`<output>` (the text graded), and optionally `<expected>` (the reference), `<question>`,
+`<criteria>`; the schema's properties are `reasoning` first, then one verdict property. The
+verdict is read off a similarity `s` in [0, 1] between output and expected (see
+`text.Overlap.similarity`), shaped by the verdict property's schema:
+
+- enum A-E (factuality): C when nearly equal, B when the output contains the reference, A when
+  the reference contains the output, E when `s` >= 0.6, else D (disagreement, the one that fails);
+- enum positive/neutral/negative (sentiment): from small word lists, English and Japanese;
+- boolean (criteria): `s` >= 0.5 against `<expected>`, else the share of the criteria's content
+  words found in the output >= 0.5;
+- integer or number (with minimum/maximum, else 1-5 or 0-1) or an enum of integers: `lo + s * (hi - lo)`
+  rounded; with no `<expected>`, `s` is a text-quality score instead;
+- any other string enum: labels taken as running from worst to best, picked at `s` along the list.
+
+The judge grades wiring, not meaning: it is deterministic and knows nothing a word count misses.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .chatformat import message_text
+from .text import Overlap, has_cjk, normalize, overlap
+
+TAGS = ("output", "expected", "question", "criteria")
+
+FACTUALITY_MEANING = {
+    "A": "a subset of the expected answer and consistent with it",
+    "B": "a superset of the expected answer and consistent with it",
+    "C": "the same as the expected answer",
+    "D": "in disagreement with the expected answer",
+    "E": "different from the expected answer only in ways that do not matter",
+}
+
+POSITIVE_WORDS = frozenset(
+    """good great excellent love loved like happy glad wonderful amazing fantastic best pleased
+    helpful thanks thank awesome perfect nice enjoy enjoyed satisfied recommend delighted""".split()
+)
+NEGATIVE_WORDS = frozenset(
+    """bad terrible awful hate hated poor worst sad angry disappointed disappointing broken useless
+    horrible slow problem fail failed unhappy annoying wrong complaint refund""".split()
+)
+NEGATORS = frozenset({"not", "no", "never", "t"})  # "t" is what normalising leaves of "n't"
+JAPANESE_POSITIVE = ("良い", "よい", "素晴らしい", "すばらしい", "嬉しい", "うれしい", "好き", "最高", "ありがとう", "満足", "楽しい", "便利")
+JAPANESE_NEGATIVE = ("悪い", "最悪", "嫌い", "残念", "不満", "遅い", "壊れ", "ひどい", "悲しい", "失望", "困っ")
+
+# Words that say what to check rather than what should be there ("The answer mentions Paris").
+INSTRUCTION_WORDS = frozenset(
+    """response answer output text reply mention mentions mentioned include includes included
+    contain contains state states say says explain explains describe describes correct correctly
+    criteria criterion given provided""".split()
+)
+TERMINAL = tuple(".!?。！？…)」』\"'”’")
+PASS_LEVEL = 0.5
+
+Verdict = tuple[Any, str]
+
+
+def judge(messages: Sequence[Mapping[str, Any]], json_schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The judge's JSON answer: `reasoning`, the verdict, and defaults for any other required field."""
+    schema = json_schema.get("schema") or {}
+    properties: Mapping[str, Mapping[str, Any]] = schema.get("properties") or {}
+    required = set(schema.get("required") or ())
+    found = sections(next((message_text(m) for m in reversed(messages) if m.get("role") == "user"), ""))
+    verdict_name = next((name for name in properties if name != "reasoning"), None)
+    value, reasoning = verdict(properties[verdict_name], found) if verdict_name else (None, _no_verdict())
+    answer: dict[str, Any] = {}
+    for name, prop in properties.items():
+        if name == "reasoning":
+            answer[name] = reasoning
+        elif name == verdict_name:
+            answer[name] = value
+        elif name in required:
+            answer[name] = _default(prop)
+    return answer
+
+
+def sections(text: str) -> dict[str, str]:
+    """The tagged sections of a judge prompt: the first `<tag>...</tag>` of each tag, stripped."""
+    found = {}
+    for tag in TAGS:
+        match = re.search(rf"<{tag}>(.*?)</{tag}>", text, re.DOTALL)
+        if match:
+            found[tag] = match.group(1).strip()
+    return found
+
+
+def verdict(prop: Mapping[str, Any], found: Mapping[str, str]) -> Verdict:
+    """The verdict value for the verdict property's schema, and the one-sentence reasoning."""
+    enum = prop.get("enum") or []
+    types = {prop["type"]} if isinstance(prop.get("type"), str) else set(prop.get("type") or ())
+    output, expected = found.get("output", ""), found.get("expected")
+    if set(enum) == set("ABCDE"):
+        return factuality(output, expected)
+    if set(enum) == {"positive", "neutral", "negative"}:
+        return sentiment(output)
+    if "boolean" in types:
+        return criteria_met(output, expected, found.get("criteria"))
+    if enum and all(isinstance(v, int) and not isinstance(v, bool) for v in enum):
+        return scale(output, expected, min(enum), max(enum), choices=sorted(enum))
+    if types & {"integer", "number"}:
+        integer = "integer" in types
+        low, high = prop.get("minimum", 1 if integer else 0), prop.get("maximum", 5 if integer else 1)
+        return scale(output, expected, low, high, choices=None if not integer else list(range(low, high + 1)))
+    if enum:
+        return label(output, expected, list(enum))
+    s, how = _graded(output, expected)
+    return f"{s:.2f}", f"{how}, so {s:.2f}."
+
+
+def factuality(output: str, expected: str | None) -> Verdict:
+    """A-E as in the classic model-graded fact template; D, the disagreement, is the one that fails."""
+    if expected is None:
+        return "D", "There was no <expected> section to compare the output with, so D."
+    found = overlap(output, expected)
+    s = found.similarity
+    if not normalize(output):
+        letter = "D"
+    elif found.dice >= 0.9:
+        letter = "C"
+    elif found.recall == 1:
+        letter = "B"
+    elif found.precision == 1:
+        letter = "A"
+    elif s >= 0.6:
+        letter = "E"
+    else:
+        letter = "D"
+    return letter, f"{_compared(found)}, so {letter}: the output is {FACTUALITY_MEANING[letter]}."
+
+
+def sentiment(output: str) -> Verdict:
+    """positive, neutral or negative by counting sentiment words (a preceding negation flips one)."""
+    words = normalize(output).split()
+    positive = negative = 0
+    for index, word in enumerate(words):
+        polarity = (word in POSITIVE_WORDS) - (word in NEGATIVE_WORDS)
+        if index and words[index - 1] in NEGATORS:
+            polarity = -polarity
+        positive += polarity > 0
+        negative += polarity < 0
+    positive += sum(output.count(word) for word in JAPANESE_POSITIVE)
+    negative += sum(output.count(word) for word in JAPANESE_NEGATIVE)
+    result = "positive" if positive > negative else "negative" if negative > positive else "neutral"
+    return result, f"Counted sentiment words in the output: {positive} positive, {negative} negative, so {result}."
+
+
+def criteria_met(output: str, expected: str | None, criteria: str | None) -> Verdict:
+    """True when the output overlaps the reference enough.
+
+    Against `<expected>`: similarity >= 0.5. Against `<criteria>`: at least half of the
+    criteria's content words (stop words and instruction words such as "mention" left out)
+    occur in the output. With neither, the text-quality score >= 0.5.
+    """
+    if expected is not None:
+        found = overlap(output, expected)
+        met = found.similarity >= PASS_LEVEL
+        return met, f"{_compared(found)}, so the criteria are {'met' if met else 'not met'}."
+    if criteria is not None:
+        wanted = criteria if has_cjk(criteria) else " ".join(w for w in normalize(criteria).split() if w not in INSTRUCTION_WORDS)
+        share = overlap(output, wanted).recall
+        met = share >= PASS_LEVEL
+        return met, f"{share:.2f} of the criteria's content words occur in the output, so {'met' if met else 'not met'}."
+    s, how = _graded(output, None)
+    met = s >= PASS_LEVEL
+    return met, f"{how}, so {'met' if met else 'not met'}."
+
+
+def scale(output: str, expected: str | None, low: float, high: float, *, choices: list[int] | None) -> Verdict:
+    """A score from `low` to `high`: the nearest of `choices` (integers), else a number to 2 places."""
+    s, how = _graded(output, expected)
+    point = low + s * (high - low)
+    value: float = min(choices, key=lambda c: (abs(c - point), -c)) if choices else round(point, 2)
+    return value, f"{how}, so {value} on the {low}-{high} scale."
+
+
+def label(output: str, expected: str | None, labels: list[Any]) -> Verdict:
+    """One of `labels`, read as running from worst to best, picked at the similarity along the list."""
+    s, how = _graded(output, expected)
+    chosen = labels[math.floor(s * (len(labels) - 1) + 0.5)]
+    return chosen, f"{how}, so {chosen!r}."
+
+
+def quality(text: str) -> tuple[float, list[str]]:
+    """A text-quality score in [0, 1]: 1 minus 0.4 for each failed check, 0 for empty text."""
+    stripped = text.strip()
+    if not stripped:
+        return 0.0, ["empty"]
+    words = normalize(stripped).split()
+    long_enough = len("".join(stripped.split())) >= 8 if has_cjk(stripped) else len(words) >= 3
+    checks = (
+        ("too short to be a sentence", long_enough),
+        ("cut off without final punctuation", stripped.endswith(TERMINAL)),
+        ("repetitive", not _repetitive(words)),
+        ("unbalanced brackets", all(stripped.count(a) == stripped.count(b) for a, b in ("()", "[]", "{}", "「」"))),
+    )
+    failed = [name for name, ok in checks if not ok]
+    return max(0.0, 1 - 0.4 * len(failed)), failed
+
+
+def _graded(output: str, expected: str | None) -> tuple[float, str]:
+    """Similarity to `<expected>` when there is one, else text quality; and how it was found."""
+    if expected is not None:
+        found = overlap(output, expected)
+        return found.similarity, _compared(found)
+    score, failed = quality(output)
+    problems = ", ".join(failed) or "none"
+    return score, f"There was no <expected> section, so the output's form was checked (problems: {problems}): quality {score:.2f}"
+
+
+def _compared(found: Overlap) -> str:
+    return f"Compared the output with the expected answer by {found.unit} overlap: similarity {found.similarity:.2f}"
+
+
+def _repetitive(words: list[str]) -> bool:
+    tripled = any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2))
+    return tripled or (len(words) >= 6 and len(set(words)) / len(words) < 0.4)
+
+
+def _no_verdict() -> str:
+    return "The schema has no verdict property, so there was nothing to grade."
+
+
+def _default(prop: Mapping[str, Any]) -> Any:
+    """A value valid for a required property the judge has no opinion on."""
+    if prop.get("enum"):
+        return prop["enum"][0]
+    kind = prop.get("type")
+    kind = kind[0] if isinstance(kind, list) else kind
+    defaults: dict[str, Any] = {"string": "", "integer": prop.get("minimum", 0), "number": prop.get("minimum", 0)}
+    defaults.update({"boolean": False, "array": [], "object": {}})
+    return defaults.get(kind)

@@ -1,0 +1,193 @@
+"""The simulated models: which names exist, and how each one answers.
+
+Every answer is a pure function of the request and the seeded data (no randomness, no clock), so
+a suite run against the simulator gives the same grades in every run and every process. The
+models stand in for real ones only to exercise wiring: a teacher that knows the seeded answers,
+a student wrong on a stable half of them, fine-tuned students that learned their training file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import struct
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .chatformat import input_key
+from .text import char_ngrams, cosine, stable_fraction
+
+GENERIC_ANSWER = "I don't know."
+WRONG_ANSWER = "I am not sure, but I believe it is something else entirely."
+
+# A fine-tuned model answers an input this close (character-trigram cosine) to a trained one
+# with that one's answer: it generalises to small rewordings, not to other questions.
+NEAR_MATCH = 0.8
+
+Kind = Literal["teacher", "student", "embedding", "fine-tuned"]
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """A model the simulator serves, as `GET /models` lists it."""
+
+    id: str
+    kind: Kind
+    created: int
+    owned_by: str = "system"
+    dimensions: int = 0
+
+    def as_json(self) -> dict[str, Any]:
+        """The real `model` object."""
+        return {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
+
+
+BASE_MODELS: dict[str, ModelCard] = {
+    card.id: card
+    for card in (
+        ModelCard("gpt-4o", "teacher", 1715367049),
+        ModelCard("gpt-4o-2024-08-06", "teacher", 1722814719),
+        ModelCard("gpt-4o-2024-11-20", "teacher", 1739331543),
+        ModelCard("gpt-4o-mini", "student", 1721172741),
+        ModelCard("gpt-4o-mini-2024-07-18", "student", 1721172717),
+        ModelCard("text-embedding-3-small", "embedding", 1705948997, dimensions=1536),
+        ModelCard("text-embedding-3-large", "embedding", 1705953180, dimensions=3072),
+    )
+}
+
+# What an alias answers as, like the real API names the snapshot in every response.
+SNAPSHOTS = {"gpt-4o": "gpt-4o-2024-08-06", "gpt-4o-mini": "gpt-4o-mini-2024-07-18"}
+
+
+# The snapshots a fine-tuning job may start from (besides fine-tuned models, which may be tuned further).
+FINE_TUNABLE = frozenset({"gpt-4o-mini-2024-07-18", "gpt-4o-2024-08-06"})
+
+
+def snapshot(name: str) -> str:
+    """The snapshot an alias stands for; any other name as it is."""
+    return SNAPSHOTS.get(name, name)
+
+
+class Knowledge:
+    """What the teacher knows: each seeded input's stored answer (the first, if seeded twice)."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self._answers: dict[str, str] = {}
+        for key, answer in pairs:
+            self._answers.setdefault(key, answer)
+        self._distinct = sorted(set(self._answers.values()))
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    def answer(self, key: str) -> str | None:
+        """The stored answer for an input key, if it was seeded."""
+        return self._answers.get(key)
+
+    def student_answer(self, key: str) -> str | None:
+        """The student's answer to a seeded input: right or wrong by a stable hash of the input.
+
+        About half the inputs (sha256, so the same in every process) get another seeded case's
+        answer, or a plainly wrong sentence when there is no other; the rest the right one.
+        """
+        right = self._answers.get(key)
+        if right is None or stable_fraction(key, "student") < 0.5:
+            return right
+        others = [answer for answer in self._distinct if answer != right]
+        if not others:
+            return WRONG_ANSWER
+        return others[int(stable_fraction(key, "wrong") * len(others))]
+
+
+class TrainedAnswers:
+    """What a fine-tuned model learned: the last assistant turn of each training example."""
+
+    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
+        self._answers: dict[str, str] = {}
+        for key, answer in pairs:
+            self._answers.setdefault(key, answer)
+        self._grams = [(char_ngrams(key), answer) for key, answer in self._answers.items()]
+
+    def lookup(self, key: str) -> str | None:
+        """The trained answer for this input, or for the nearest trained input above NEAR_MATCH."""
+        exact = self._answers.get(key)
+        if exact is not None or not self._grams:
+            return exact
+        grams = char_ngrams(key)
+        score, answer = max(((cosine(grams, trained), answer) for trained, answer in self._grams), key=lambda x: x[0])
+        return answer if score >= NEAR_MATCH else None
+
+
+@dataclass(frozen=True)
+class FineTune:
+    """A fine-tuned model that exists (its job succeeded), and the model it fell back on."""
+
+    model: str
+    base: str
+    created: int
+    trained: TrainedAnswers
+
+    def card(self) -> ModelCard:
+        """Its entry in `GET /models`."""
+        return ModelCard(self.model, "fine-tuned", self.created, owned_by="sim")
+
+
+class ModelZoo:
+    """Finds models by name and makes them answer.
+
+    `fine_tunes` is asked on every call because a fine-tuned model comes into being when its
+    job's time runs out, not at any event the zoo could hear about.
+    """
+
+    def __init__(self, knowledge: Knowledge, fine_tunes: Callable[[], Mapping[str, FineTune]]) -> None:
+        self.knowledge = knowledge
+        self._fine_tunes = fine_tunes
+
+    def find(self, name: str) -> ModelCard | None:
+        """The model of that name, or None (the API then answers 404 model_not_found)."""
+        card = BASE_MODELS.get(name)
+        if card is not None:
+            return card
+        fine_tune = self._fine_tunes().get(name)
+        return fine_tune.card() if fine_tune else None
+
+    def cards(self) -> list[ModelCard]:
+        """Every model that exists now, base models first."""
+        return [*BASE_MODELS.values(), *(ft.card() for ft in self._fine_tunes().values())]
+
+    def answer(self, name: str, messages: Sequence[Mapping[str, Any]]) -> str:
+        """The answer of chat model `name` (which must exist) to these messages."""
+        key = input_key(messages)
+        card = BASE_MODELS.get(name)
+        if card is None:
+            fine_tune = self._fine_tunes()[name]
+            return fine_tune.trained.lookup(key) or self.answer(fine_tune.base, messages)
+        if card.kind == "teacher":
+            return self.knowledge.answer(key) or GENERIC_ANSWER
+        return self.knowledge.student_answer(key) or GENERIC_ANSWER
+
+
+def embed(text: str, native_dimensions: int, dimensions: int) -> list[float]:
+    """A unit vector of hashed character bigrams and trigrams: similar texts point alike.
+
+    Character n-grams need no word boundaries, so Japanese works as well as English. Like
+    text-embedding-3, a shorter `dimensions` is the full vector cut and renormalised.
+    """
+    vector = [0.0] * native_dimensions
+    grams: Counter[str] = char_ngrams(text, 2) + char_ngrams(text, 3)
+    for gram, count in grams.items():
+        number = int.from_bytes(hashlib.blake2b(gram.encode(), digest_size=8).digest(), "big")
+        vector[number % native_dimensions] += count if number >> 63 else -count
+    cut = vector[:dimensions]
+    norm = math.sqrt(sum(v * v for v in cut))
+    if not norm:
+        return [1.0] + [0.0] * (dimensions - 1)
+    return [v / norm for v in cut]
+
+
+def encode_base64(vector: Sequence[float]) -> str:
+    """The `encoding_format="base64"` form: little-endian float32, as the SDK decodes it."""
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()

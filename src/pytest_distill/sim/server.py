@@ -1,0 +1,356 @@
+"""The simulator's HTTP side: a threaded loopback server, auth, latency, faults, the request log.
+
+Every /v1 request goes through one pipeline (`SimServer.respond`): it is logged, authorised,
+delayed by the simulated latency, offered to the injected faults, then answered by `SimApi`.
+`/_sim/...` are the simulator's own admin endpoints, so a test in another process can drive it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from email import policy
+from email.parser import BytesParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from .api import ApiRequest, ApiResponse, SimApi, Upload
+from .errors import ApiError, bad_request, not_found
+from .faults import JUDGE_KINDS, Fault, FaultQueue
+from .ids import request_id
+from .seed import load_seeds
+
+MISSING_KEY = (
+    "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth "
+    "(i.e. Authorization: Bearer YOUR_KEY). You can obtain an API key from https://platform.openai.com/account/api-keys."
+)
+MALFORMED_BODY = b'{"id": "chatcmpl-sim", "object": "chat.completion", "choices": [{"index": 0, "mess'
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    """A request seen on /v1: `body` is the JSON object, or the form fields of an upload."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    body: dict[str, Any] | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form `GET /_sim/requests` lists."""
+        return asdict(self)
+
+
+class RequestLog:
+    """The requests seen, in arrival order, safe to append to from many handler threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._records: list[RequestRecord] = []
+
+    def add(self, record: RequestRecord) -> None:
+        with self._lock:
+            self._records.append(record)
+
+    def snapshot(self) -> list[RequestRecord]:
+        """A copy, so callers can iterate while requests keep arriving."""
+        with self._lock:
+            return list(self._records)
+
+    def clear(self) -> int:
+        """Forget all records; return how many there were."""
+        with self._lock:
+            count = len(self._records)
+            self._records.clear()
+            return count
+
+
+class SimServer:
+    """An offline OpenAI-compatible API on a loopback port, serving from a daemon thread.
+
+    `seed` are JSONL files in the fine-tuning chat format that become stored teacher
+    completions; `latency_s` delays every /v1 answer; a fine-tuning job takes `job_seconds`;
+    with `api_key`, any other bearer token is refused like a wrong key on the real API.
+    """
+
+    def __init__(
+        self,
+        seed: Iterable[str | os.PathLike[str]] = (),
+        *,
+        latency_s: float = 0.0,
+        job_seconds: float = 3.0,
+        api_key: str | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        seeded = load_seeds(seed)
+        self.seeded = len(seeded)
+        self.latency_s = latency_s
+        self.api_key = api_key
+        self.host = host
+        self.port = port
+        self._api = SimApi(seeded, job_seconds=job_seconds)
+        self._log = RequestLog()
+        self._faults = FaultQueue()
+        self._httpd: _HttpServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> SimServer:
+        """Bind and serve in a daemon thread; `url` is known from here on."""
+        if self._httpd is not None:
+            raise RuntimeError("the simulator is already running")
+        self._httpd = _HttpServer((self.host, self.port), self)
+        self.port = self._httpd.server_address[1]
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"distill-sim:{self.port}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, join the thread and close the socket; safe to call twice."""
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        if self._thread is not None:
+            self._thread.join()
+        self._httpd.server_close()
+        self._httpd = self._thread = None
+
+    def __enter__(self) -> SimServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        """The base URL clients use, what OPENAI_BASE_URL gets: http://HOST:PORT/v1."""
+        if self._httpd is None:
+            raise RuntimeError("the simulator is not running: call start() first")
+        return f"http://{self.host}:{self.port}/v1"
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """The requests seen on /v1 so far, in order."""
+        return self._log.snapshot()
+
+    def clear_requests(self) -> None:
+        """Forget the requests seen so far."""
+        self._log.clear()
+
+    def inject(self, fault: Fault) -> None:
+        """Apply `fault` to the next `fault.count` matching /v1 requests."""
+        self._faults.add(fault)
+
+    def respond(self, method: str, target: str, headers: Mapping[str, str], data: bytes) -> ApiResponse:
+        """Answer one HTTP request (`target` is the path with its query)."""
+        url = urlsplit(target)
+        path = unquote(url.path)
+        query = parse_qs(url.query, keep_blank_values=True)
+        if path.startswith("/_sim/"):
+            return self._admin(method, path, data)
+        if path != "/v1" and not path.startswith("/v1/"):
+            return ApiResponse.error(not_found(f"Invalid URL ({method} {path})"))
+        started = time.monotonic()
+        response = self._serve_api(method, path, query, headers, data)
+        extra = {"x-request-id": request_id(), "openai-processing-ms": str(int((time.monotonic() - started) * 1000))}
+        return ApiResponse(response.status, response.body, response.content_type, {**response.headers, **extra})
+
+    def _serve_api(
+        self, method: str, path: str, query: dict[str, list[str]], headers: Mapping[str, str], data: bytes
+    ) -> ApiResponse:
+        """The /v1 pipeline: log, authorise, wait, apply a fault, answer."""
+        parse_error: ApiError | None = None
+        try:
+            body, uploads = parse_body(headers.get("content-type", ""), data)
+        except ApiError as error:
+            body, uploads, parse_error = None, {}, error
+        self._log.add(RequestRecord(method, path, query, _loggable(body, uploads)))
+        try:
+            self._authorize(headers.get("authorization"))
+            if parse_error is not None:
+                raise parse_error
+            time.sleep(self.latency_s)
+            api_path = path.removeprefix("/v1")
+            model = body.get("model") if isinstance(body, dict) else None
+            fault = self._faults.take(path, model if isinstance(model, str) else None, judge=_is_judge(method, api_path, body))
+            if fault is not None and fault.kind not in JUDGE_KINDS:
+                early = _apply_fault(fault, model)
+                if early is not None:
+                    return early
+                fault = None
+            return self._api.handle(ApiRequest(method, api_path, query, body, uploads, request_id(), fault))
+        except ApiError as error:
+            return ApiResponse.error(error)
+        except Exception as exc:  # noqa: BLE001 - a simulator bug must reach the client as a 500, not a hang
+            traceback.print_exc(file=sys.stderr)
+            return ApiResponse.error(ApiError(500, f"The simulator failed: {exc!r}", type="server_error"))
+
+    def _authorize(self, header: str | None) -> None:
+        scheme, _, token = (header or "").partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, MISSING_KEY)
+        if self.api_key is not None and token != self.api_key:
+            raise ApiError(
+                401,
+                f"Incorrect API key provided: {mask_key(token)}. "
+                "You can find your API key at https://platform.openai.com/account/api-keys.",
+                code="invalid_api_key",
+            )
+
+    def _admin(self, method: str, path: str, data: bytes) -> ApiResponse:
+        """GET/DELETE /_sim/requests and POST /_sim/faults."""
+        if path == "/_sim/requests" and method == "GET":
+            return ApiResponse.json([record.to_json() for record in self._log.snapshot()])
+        if path == "/_sim/requests" and method == "DELETE":
+            return ApiResponse.json({"deleted": self._log.clear()})
+        if path == "/_sim/faults" and method == "POST":
+            try:
+                fault = Fault.from_json(json.loads(data or b"null"))
+            except (ValueError, TypeError) as exc:
+                return ApiResponse.error(bad_request(f"Invalid fault: {exc}"))
+            self.inject(fault)
+            return ApiResponse.json({"queued": fault.to_json()})
+        return ApiResponse.error(not_found(f"Invalid URL ({method} {path})"))
+
+
+def mask_key(key: str) -> str:
+    """A key as the real API echoes it: the first five and last two characters, stars between."""
+    if len(key) <= 7:
+        return "*" * len(key)
+    return key[:5] + "*" * (len(key) - 7) + key[-2:]
+
+
+def parse_body(content_type: str, data: bytes) -> tuple[Any, dict[str, Upload]]:
+    """The JSON body, or a multipart form's fields and files; 400 when it cannot be read."""
+    if content_type.lower().startswith("multipart/form-data"):
+        return _parse_multipart(content_type, data)
+    if not data.strip():
+        return None, {}
+    try:
+        return json.loads(data), {}
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise bad_request(
+            "We could not parse the JSON body of your request. (HINT: This likely means you aren't using your HTTP "
+            "library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON.)"
+        ) from None
+
+
+def _parse_multipart(content_type: str, data: bytes) -> tuple[dict[str, str], dict[str, Upload]]:
+    message = BytesParser(policy=policy.HTTP).parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + data)
+    if not message.is_multipart():
+        raise bad_request("The multipart body of the request could not be read.")
+    fields: dict[str, str] = {}
+    uploads: dict[str, Upload] = {}
+    for part in message.iter_parts():
+        name = part.get_param("name", header="content-disposition")
+        payload = part.get_payload(decode=True)
+        content = payload if isinstance(payload, bytes) else b""
+        filename = part.get_filename()
+        if not isinstance(name, str):
+            continue
+        if filename is None:
+            fields[name] = content.decode("utf-8", errors="replace")
+        else:
+            uploads[name] = Upload(filename, content)
+    return fields, uploads
+
+
+def _loggable(body: Any, uploads: Mapping[str, Upload]) -> dict[str, Any] | None:
+    """What the request log keeps of a body: the JSON object, or form fields with file sizes."""
+    if uploads:
+        files = {name: {"filename": u.filename, "bytes": len(u.data)} for name, u in uploads.items()}
+        return {**(body or {}), **files}
+    return body if isinstance(body, dict) else None
+
+
+def _is_judge(method: str, api_path: str, body: Any) -> bool:
+    """A chat completion asking for a `json_schema` answer: what the simulated judge answers."""
+    if method != "POST" or api_path != "/chat/completions" or not isinstance(body, dict):
+        return False
+    response_format = body.get("response_format")
+    return isinstance(response_format, dict) and response_format.get("type") == "json_schema"
+
+
+def _apply_fault(fault: Fault, model: object) -> ApiResponse | None:
+    """Raise a 429 or 500 fault's error, return a malformed fault's body, or stall and return None."""
+    if fault.kind == "429":
+        wait = f"Please try again in {fault.retry_after:g}s." if fault.retry_after is not None else "Please try again later."
+        headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
+        raise ApiError(
+            429,
+            f"Rate limit reached for {model or 'requests'} in organization org-sim on requests per min (RPM): "
+            f"Limit 60, Used 60, Requested 1. {wait} Visit https://platform.openai.com/account/rate-limits to learn more.",
+            type="requests",
+            code="rate_limit_exceeded",
+            headers=headers,
+        )
+    if fault.kind == "500":
+        raise ApiError(500, "The server had an error while processing your request. Sorry about that!", type="server_error")
+    if fault.kind == "malformed":
+        return ApiResponse(200, MALFORMED_BODY)
+    time.sleep(fault.seconds or 0.0)
+    return None
+
+
+class _HttpServer(ThreadingHTTPServer):
+    """One thread per request, a deep accept queue for bursts, quiet about dropped clients."""
+
+    daemon_threads = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], sim: SimServer) -> None:
+        self.sim = sim
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Reads the request, lets `SimServer.respond` answer it, writes the answer."""
+
+    server: _HttpServer
+
+    def do_GET(self) -> None:
+        data = self._read_body()
+        response = self.server.sim.respond(self.command, self.path, _lower_keys(self.headers.items()), data)
+        self.send_response(response.status)
+        self.send_header("content-type", response.content_type)
+        self.send_header("content-length", str(len(response.body)))
+        for name, value in response.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(response.body)
+
+    do_POST = do_DELETE = do_PUT = do_PATCH = do_GET
+
+    def _read_body(self) -> bytes:
+        if "chunked" in self.headers.get("transfer-encoding", "").lower():
+            chunks = []
+            while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+            while self.rfile.readline().strip():
+                pass
+            return b"".join(chunks)
+        length = int(self.headers.get("content-length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the per-request stderr line: `SimServer.requests` is the log."""
+
+
+def _lower_keys(items: Iterable[tuple[str, str]]) -> dict[str, str]:
+    return {name.lower(): value for name, value in items}
