@@ -10,7 +10,9 @@ verdict is read off a similarity `s` in [0, 1] between output and expected (see
   the reference contains the output, E when `s` >= 0.6, else D (disagreement, the one that fails);
 - enum positive/neutral/negative (sentiment): from small word lists, English and Japanese;
 - boolean (criteria): `s` >= 0.5 against `<expected>`, else the share of the criteria's content
-  words found in the output >= 0.5;
+  words found in the output >= 0.5; criteria that only say how the output relates to its input
+  ("replies to the last sender of the thread") are met when the output names someone or something
+  of the last part of `<question>` and nothing the question never mentions;
 - integer or number (with minimum/maximum, else 1-5 or 0-1) or an enum of integers: `lo + s * (hi - lo)`
   rounded; with no `<expected>`, `s` is a text-quality score instead;
 - any other string enum: labels taken as running from worst to best, picked at `s` along the list.
@@ -26,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .chatformat import message_text
-from .text import Overlap, has_cjk, normalize, overlap
+from .text import STOP_WORDS, Overlap, has_cjk, normalize, overlap
 
 TAGS = ("output", "expected", "question", "criteria")
 
@@ -56,6 +58,13 @@ INSTRUCTION_WORDS = frozenset(
     contain contains state states say says explain explains describe describes correct correctly
     criteria criterion given provided""".split()
 )
+# Words of criteria that say how the output relates to its input rather than what it contains.
+RELATION_WORDS = frozenset(
+    """reply replies replying respond responds responding address addresses addressed sender
+    senders writer author recipient last latest previous message messages thread email mail e""".split()
+)
+_CAPITALISED = re.compile(r"\b[A-Z][a-z][\w'-]*")
+_SENTENCE_START = re.compile(r"(?:^|[.!?]\s+)[A-Z][\w'-]*")
 TERMINAL = tuple(".!?。！？…)」』\"'”’")
 PASS_LEVEL = 0.5
 
@@ -101,7 +110,7 @@ def verdict(prop: Mapping[str, Any], found: Mapping[str, str]) -> Verdict:
     if set(enum) == {"positive", "neutral", "negative"}:
         return sentiment(output)
     if "boolean" in types:
-        return criteria_met(output, expected, found.get("criteria"))
+        return criteria_met(output, expected, found.get("criteria"), found.get("question"))
     if enum and all(isinstance(v, int) and not isinstance(v, bool) for v in enum):
         return scale(output, expected, min(enum), max(enum), choices=sorted(enum))
     if types & {"integer", "number"}:
@@ -151,17 +160,20 @@ def sentiment(output: str) -> Verdict:
     return result, f"Counted sentiment words in the output: {positive} positive, {negative} negative, so {result}."
 
 
-def criteria_met(output: str, expected: str | None, criteria: str | None) -> Verdict:
+def criteria_met(output: str, expected: str | None, criteria: str | None, question: str | None = None) -> Verdict:
     """True when the output overlaps the reference enough.
 
     Against `<expected>`: similarity >= 0.5. Against `<criteria>`: at least half of the
     criteria's content words (stop words and instruction words such as "mention" left out)
-    occur in the output. With neither, the text-quality score >= 0.5.
+    occur in the output; criteria made only of relation words are checked by `addressed`
+    against `<question>`. With neither, the text-quality score >= 0.5.
     """
     if expected is not None:
         found = overlap(output, expected)
         met = found.similarity >= PASS_LEVEL
         return met, f"{_compared(found)}, so the criteria are {'met' if met else 'not met'}."
+    if criteria is not None and question and not has_cjk(criteria) and _relational(criteria):
+        return addressed(output, question)
     if criteria is not None:
         wanted = criteria if has_cjk(criteria) else " ".join(w for w in normalize(criteria).split() if w not in INSTRUCTION_WORDS)
         share = overlap(output, wanted).recall
@@ -170,6 +182,33 @@ def criteria_met(output: str, expected: str | None, criteria: str | None) -> Ver
     s, how = _graded(output, None)
     met = s >= PASS_LEVEL
     return met, f"{how}, so {'met' if met else 'not met'}."
+
+
+def addressed(output: str, question: str) -> Verdict:
+    """Whether the output answers the last part of the question (its last block of text).
+
+    The names in the output (capitalised words inside a sentence) must include one from that last
+    part and none that the question never mentions: a reply to someone else's message fails.
+    Text without such names (Japanese, lower-case) needs half its content units in the last part.
+    """
+    last = re.split(r"\n\s*(?:-{3,}\s*)?\n", question.strip())[-1]
+    names = sorted(set(_CAPITALISED.findall(output)) - {m.split()[-1].lstrip(".!?") for m in _SENTENCE_START.findall(output)})
+    if not names:
+        share = overlap(output, last).precision
+        met = share >= PASS_LEVEL
+        return met, f"{share:.2f} of the output occurs in the last part of the input, so the criteria are {'met' if met else 'not met'}."
+    last_words, all_words = set(normalize(last).split()), set(normalize(question).split())
+    found = [name for name in names if normalize(name) in last_words]
+    unknown = [name for name in names if normalize(name) not in all_words]
+    met = bool(found) and not unknown
+    return met, (f"The criteria are about how the output relates to the input, so its names were looked up there: "
+                 f"{', '.join(found) or 'none'} in the last part, {', '.join(unknown) or 'none'} nowhere in the input, "
+                 f"so the criteria are {'met' if met else 'not met'}.")
+
+
+def _relational(criteria: str) -> bool:
+    words = [w for w in normalize(criteria).split() if w not in INSTRUCTION_WORDS and w not in STOP_WORDS]
+    return bool(words) and all(word in RELATION_WORDS for word in words)
 
 
 def scale(output: str, expected: str | None, low: float, high: float, *, choices: list[int] | None) -> Verdict:

@@ -109,7 +109,9 @@ class SimServer:
             raise RuntimeError("the simulator is already running")
         self._httpd = _HttpServer((self.host, self.port), self)
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=f"distill-sim:{self.port}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name=f"distill-sim:{self.port}", daemon=True
+        )
         self._thread.start()
         return self
 
