@@ -17,18 +17,24 @@ import random
 import re
 import threading
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import openai
+
+if TYPE_CHECKING:
+    from .cache import CompletionCache
 
 T = TypeVar("T")
 
 RETRYABLE_STATUS = {408, 409, 429}
 MAX_RETRY_AFTER_S = 120.0
 MAX_BACKOFF_S = 30.0
+WAIT_TICK_S = 1.0
+"""While a caller waits longer than this for an answer, `on_wait` is called once per tick (progress)."""
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,}|Bearer\s+\S+)")
 
 
@@ -56,6 +62,8 @@ class Completion:
     latency_s: float
     served_model: str = ""
     refusal: str | None = None
+    cached: bool = False
+    """Answered from the on-disk cache (`--distill-cache`): `latency_s` is the original call's."""
 
     def __str__(self) -> str:
         return self.text
@@ -87,14 +95,27 @@ def request_key(kind: str, payload: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+def chat_key(model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0, **params: Any) -> str:
+    """The key of a chat request: what in-flight dedupe, the memo and the disk cache know it by."""
+    return request_key("chat", {"model": model, "messages": list(messages), "params": params, "sample": sample})
+
+
 class ModelRuntime:
-    """One process's model calls: bounded, deduplicated, retried with a shared back-off."""
+    """One process's model calls: bounded, deduplicated, retried with a shared back-off.
+
+    Counters for progress, each counting distinct calls (a request joined while under way or after it
+    finished counts once): `started`, `done`, `in_flight` (on the wire now), `retries`, `cache_hits`.
+    """
 
     def __init__(self, *, base_url: str | None = None, api_key: str | None = None, concurrency: int = 8,
-                 request_timeout: float = 120.0, max_attempts: int = 6) -> None:
+                 request_timeout: float = 120.0, max_attempts: int = 6, cache: CompletionCache | None = None) -> None:
         self.base_url, self._api_key = base_url, api_key
         self.concurrency, self.request_timeout, self.max_attempts = concurrency, request_timeout, max_attempts
-        self.retries = 0
+        self.cache = cache
+        self.on_wait: Callable[[], None] | None = None
+        self.retries = self.started = self.done = self.in_flight = self.cache_hits = 0
+        self._demand: dict[str, int] = {}
+        self._keys: weakref.WeakKeyDictionary[concurrent.futures.Future[Any], str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -108,19 +129,36 @@ class ModelRuntime:
 
     def chat(self, model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0, **params: Any) -> Completion:
         """A chat completion; waits for it. `sample` tells apart deliberate repeats of one request."""
-        return self.submit_chat(model, messages, sample=sample, **params).result()
+        return self.wait(self.submit_chat(model, messages, sample=sample, **params))
 
     def submit_chat(self, model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0,
                     **params: Any) -> concurrent.futures.Future[Completion]:
         """Start a chat completion (or join the identical one under way) without waiting for it."""
-        payload = {"model": model, "messages": list(messages), "params": params, "sample": sample}
-        key = request_key("chat", payload)
-        return self._submit(key, lambda: self._chat(model, list(messages), params))
+        key = chat_key(model, messages, sample=sample, **params)
+        return self._submit(key, lambda: self._answer(key, model, list(messages), params))
 
     def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
         """Embedding vectors of texts, in order."""
         key = request_key("embed", {"model": model, "input": list(texts)})
-        return self._submit(key, lambda: self._embed(model, list(texts))).result()
+        return self.wait(self._submit(key, lambda: self._embed(model, list(texts))))
+
+    def wait(self, future: concurrent.futures.Future[T]) -> T:
+        """The result of a submitted call; while it takes long, `on_wait` is called about once a second."""
+        while self.on_wait is not None and not future.done():
+            try:
+                return future.result(timeout=WAIT_TICK_S)
+            except concurrent.futures.TimeoutError:
+                if future.done():
+                    raise
+                self.on_wait()
+        return future.result()
+
+    def demand(self, future: concurrent.futures.Future[Any]) -> int:
+        """How many times the request behind a submitted `future` was asked for so far (started or joined):
+        1 means nobody but its submitter asked; 0 that it is not a call of this runtime."""
+        with self._lock:
+            key = self._keys.get(future)
+        return self._demand.get(key, 0) if key else 0
 
     def sdk(self) -> openai.OpenAI:
         """The synchronous SDK client, for the listing, file and job endpoints (its own retries on)."""
@@ -161,13 +199,24 @@ class ModelRuntime:
         loop = self._ensure_loop()
 
         async def shared() -> T:
+            self._demand[key] = self._demand.get(key, 0) + 1
             call = self._calls.get(key)
             if call is None:
+                self.started += 1
                 call = self._calls[key] = asyncio.ensure_future(start())
-                call.add_done_callback(lambda done: done.exception() and self._calls.pop(key, None))
+                call.add_done_callback(lambda done: self._settle(key, done))
             return await asyncio.shield(call)
 
-        return asyncio.run_coroutine_threadsafe(shared(), loop)
+        future = asyncio.run_coroutine_threadsafe(shared(), loop)
+        with self._lock:
+            self._keys[future] = key
+        return future
+
+    def _settle(self, key: str, call: asyncio.Future[Any]) -> None:
+        """A call ended: count it, and forget a failed one so that asking again tries again."""
+        self.done += 1
+        if call.cancelled() or call.exception() is not None:
+            self._calls.pop(key, None)
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -192,6 +241,18 @@ class ModelRuntime:
             self._async_client = self._make_client(openai.AsyncOpenAI, max_retries=0)
             self._semaphore = asyncio.Semaphore(self.concurrency)
         return self._async_client
+
+    async def _answer(self, key: str, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
+        """A chat completion from the disk cache when it has the request, else from the API (then stored)."""
+        if self.cache is None:
+            return await self._chat(model, messages, params)
+        cached = self.cache.get(key)
+        if cached is not None:
+            self.cache_hits += 1
+            return cached
+        completion = await self._chat(model, messages, params)
+        self.cache.put(key, completion)
+        return completion
 
     async def _chat(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
         client = self._client()
@@ -218,9 +279,10 @@ class ModelRuntime:
         assert self._semaphore is not None
         last = ""
         for attempt in range(self.max_attempts):
-            await asyncio.sleep(max(0.0, self._resume_at - time.monotonic()))
             async with self._semaphore:
+                await asyncio.sleep(max(0.0, self._resume_at - time.monotonic()))
                 started = time.perf_counter()
+                self.in_flight += 1
                 try:
                     return await send(), time.perf_counter() - started
                 except openai.APIStatusError as exc:
@@ -235,6 +297,8 @@ class ModelRuntime:
                     last, delay = self._message(exc), _backoff(attempt)
                 except openai.OpenAIError as exc:
                     raise ModelError(model, endpoint, self._message(exc)) from None
+                finally:
+                    self.in_flight -= 1
             self.retries += 1
             await asyncio.sleep(delay)
         raise ModelError(model, endpoint, f"gave up after {self.max_attempts} attempts; last: {last}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import re
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -34,17 +35,23 @@ class Model:
         return f"Model({self.name!r})"
 
     def complete(self, case_or_messages: Any, **params: Any) -> Completion:
-        replayed = self._replay(case_or_messages, params)
-        completion = replayed or self.runtime.chat(self.name, self.messages(case_or_messages), sample=self.sample, **params)
-        if self._on_complete:
-            self._on_complete(completion)
-        return completion
+        return self._finish(self.runtime.wait(self.submit(case_or_messages, **params)))
 
     async def acomplete(self, case_or_messages: Any, **params: Any) -> Completion:
         """`complete` for async tests: awaits the same shared call without blocking the test's loop."""
+        return self._finish(await asyncio.wrap_future(self.submit(case_or_messages, **params)))
+
+    def submit(self, case_or_messages: Any, **params: Any) -> concurrent.futures.Future[Completion]:
+        """Start exactly the call `complete` would make, without waiting (prefetch): a later `complete`
+        with the same arguments joins it. A replayed answer comes back as a future already done."""
         replayed = self._replay(case_or_messages, params)
-        completion = replayed or await asyncio.wrap_future(
-            self.runtime.submit_chat(self.name, self.messages(case_or_messages), sample=self.sample, **params))
+        if replayed is None:
+            return self.runtime.submit_chat(self.name, self.messages(case_or_messages), sample=self.sample, **params)
+        done: concurrent.futures.Future[Completion] = concurrent.futures.Future()
+        done.set_result(replayed)
+        return done
+
+    def _finish(self, completion: Completion) -> Completion:
         if self._on_complete:
             self._on_complete(completion)
         return completion
