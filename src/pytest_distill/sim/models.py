@@ -26,6 +26,11 @@ WRONG_ANSWER = "I am not sure, but I believe it is something else entirely."
 # A fine-tuned model answers an input this close (character-trigram cosine) to a trained one
 # with that one's answer: it generalises to small rewordings, not to other questions.
 NEAR_MATCH = 0.8
+# On other inputs of its training data's domain (at least this close to a trained input) that its
+# teacher knows, a fine-tune gives the teacher's answer for this share of them, times the share of
+# its training answers that were the teacher's: it learned the teacher, not only the examples.
+SAME_DOMAIN = 0.1
+CARRIES_OVER = 0.8
 
 Kind = Literal["teacher", "student", "embedding", "fine-tuned"]
 
@@ -116,9 +121,20 @@ class TrainedAnswers:
         exact = self._answers.get(key)
         if exact is not None or not self._grams:
             return exact
-        grams = char_ngrams(key)
-        score, answer = max(((cosine(grams, trained), answer) for trained, answer in self._grams), key=lambda x: x[0])
+        score, answer = self.nearest(key)
         return answer if score >= NEAR_MATCH else None
+
+    def nearest(self, key: str) -> tuple[float, str | None]:
+        """The similarity of the nearest trained input, and its answer."""
+        grams = char_ngrams(key)
+        return max(((cosine(grams, trained), answer) for trained, answer in self._grams), key=lambda x: x[0],
+                   default=(0.0, None))
+
+    def agreement(self, knowledge: Knowledge) -> float:
+        """The share of trained answers that are the teacher's own answer to that input."""
+        if not self._answers:
+            return 0.0
+        return sum(knowledge.answer(key) == answer for key, answer in self._answers.items()) / len(self._answers)
 
 
 @dataclass(frozen=True)
@@ -164,10 +180,18 @@ class ModelZoo:
         card = BASE_MODELS.get(name)
         if card is None:
             fine_tune = self._fine_tunes()[name]
-            return fine_tune.trained.lookup(key) or self.answer(fine_tune.base, messages)
+            return fine_tune.trained.lookup(key) or self._carried_over(fine_tune, key) or self.answer(fine_tune.base, messages)
         if card.kind == "teacher":
             return self.knowledge.answer(key) or GENERIC_ANSWER
         return self.knowledge.student_answer(key) or GENERIC_ANSWER
+
+    def _carried_over(self, fine_tune: FineTune, key: str) -> str | None:
+        """The teacher's answer, for a stable share of the in-domain inputs the teacher knows."""
+        teacher = self.knowledge.answer(key)
+        if teacher is None or fine_tune.trained.nearest(key)[0] < SAME_DOMAIN:
+            return None
+        share = CARRIES_OVER * fine_tune.trained.agreement(self.knowledge)
+        return teacher if stable_fraction(key, fine_tune.model) < share else None
 
 
 def embed(text: str, native_dimensions: int, dimensions: int) -> list[float]:
