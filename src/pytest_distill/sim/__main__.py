@@ -24,9 +24,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay of every answer")
     parser.add_argument("--job-seconds", type=float, default=3.0, metavar="SECONDS",
                         help="how long a fine-tuning job takes (default 3)")
+    parser.add_argument("--state-dir", type=Path, metavar="DIR",
+                        help="keep uploaded files and fine-tuning jobs here, so fine-tuned models outlive a restart")
     args = parser.parse_args(argv)
     try:
-        server = SimServer(args.seed, latency_s=args.latency, job_seconds=args.job_seconds, host=args.host, port=args.port)
+        server = SimServer(args.seed, latency_s=args.latency, job_seconds=args.job_seconds, host=args.host, port=args.port,
+                           state_dir=args.state_dir)
         server.start()
     except (SeedError, OSError) as exc:
         print(f"pytest-distill simulator: {exc}", file=sys.stderr)

@@ -6,6 +6,7 @@ shape, or raises `ApiError` with the real error shape, so the rules can be read 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -17,7 +18,7 @@ from .chatformat import Example, message_problem, message_text, metadata_problem
 from .errors import ApiError, bad_request, not_found
 from .faults import Fault
 from .ids import random_id, stable_id
-from .jobs import MIN_TRAINING_EXAMPLES, JobBoard, TrainingCheck, check_training_file, hyperparameters_problem
+from .jobs import JobBoard, check_job_files, hyperparameters_problem
 from .judge import judge
 from .models import FINE_TUNABLE, ModelCard, ModelZoo, Knowledge, embed, encode_base64, snapshot
 from .store import CompletionStore, FileStore, StoredFile
@@ -93,9 +94,12 @@ class SimApi:
     """The endpoints, over the stores, the fine-tuning jobs and the simulated models."""
 
     def __init__(
-        self, seeded: Sequence[tuple[str, Example]], *, job_seconds: float, clock: Callable[[], float] = time.time
+        self, seeded: Sequence[tuple[str, Example]], *, job_seconds: float, clock: Callable[[], float] = time.time,
+        on_change: Callable[[], None] | None = None,
     ) -> None:
         self.clock = clock
+        self.on_change = on_change
+        """Called after a request changed the files or the fine-tuning jobs (to keep them on disk)."""
         self.completions = CompletionStore()
         self.files = FileStore()
         self.jobs = JobBoard(job_seconds, clock)
@@ -132,6 +136,8 @@ class SimApi:
             match = pattern.match(request.path)
             if match and method == request.method:
                 result = handler(request, *match.groups())
+                if self.on_change and method != "GET" and request.path.startswith(("/files", "/fine_tuning")):
+                    self.on_change()
                 return result if isinstance(result, ApiResponse) else ApiResponse.json(result)
         raise not_found(f"Invalid URL ({request.method} /v1{request.path})")
 
@@ -305,10 +311,7 @@ class SimApi:
         integrations = body.get("integrations")
         if integrations is not None and not isinstance(integrations, list):
             raise bad_request("Invalid 'integrations': expected an array.", param="integrations")
-        check = check_training_file(training.data, param="training_file", minimum=MIN_TRAINING_EXAMPLES)
-        if validation is not None and check.error is None:
-            validation_error = check_training_file(validation.data, param="validation_file", minimum=1).error
-            check = TrainingCheck(check.examples, validation_error)
+        check = check_job_files(training.data, validation.data if validation is not None else None)
         return self.jobs.create(
             model=model,
             training_file=body["training_file"],
@@ -336,6 +339,23 @@ class SimApi:
     def cancel_job(self, request: ApiRequest, job_id: str) -> dict[str, Any]:
         """POST /fine_tuning/jobs/{id}/cancel."""
         return self.jobs.cancel(job_id)
+
+    # State kept across restarts
+
+    def state(self) -> dict[str, Any]:
+        """The uploaded files and the fine-tuning jobs, as JSON."""
+        return {"files": self.files.state(), "jobs": self.jobs.state()}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back files and jobs kept by `state()`; each job's file check is made again (a job
+        whose training file was deleted meanwhile is forgotten)."""
+        for item in state.get("files", []):
+            self.files.add(StoredFile(item["info"], base64.b64decode(item["data"])))
+        for job in state.get("jobs", []):
+            training = self.files.find(job["training_file"])
+            validation = self.files.find(job["validation_file"]) if job["validation_file"] else None
+            if training is not None:
+                self.jobs.restore(job, check_job_files(training.data, validation.data if validation else None))
 
     # Helpers that need the API's state
 

@@ -27,6 +27,9 @@ AUTO_HYPERPARAMETERS: dict[str, int | float] = {"n_epochs": 3, "batch_size": 1, 
 VALIDATED_AT = 0.15
 STARTED_AT = 0.3
 METRIC_EVENTS = 10
+# What a job is made of, less its file check (which is read again from the file on restore).
+STATE_FIELDS = ("id", "created", "duration", "model", "training_file", "validation_file", "suffix", "seed",
+                "metadata", "integrations", "hyperparameters", "cancelled_at")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,14 @@ def check_training_file(data: bytes, *, param: str, minimum: int) -> TrainingChe
         message = f"{kind} file has {len(examples)} example(s), but must have at least {minimum} examples"
         return TrainingCheck(examples, _file_error("invalid_n_examples", message, param))
     return TrainingCheck(examples, None)
+
+
+def check_job_files(training: bytes, validation: bytes | None) -> TrainingCheck:
+    """A job's training file, then its validation file, as the job reads them while validating."""
+    check = check_training_file(training, param="training_file", minimum=MIN_TRAINING_EXAMPLES)
+    if validation is not None and check.error is None:
+        return TrainingCheck(check.examples, check_training_file(validation, param="validation_file", minimum=1).error)
+    return check
 
 
 def hyperparameters_problem(hyperparameters: object) -> str | None:
@@ -111,6 +122,10 @@ class Job:
     hyperparameters: dict[str, Any]
     check: TrainingCheck
     cancelled_at: float | None = None
+
+    def state(self) -> dict[str, Any]:
+        """The job as JSON, for a simulator that keeps its state across restarts."""
+        return {name: getattr(self, name) for name in STATE_FIELDS}
 
     @property
     def fine_tuned_model(self) -> str:
@@ -275,6 +290,17 @@ class JobBoard:
         with self._lock:
             self._jobs[job_id] = job
         return job.view(job.created)
+
+    def restore(self, state: Mapping[str, Any], check: TrainingCheck) -> None:
+        """Take back a job kept by `state()` (its clock goes on: it may have finished meanwhile)."""
+        job = Job(**{name: state[name] for name in STATE_FIELDS}, check=check)
+        with self._lock:
+            self._jobs[job.id] = job
+
+    def state(self) -> list[dict[str, Any]]:
+        """Every job as JSON, oldest first."""
+        with self._lock:
+            return [job.state() for job in self._jobs.values()]
 
     def get(self, job_id: str) -> dict[str, Any]:
         """A job's current view, or a 404."""

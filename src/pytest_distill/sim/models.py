@@ -3,7 +3,8 @@
 Every answer is a pure function of the request and the seeded data (no randomness, no clock), so
 a suite run against the simulator gives the same grades in every run and every process. The
 models stand in for real ones only to exercise wiring: a teacher that knows the seeded answers,
-a student wrong on a stable half of them, fine-tuned students that learned their training file.
+a student wrong on a stable half of them, fine-tuned students that learned their training file and,
+as far as that file held the teacher's answers, the teacher.
 """
 
 from __future__ import annotations

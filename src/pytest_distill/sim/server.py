@@ -27,6 +27,7 @@ from .errors import ApiError, bad_request, not_found
 from .faults import JUDGE_KINDS, Fault, FaultQueue
 from .ids import request_id
 from .seed import load_seeds
+from .state import StateFile
 
 MISSING_KEY = (
     "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth "
@@ -78,7 +79,8 @@ class SimServer:
 
     `seed` are JSONL files in the fine-tuning chat format that become stored teacher
     completions; `latency_s` delays every /v1 answer; a fine-tuning job takes `job_seconds`;
-    with `api_key`, any other bearer token is refused like a wrong key on the real API.
+    with `api_key`, any other bearer token is refused like a wrong key on the real API; with
+    `state_dir`, uploaded files and fine-tuning jobs (so fine-tuned models) outlive a restart.
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class SimServer:
         api_key: str | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        state_dir: str | os.PathLike[str] | None = None,
     ) -> None:
         seeded = load_seeds(seed)
         self.seeded = len(seeded)
@@ -98,6 +101,10 @@ class SimServer:
         self.host = host
         self.port = port
         self._api = SimApi(seeded, job_seconds=job_seconds)
+        if state_dir is not None:
+            state = StateFile(state_dir)
+            self._api.restore(state.load())
+            self._api.on_change = lambda: state.save(self._api.state)
         self._log = RequestLog()
         self._faults = FaultQueue()
         self._httpd: _HttpServer | None = None

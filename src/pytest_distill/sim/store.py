@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -125,6 +126,11 @@ class FileStore:
         """The `file` objects, oldest first, of one purpose or all."""
         with self._lock:
             return [f.info for f in self._files.values() if purpose is None or f.info["purpose"] == purpose]
+
+    def state(self) -> list[dict[str, Any]]:
+        """Every file as JSON (its bytes in base64), oldest first."""
+        with self._lock:
+            return [{"info": f.info, "data": base64.b64encode(f.data).decode()} for f in self._files.values()]
 
     def delete(self, file_id: str) -> None:
         """Forget a file."""
