@@ -94,11 +94,10 @@ class SimApi:
     """The endpoints, over the stores, the fine-tuning jobs and the simulated models."""
 
     def __init__(
-        self, seeded: Sequence[tuple[str, Example]], *, job_seconds: float, clock: Callable[[], float] = time.time,
-        on_change: Callable[[], None] | None = None,
+        self, seeded: Sequence[tuple[str, Example]], *, job_seconds: float, clock: Callable[[], float] = time.time
     ) -> None:
         self.clock = clock
-        self.on_change = on_change
+        self.on_change: Callable[[], None] | None = None
         """Called after a request changed the files or the fine-tuning jobs (to keep them on disk)."""
         self.completions = CompletionStore()
         self.files = FileStore()
