@@ -170,14 +170,16 @@ class SimServer:
         if path != "/v1" and not path.startswith("/v1/"):
             return ApiResponse.error(not_found(f"Invalid URL ({method} {path})"))
         started = time.monotonic()
-        response = self._serve_api(method, path, query, headers, data)
-        extra = {"x-request-id": request_id(), "openai-processing-ms": str(int((time.monotonic() - started) * 1000))}
+        rid = request_id()
+        response = self._serve_api(method, path, query, headers, data, rid)
+        elapsed_ms = str(int((time.monotonic() - started) * 1000))
+        extra = {"x-request-id": rid, "openai-processing-ms": elapsed_ms}
         return ApiResponse(response.status, response.body, response.content_type, {**response.headers, **extra})
 
     def _serve_api(
-        self, method: str, path: str, query: dict[str, list[str]], headers: Mapping[str, str], data: bytes
+        self, method: str, path: str, query: dict[str, list[str]], headers: Mapping[str, str], data: bytes, rid: str
     ) -> ApiResponse:
-        """The /v1 pipeline: log, authorise, wait, apply a fault, answer."""
+        """The /v1 pipeline: log, authorise, wait, apply a fault, answer (`rid` is the x-request-id)."""
         parse_error: ApiError | None = None
         try:
             body, uploads = parse_body(headers.get("content-type", ""), data)
@@ -191,13 +193,14 @@ class SimServer:
             time.sleep(self.latency_s)
             api_path = path.removeprefix("/v1")
             model = body.get("model") if isinstance(body, dict) else None
-            fault = self._faults.take(path, model if isinstance(model, str) else None, judge=_is_judge(method, api_path, body))
+            judging = _is_judge(method, api_path, body)
+            fault = self._faults.take(path, model if isinstance(model, str) else None, judge=judging)
             if fault is not None and fault.kind not in JUDGE_KINDS:
                 early = _apply_fault(fault, model)
                 if early is not None:
                     return early
                 fault = None
-            return self._api.handle(ApiRequest(method, api_path, query, body, uploads, request_id(), fault))
+            return self._api.handle(ApiRequest(method, api_path, query, body, uploads, rid, fault))
         except ApiError as error:
             return ApiResponse.error(error)
         except Exception as exc:  # noqa: BLE001 - a simulator bug must reach the client as a 500, not a hang
