@@ -74,7 +74,7 @@ def test_retries_are_bounded_and_the_error_names_model_endpoint_and_status(sim: 
 
 def test_a_rejected_request_fails_at_once_with_its_status(runtime: ModelRuntime, sim: SimServer) -> None:
     with pytest.raises(ModelError, match=r"\(HTTP 400\): .*frobnicate") as raised:
-        runtime.chat("gpt-4o", QUESTION, frobnicate=True)
+        runtime.chat("gpt-4o", QUESTION, extra_body={"frobnicate": True})
     assert raised.value.status == 400
     assert len(requests_to(sim, "POST", "/chat/completions")) == 1
 
