@@ -127,7 +127,10 @@ class SimApi:
             ("GET", "/fine_tuning/jobs/{id}/events", self.list_job_events),
             ("POST", "/fine_tuning/jobs/{id}/cancel", self.cancel_job),
         ]
-        self._routes = [(method, re.compile(re.escape(path).replace(r"\{id\}", "([^/]+)") + "$"), h) for method, path, h in routes]
+        self._routes = [
+            (method, re.compile(re.escape(path).replace(r"\{id\}", "([^/]+)") + "$"), handler)
+            for method, path, handler in routes
+        ]
 
     def handle(self, request: ApiRequest) -> ApiResponse:
         """Route a request; an unknown method or path is the real API's 404 "Invalid URL"."""
@@ -227,9 +230,11 @@ class SimApi:
         data = []
         for index, text in enumerate(texts):
             vector = embed(text, card.dimensions, dimensions)
-            data.append({"object": "embedding", "index": index, "embedding": encode_base64(vector) if encoding == "base64" else vector})
+            embedding = encode_base64(vector) if encoding == "base64" else vector
+            data.append({"object": "embedding", "index": index, "embedding": embedding})
         tokens = sum(count_tokens(text) for text in texts)
-        return {"object": "list", "data": data, "model": card.id, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return {"object": "list", "data": data, "model": card.id, "usage": usage}
 
     def list_models(self, request: ApiRequest) -> dict[str, Any]:
         """GET /models: the base models and the fine-tuned models that exist now."""
@@ -401,7 +406,8 @@ class SimApi:
         if stored is None:
             raise bad_request(f"invalid {param}: {file_id}", param=param)
         if stored.info["purpose"] != "fine-tune":
-            raise bad_request(f"invalid {param}: {file_id} was uploaded with purpose '{stored.info['purpose']}', not 'fine-tune'.", param=param)
+            purpose = stored.info["purpose"]
+            raise bad_request(f"invalid {param}: {file_id} was uploaded with purpose '{purpose}', not 'fine-tune'.", param=param)
         return stored
 
     def _reply(
@@ -615,7 +621,11 @@ def _one(query: Mapping[str, list[str]], name: str) -> str | None:
 
 
 def _metadata_filter(query: Mapping[str, list[str]]) -> dict[str, str]:
-    return {key[len("metadata[") : -1]: values[-1] for key, values in query.items() if key.startswith("metadata[") and key.endswith("]")}
+    return {
+        key[len("metadata[") : -1]: values[-1]
+        for key, values in query.items()
+        if key.startswith("metadata[") and key.endswith("]")
+    }
 
 
 def _limit(raw: str | None, default: int, maximum: int) -> int:
@@ -624,9 +634,14 @@ def _limit(raw: str | None, default: int, maximum: int) -> int:
     try:
         limit = int(raw)
     except ValueError:
-        raise bad_request(f"Invalid 'limit': expected an integer, but got '{raw}' instead.", param="limit", code="invalid_type") from None
+        message = f"Invalid 'limit': expected an integer, but got '{raw}' instead."
+        raise bad_request(message, param="limit", code="invalid_type") from None
     if limit < 1:
-        raise bad_request(f"Invalid 'limit': integer below minimum value. Expected a value >= 1, but got {limit} instead.", param="limit", code="integer_below_min_value")
+        raise bad_request(
+            f"Invalid 'limit': integer below minimum value. Expected a value >= 1, but got {limit} instead.",
+            param="limit",
+            code="integer_below_min_value",
+        )
     if limit > maximum:
         raise bad_request(
             f"Invalid 'limit': integer above maximum value. Expected a value <= {maximum}, but got {limit} instead.",

@@ -49,8 +49,8 @@ NEGATIVE_WORDS = frozenset(
     horrible slow problem fail failed unhappy annoying wrong complaint refund""".split()
 )
 NEGATORS = frozenset({"not", "no", "never", "t"})  # "t" is what normalising leaves of "n't"
-JAPANESE_POSITIVE = ("良い", "よい", "素晴らしい", "すばらしい", "嬉しい", "うれしい", "好き", "最高", "ありがとう", "満足", "楽しい", "便利")
-JAPANESE_NEGATIVE = ("悪い", "最悪", "嫌い", "残念", "不満", "遅い", "壊れ", "ひどい", "悲しい", "失望", "困っ")
+JAPANESE_POSITIVE = tuple("良い よい 素晴らしい すばらしい 嬉しい うれしい 好き 最高 ありがとう 満足 楽しい 便利".split())
+JAPANESE_NEGATIVE = tuple("悪い 最悪 嫌い 残念 不満 遅い 壊れ ひどい 悲しい 失望 困っ".split())
 
 # Words that say what to check rather than what should be there ("The answer mentions Paris").
 INSTRUCTION_WORDS = frozenset(
@@ -175,7 +175,8 @@ def criteria_met(output: str, expected: str | None, criteria: str | None, questi
     if criteria is not None and question and not has_cjk(criteria) and _relational(criteria):
         return addressed(output, question)
     if criteria is not None:
-        wanted = criteria if has_cjk(criteria) else " ".join(w for w in normalize(criteria).split() if w not in INSTRUCTION_WORDS)
+        words = normalize(criteria).split()
+        wanted = criteria if has_cjk(criteria) else " ".join(w for w in words if w not in INSTRUCTION_WORDS)
         share = overlap(output, wanted).recall
         met = share >= PASS_LEVEL
         return met, f"{share:.2f} of the criteria's content words occur in the output, so {'met' if met else 'not met'}."
@@ -250,7 +251,8 @@ def _graded(output: str, expected: str | None) -> tuple[float, str]:
         return found.similarity, _compared(found)
     score, failed = quality(output)
     problems = ", ".join(failed) or "none"
-    return score, f"There was no <expected> section, so the output's form was checked (problems: {problems}): quality {score:.2f}"
+    how = f"There was no <expected> section, so the output's form was checked (problems: {problems})"
+    return score, f"{how}: quality {score:.2f}"
 
 
 def _compared(found: Overlap) -> str:
@@ -272,6 +274,5 @@ def _default(prop: Mapping[str, Any]) -> Any:
         return prop["enum"][0]
     kind = prop.get("type")
     kind = kind[0] if isinstance(kind, list) else kind
-    defaults: dict[str, Any] = {"string": "", "integer": prop.get("minimum", 0), "number": prop.get("minimum", 0)}
-    defaults.update({"boolean": False, "array": [], "object": {}})
-    return defaults.get(kind)
+    lowest = prop.get("minimum", 0)
+    return {"string": "", "integer": lowest, "number": lowest, "boolean": False, "array": [], "object": {}}.get(kind)
