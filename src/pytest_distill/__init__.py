@@ -3,10 +3,15 @@
 from .datasets import Case
 from .grades import Grade
 from .graders.deterministic import matches_schema, string_check, valid_json, valid_xml
+from .graders.embedding import embedding_similarity
+from .graders.judged import (
+    JudgeError, criteria_match, custom_prompt, factuality, semantic_similarity, sentiment, text_quality,
+)
 from .models.client import Completion, ModelError, Usage
 from .models.handle import Model
 
 __all__ = [
-    "Case", "Completion", "Grade", "Model", "ModelError", "Usage",
-    "matches_schema", "string_check", "valid_json", "valid_xml",
+    "Case", "Completion", "Grade", "JudgeError", "Model", "ModelError", "Usage",
+    "criteria_match", "custom_prompt", "embedding_similarity", "factuality", "matches_schema",
+    "semantic_similarity", "sentiment", "string_check", "text_quality", "valid_json", "valid_xml",
 ]

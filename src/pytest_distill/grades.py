@@ -58,6 +58,8 @@ class Scope:
     grades: list[Grade] = field(default_factory=list)
     judge: Any = None
     question: str | None = None
+    embedding_model: Any = None
+    """The session's model for `embedding_similarity` (a `Model`, like `judge`)."""
 
 
 _scope: ContextVar[Scope | None] = ContextVar("pytest_distill_scope", default=None)

@@ -15,6 +15,7 @@ import pytest
 
 from . import grades
 from .datasets import BrokenCase, Case, DatasetError, StoredCompletions, load_jsonl, parse_spec
+from .graders.judged import JudgeError
 from .ledger import PROPERTY, Entry, entry_of, summarize
 from .models.client import ModelError, ModelRuntime
 from .models.handle import Model
@@ -26,7 +27,7 @@ ENTRY = pytest.StashKey[Entry]()
 SIM_URL = "distill_sim_url"
 SIM_KEY = "distill-sim"
 ERROR_PROPERTY = "distill_error"
-TEST_ERRORS = (ModelError, DatasetError)
+TEST_ERRORS = (ModelError, DatasetError, JudgeError)
 """Exceptions that are the environment's fault, not the model's: reported as errors, never failures."""
 
 
@@ -167,7 +168,8 @@ class DistillSession:
     def call_scope(self, item: pytest.Item) -> Iterator[grades.Scope]:
         """The grading scope of one test call: the session's judge, and the case's question."""
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
-        scope = grades.Scope(judge=self.model(self.settings.judge), question=getattr(case, "question", None))
+        scope = grades.Scope(judge=self.model(self.settings.judge), question=getattr(case, "question", None),
+                             embedding_model=Model(self.settings.embedding_model, self.runtime))
         return grades.scoped(scope)
 
     def finish_call(self, item: pytest.Item, scope: grades.Scope) -> None:

@@ -1,0 +1,35 @@
+"""`embedding_similarity`: how close two texts are by the cosine of their embedding vectors.
+
+No judge and no prompt: one call to the embeddings endpoint for both texts. The model is the
+session's `distill_embedding_model`, or `model=`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from ..grades import Grade, record
+from ..models.handle import Model
+from .judged import scope_model
+
+DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
+
+
+def cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    """The cosine of the angle between two vectors (0 when either is all zeros)."""
+    norms = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b)) / norms if norms else 0.0
+
+
+def embedding_similarity(output: Any, expected: str, threshold: float = 0.8, *,
+                         model: Model | str | None = None) -> Grade:
+    """Passes when the embeddings of output and reference have a cosine similarity of at least `threshold`."""
+    if expected is None:
+        raise ValueError("embedding_similarity: expected is None (the case has no reference answer)")
+    embedder = scope_model("embedding_similarity", model, "embedding_model", "model", DEFAULT_EMBEDDING_MODEL)
+    first, second = embedder.runtime.embed(embedder.name, [str(output), str(expected)])
+    score = cosine(first, second)
+    reason = f"cosine similarity {score:.3f} between the {embedder.name} embeddings of output and reference"
+    return record(Grade("embedding_similarity", score, score >= threshold, reason, f"cosine >= {threshold:g}"))

@@ -1,0 +1,298 @@
+"""Model-graded checks: a judge model grades an output by a template kept as data.
+
+Each helper fills its template (`templates/NAME.json`: instructions, the tagged sections, the verdict
+field with its scale and meanings, which verdicts pass) with the texts, asks the judge for a strict
+`json_schema` answer at temperature 0 (reasoning first, then the verdict) and reads the verdict on
+the template's scale. An answer that is refused, not JSON or off the scale is asked again once, as a
+distinct request (the runtime would hand back the same answer otherwise); a second bad answer raises
+`JudgeError`, which the plugin reports as an error of the test, never a silent pass or fail.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import jsonschema
+
+from ..grades import Grade, current, record
+from ..models.client import Completion
+from ..models.handle import Model
+
+ATTEMPTS = 2
+RAW_LIMIT = 2000
+DEFAULT_JUDGE = "gpt-4o"
+TAG = re.compile(r"</?(?:question|expected|criteria|output)>", re.IGNORECASE)
+ANSWER_RULES = (
+    "The sections may be written in any language; judge the content, not the language. "
+    'Answer in JSON: first "reasoning", a few sentences on how you judged, then "{field}".'
+)
+
+
+class JudgeError(Exception):
+    """The judge gave no usable answer (refused, not JSON, off the scale) twice: the test errors."""
+
+
+class UnusableAnswer(Exception):
+    """One judge answer that cannot be read, with what was wrong and the raw text."""
+
+    def __init__(self, problem: str, raw: str) -> None:
+        self.problem, self.raw = problem, raw
+        shown = raw if len(raw) <= RAW_LIMIT else raw[:RAW_LIMIT] + "…"
+        super().__init__(f"{problem}; raw answer: {shown!r}")
+
+
+@dataclass(frozen=True)
+class Template:
+    """One helper's prompt and scale: what the judge is told, shown and asked to answer."""
+
+    name: str
+    instructions: str
+    sections: Mapping[str, str]
+    """Tag -> what it holds, in prompt order; the texts go between `<tag>` and `</tag>`."""
+    field: str
+    schema: Mapping[str, Any]
+    """The JSON Schema of the verdict field: an enum of choices, a boolean, or a number range."""
+    meanings: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    passing: tuple[Any, ...] = ()
+    """The verdicts that pass, on a scale of choices."""
+    threshold: float | None = None
+    """The lowest passing verdict, on a number scale."""
+
+    # -- the request ---------------------------------------------------------------------------
+
+    def messages(self, texts: Mapping[str, str]) -> list[dict[str, str]]:
+        """Instructions and scale as the system message; the graded texts, tagged, as the user message."""
+        system = "\n\n".join((self.instructions, self.scale_text(), ANSWER_RULES.format(field=self.field)))
+        user = "\n\n".join(f"{about}:\n<{tag}>\n{_untagged(texts[tag])}\n</{tag}>"
+                           for tag, about in self.sections.items() if tag in texts)
+        return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    def scale_text(self) -> str:
+        """The verdict field and its scale in words, with what each verdict means."""
+        kind = self.schema.get("type")
+        if "enum" in self.schema:
+            head = f'"{self.field}" is one of'
+            shown = [_show(value) for value in self.schema["enum"]]
+            lines = [f"{value}: {self.meanings[value]}" if value in self.meanings else value for value in shown]
+        else:
+            whole = "a whole number" if kind == "integer" else "a number"
+            head = (f'"{self.field}" is true or false' if kind == "boolean"
+                    else f'"{self.field}" is {whole} from {_show(self.low)} to {_show(self.high)}')
+            lines = [f"{value}: {meaning}" for value, meaning in self.meanings.items()]
+        note = self.schema.get("description")
+        return "\n".join([(f"{note} " if note else "") + head + (":" if lines else "."), *lines])
+
+    def response_format(self) -> dict[str, Any]:
+        """A strict `json_schema` response format: reasoning first, then the verdict."""
+        return {"type": "json_schema", "json_schema": {
+            "name": re.sub(r"[^A-Za-z0-9_-]", "_", self.name)[:64], "strict": True, "schema": self.answer_schema()}}
+
+    def answer_schema(self) -> dict[str, Any]:
+        return {
+            "type": "object",
+            "properties": {"reasoning": {"type": "string", "description": "How you judged, before the verdict."},
+                           self.field: dict(self.schema)},
+            "required": ["reasoning", self.field],
+            "additionalProperties": False,
+        }
+
+    # -- the answer ----------------------------------------------------------------------------
+
+    def read(self, completion: Completion) -> tuple[Any, str]:
+        """The verdict and the reasoning of one answer, or `UnusableAnswer`."""
+        if completion.refusal:
+            raise UnusableAnswer("the judge refused", completion.refusal)
+        raw = completion.text
+        try:
+            answer = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise UnusableAnswer(f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", raw) from None
+        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(self.answer_schema()).iter_errors(answer))
+        if error is not None:
+            where = "/".join(map(str, error.absolute_path)) or "the answer"
+            raise UnusableAnswer(f"off the scale: {where}: {error.message}", raw)
+        return answer[self.field], answer["reasoning"]
+
+    def grade(self, verdict: Any, reasoning: str) -> Grade:
+        """The grade of a verdict: its score on the scale, whether it passes, and why."""
+        if self.threshold is not None:
+            passed, score = verdict >= self.threshold, float(verdict)
+            rule = f"{self.field} >= {_show(self.threshold)} of {_show(self.low)}-{_show(self.high)}"
+        else:
+            passed = verdict in self.passing
+            score = 1.0 if passed else 0.0
+            shown = [_show(value) for value in self.passing]
+            rule = f"{self.field} is {shown[0]}" if len(shown) == 1 else f"{self.field} in {', '.join(shown)}"
+        meaning = self.meanings.get(_show(verdict))
+        said = f"{self.field} {_show(verdict)}" + (f": {meaning}" if meaning else "")
+        return Grade(self.name, score, passed, f"{said}. Judge's reasoning: {reasoning}", rule)
+
+    @property
+    def low(self) -> float:
+        return self.schema["minimum"]
+
+    @property
+    def high(self) -> float:
+        return self.schema["maximum"]
+
+
+@functools.cache
+def template(name: str) -> Template:
+    """The template of a helper, read from the package's `templates/NAME.json`."""
+    data = json.loads((resources.files(__package__) / "templates" / f"{name}.json").read_text(encoding="utf-8"))
+    verdict = data["verdict"]
+    return Template(name=name, instructions="\n".join(data["instructions"]), sections=data["sections"],
+                    field=verdict["field"], schema=verdict.get("schema", {}), meanings=verdict.get("meanings", {}),
+                    passing=tuple(verdict.get("pass", ())), threshold=verdict.get("threshold"))
+
+
+def ask(judge: Model, template: Template, texts: Mapping[str, str]) -> tuple[Any, str]:
+    """The judge's verdict and reasoning; one bad answer is asked again, two raise `JudgeError`."""
+    messages = template.messages(texts)
+    problems = []
+    for attempt in range(ATTEMPTS):
+        completion = judge.runtime.chat(judge.name, messages, sample=attempt, temperature=0,
+                                        response_format=template.response_format())
+        try:
+            return template.read(completion)
+        except UnusableAnswer as exc:
+            problems.append(f"answer {attempt + 1}: {exc}")
+    raise JudgeError(f"{template.name}: the judge {judge.name!r} gave no usable answer in {ATTEMPTS} attempts:\n"
+                     + "\n".join(problems))
+
+
+def scope_model(helper: str, given: Model | str | None, role: str, param: str, example: str) -> Model:
+    """The model a helper uses: `given`, else the running test's (the scope's `role`).
+
+    A name means that model on the test's runtime (the simulator under --distill-sim); outside
+    pytest there is no test to take it from, so a `Model` must be given.
+    """
+    if isinstance(given, Model):
+        return given
+    default = getattr(current(), role, None)
+    if default is None:
+        raise TypeError(f'{helper}() outside a pytest test needs {param}=Model("{example}")')
+    return default if given is None else Model(given, default.runtime)
+
+
+def judged(template: Template, texts: Mapping[str, Any], judge: Model | str | None) -> Grade:
+    """Ask the judge about the texts (the test's question filled in when none is given), record the grade."""
+    model = scope_model(template.name, judge, "judge", "judge", DEFAULT_JUDGE)
+    given = {tag: str(text) for tag, text in texts.items() if text is not None}
+    scope = current()
+    if "question" in template.sections and "question" not in given and scope is not None and scope.question:
+        given["question"] = scope.question
+    verdict, reasoning = ask(model, template, given)
+    return record(template.grade(verdict, reasoning))
+
+
+# -- the helpers -------------------------------------------------------------------------------
+
+
+def factuality(output: Any, expected: str, question: str | None = None, *, judge: Model | str | None = None) -> Grade:
+    """Is the output consistent with the reference? Choices A-E; D (a disagreement) fails."""
+    return judged(template("factuality"), {"output": output, "expected": _reference("factuality", expected),
+                                           "question": question}, judge)
+
+
+def semantic_similarity(output: Any, expected: str, threshold: float = 4, *, question: str | None = None,
+                        judge: Model | str | None = None) -> Grade:
+    """Does the output mean the same as the reference? 1-5, passes at `threshold`."""
+    chosen = _with_threshold(template("semantic_similarity"), threshold)
+    return judged(chosen, {"output": output, "expected": _reference("semantic_similarity", expected),
+                           "question": question}, judge)
+
+
+def sentiment(output: Any, expected: str = "positive", *, judge: Model | str | None = None) -> Grade:
+    """Is the output's sentiment `expected` (positive, neutral or negative)?"""
+    base = template("sentiment")
+    labels = base.schema["enum"]
+    if expected not in labels:
+        raise ValueError(f"sentiment: expected must be one of {', '.join(labels)}, not {expected!r}")
+    return judged(dataclasses.replace(base, passing=(expected,)), {"output": output}, judge)
+
+
+def criteria_match(output: Any, criteria: str, *, question: str | None = None,
+                   judge: Model | str | None = None) -> Grade:
+    """Does the output meet the criteria, in the judge's view? Pass or fail."""
+    return judged(template("criteria_match"), {"output": output, "criteria": criteria, "question": question}, judge)
+
+
+def text_quality(output: Any, threshold: float = 4, *, question: str | None = None,
+                 judge: Model | str | None = None) -> Grade:
+    """Is the output well written? 1-5, passes at `threshold`."""
+    return judged(_with_threshold(template("text_quality"), threshold), {"output": output, "question": question}, judge)
+
+
+def custom_prompt(output: Any, prompt: str, scale: Sequence[Any] = (1, 5), threshold: Any = None, *,
+                  expected: str | None = None, question: str | None = None, name: str = "custom_prompt",
+                  judge: Model | str | None = None) -> Grade:
+    """Grade the output by your own prompt, on your scale.
+
+    `scale` is a number range `(low, high)` (whole numbers unless a float is given) or labels from
+    worst to best (`("poor", "fair", "good")`). `threshold` is the lowest passing verdict; by default
+    three quarters of the way up (4 on 1-5, "good" of three labels). `name` names the grade.
+    """
+    chosen = dataclasses.replace(template("custom_prompt"), name=name, **custom_scale(scale, threshold))
+    return judged(chosen, {"output": output, "criteria": prompt, "expected": expected, "question": question}, judge)
+
+
+def custom_scale(scale: Sequence[Any], threshold: Any) -> dict[str, Any]:
+    """The verdict schema and passing rule of a user's scale: a number range or labels, worst first."""
+    values = list(scale)
+    if len(values) >= 2 and all(isinstance(v, str) for v in values):
+        lowest = values[math.ceil(0.75 * (len(values) - 1))] if threshold is None else threshold
+        if lowest not in values:
+            raise ValueError(f"custom_prompt: threshold {lowest!r} is not one of the labels {values}")
+        schema = {"type": "string", "enum": values, "description": "The labels run from worst to best."}
+        return {"schema": schema, "passing": tuple(values[values.index(lowest):])}
+    numbers = len(values) == 2 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+    if not numbers or values[0] >= values[1]:
+        raise ValueError(f"custom_prompt: scale must be (low, high) numbers or at least two labels, not {scale!r}")
+    low, high = values
+    whole = all(isinstance(v, int) for v in values)
+    schema = {"type": "integer" if whole else "number", "minimum": low, "maximum": high}
+    if threshold is None:
+        threshold = low + 0.75 * (high - low)
+        threshold = math.ceil(threshold) if whole else threshold
+    return {"schema": schema, "threshold": _checked_threshold("custom_prompt", schema, threshold)}
+
+
+def _with_threshold(base: Template, threshold: float) -> Template:
+    return dataclasses.replace(base, threshold=_checked_threshold(base.name, base.schema, threshold))
+
+
+def _checked_threshold(helper: str, schema: Mapping[str, Any], threshold: Any) -> float:
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+            or not schema["minimum"] <= threshold <= schema["maximum"]:
+        raise ValueError(f"{helper}: threshold must be a number from {schema['minimum']} to {schema['maximum']}, "
+                         f"not {threshold!r}")
+    return threshold
+
+
+def _reference(helper: str, expected: Any) -> str:
+    if expected is None:
+        raise ValueError(f"{helper}: expected is None (the case has no reference answer)")
+    return str(expected)
+
+
+def _untagged(text: str) -> str:
+    """The text with our own section tags defused, so that a graded text cannot close its section."""
+    return TAG.sub(lambda match: match.group(0).replace("<", "&lt;"), text)
+
+
+def _show(value: Any) -> str:
+    """A verdict as the template's meanings spell it: A, 4, 0.75, true, positive."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return json.dumps(value)
