@@ -39,7 +39,8 @@ def _apply_errata(schemas: dict[str, Any]) -> None:
        last_id there, where the spec says string.
     """
     stored_message = copy.deepcopy(schemas["ChatCompletionResponseMessage"])
-    stored_message["properties"]["role"] = {"type": "string", "enum": ["developer", "system", "user", "assistant", "tool", "function"]}
+    roles = ["developer", "system", "user", "assistant", "tool", "function"]
+    stored_message["properties"]["role"] = {"type": "string", "enum": roles}
     schemas["ErrataStoredInputMessage"] = stored_message
     items = schemas["ChatCompletionMessageList"]["properties"]["data"]["items"]
     items["allOf"][0] = {"$ref": "#/components/schemas/ErrataStoredInputMessage"}

@@ -33,3 +33,12 @@ def client(server: SimServer) -> Iterator[openai.OpenAI]:
     """The official SDK pointed at `server`, without retries so each call is one request."""
     with openai.OpenAI(base_url=server.url, api_key=CLIENT_KEY, max_retries=0) as sdk:
         yield sdk
+
+
+@pytest.fixture(scope="module")
+def shared_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
+    """One seeded simulator and client for a whole module, for tests of stateless endpoints
+    (the judge, embeddings, models), which saves a server and a client per test."""
+    seed = write_jsonl(tmp_path_factory.mktemp("seed") / "seed.jsonl", seed_rows())
+    with SimServer(seed=[seed]) as running, openai.OpenAI(base_url=running.url, api_key=CLIENT_KEY, max_retries=0) as sdk:
+        yield sdk

@@ -79,7 +79,9 @@ def ask(client: openai.OpenAI, model: str, question: str, **params: Any) -> str:
     return completion.choices[0].message.content or ""
 
 
-def wait_for_job(client: openai.OpenAI, job_id: str, *, polls: int = 2000, seconds: float = 30.0) -> tuple[FineTuningJob, list[str]]:
+def wait_for_job(
+    client: openai.OpenAI, job_id: str, *, polls: int = 2000, seconds: float = 30.0
+) -> tuple[FineTuningJob, list[str]]:
     """Poll a job until it ends (bounded by count and time); return it and the statuses seen."""
     deadline = time.monotonic() + seconds
     seen: list[str] = []

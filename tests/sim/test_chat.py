@@ -40,7 +40,8 @@ def test_requests_the_simulator_cannot_honour_are_400s(client: openai.OpenAI, pa
 
 def test_an_invalid_role_is_a_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="messages\\[0\\].role"):
-        client.chat.completions.create(model="gpt-4o", messages=[{"role": "narrator", "content": "hi"}])  # type: ignore[list-item]
+        narrator = {"role": "narrator", "content": "hi"}
+        client.chat.completions.create(model="gpt-4o", messages=[narrator])  # type: ignore[list-item]
 
 
 @pytest.mark.parametrize(

@@ -25,7 +25,7 @@ def read_lines(stream: object, into: queue.Queue[str]) -> None:
 
 
 def test_the_cli_serves_until_interrupted(seed_file: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest_distill.sim", "--port", "0", "--seed", str(seed_file), "--job-seconds", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,

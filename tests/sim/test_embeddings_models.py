@@ -15,8 +15,9 @@ def cos(a: Sequence[float], b: Sequence[float]) -> float:
     return sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
 
 
-def vectors(client: openai.OpenAI, texts: list[str], **params: object) -> list[list[float]]:
-    return [item.embedding for item in client.embeddings.create(model="text-embedding-3-small", input=texts, **params).data]  # type: ignore[arg-type]
+def vectors(sdk: openai.OpenAI, texts: list[str], **params: object) -> list[list[float]]:
+    answer = sdk.embeddings.create(model="text-embedding-3-small", input=texts, **params)  # type: ignore[arg-type]
+    return [item.embedding for item in answer.data]
 
 
 @pytest.mark.parametrize(
@@ -27,8 +28,10 @@ def vectors(client: openai.OpenAI, texts: list[str], **params: object) -> list[l
     ],
     ids=["english", "japanese"],
 )
-def test_similar_texts_are_closer_than_unrelated_ones(client: openai.OpenAI, anchor: str, similar: str, unrelated: str) -> None:
-    a, s, u = vectors(client, [anchor, similar, unrelated])
+def test_similar_texts_are_closer_than_unrelated_ones(
+    shared_client: openai.OpenAI, anchor: str, similar: str, unrelated: str
+) -> None:
+    a, s, u = vectors(shared_client, [anchor, similar, unrelated])
     assert cos(a, s) > cos(a, u) + 0.2
     assert math.isclose(sum(x * x for x in a), 1.0, rel_tol=1e-5)
 
@@ -41,11 +44,11 @@ def test_the_sdks_default_base64_decodes_to_the_float_answer(client: openai.Open
     assert all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-7) for x, y in zip(decoded, floats))
 
 
-def test_dimensions_cut_and_renormalise_and_vectors_are_deterministic(client: openai.OpenAI) -> None:
-    short = vectors(client, ["hello world"], dimensions=256, encoding_format="float")[0]
+def test_dimensions_cut_and_renormalise_and_vectors_are_deterministic(shared_client: openai.OpenAI) -> None:
+    short = vectors(shared_client, ["hello world"], dimensions=256, encoding_format="float")[0]
     assert len(short) == 256 and math.isclose(sum(x * x for x in short), 1.0, rel_tol=1e-9)
-    assert short == vectors(client, ["hello world"], dimensions=256, encoding_format="float")[0]
-    large = client.embeddings.create(model="text-embedding-3-large", input="hello")
+    assert short == vectors(shared_client, ["hello world"], dimensions=256, encoding_format="float")[0]
+    large = shared_client.embeddings.create(model="text-embedding-3-large", input="hello")
     assert len(large.data[0].embedding) == 3072 and large.usage.prompt_tokens == large.usage.total_tokens > 0
 
 
@@ -59,19 +62,20 @@ def test_dimensions_cut_and_renormalise_and_vectors_are_deterministic(client: op
     ],
     ids=["chat-model", "empty", "tokens", "dimensions"],
 )
-def test_invalid_embedding_requests_are_400s(client: openai.OpenAI, params: dict, match: str) -> None:
+def test_invalid_embedding_requests_are_400s(shared_client: openai.OpenAI, params: dict, match: str) -> None:
     with pytest.raises(openai.BadRequestError, match=match):
-        client.embeddings.create(**params)
+        shared_client.embeddings.create(**params)
 
 
-def test_models_lists_the_base_models(client: openai.OpenAI) -> None:
-    ids = {model.id for model in client.models.list()}
-    assert {"gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-mini", "gpt-4o-mini-2024-07-18", "text-embedding-3-small", "text-embedding-3-large"} <= ids
-    model = client.models.retrieve("gpt-4o")
+def test_models_lists_the_base_models(shared_client: openai.OpenAI) -> None:
+    ids = {model.id for model in shared_client.models.list()}
+    base = {"gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-mini", "gpt-4o-mini-2024-07-18"}
+    assert base | {"text-embedding-3-small", "text-embedding-3-large"} <= ids
+    model = shared_client.models.retrieve("gpt-4o")
     assert (model.object, model.owned_by) == ("model", "system")
 
 
-def test_an_unknown_model_is_a_404(client: openai.OpenAI) -> None:
+def test_an_unknown_model_is_a_404(shared_client: openai.OpenAI) -> None:
     with pytest.raises(openai.NotFoundError) as raised:
-        client.models.retrieve("gpt-9")
+        shared_client.models.retrieve("gpt-9")
     assert raised.value.response.json()["error"]["code"] == "model_not_found"

@@ -28,7 +28,8 @@ def upload(client: openai.OpenAI, rows: list[dict[str, Any]], name: str = "train
 def test_a_file_round_trips(client: openai.OpenAI) -> None:
     data = jsonl(item_rows(3)) + "日本語\n".encode()
     created = client.files.create(file=("data.jsonl", data), purpose="fine-tune")
-    assert (created.filename, created.bytes, created.purpose, created.status) == ("data.jsonl", len(data), "fine-tune", "processed")
+    assert (created.filename, created.bytes, created.purpose) == ("data.jsonl", len(data), "fine-tune")
+    assert created.status == "processed"
     assert client.files.retrieve(created.id) == created
     assert client.files.content(created.id).read() == data
     assert [f.id for f in client.files.list(purpose="fine-tune")] == [created.id]
@@ -92,7 +93,8 @@ def test_events_tell_the_jobs_story_newest_first_in_pages(client: openai.OpenAI)
 
 def test_jobs_list_newest_first_with_paging_and_metadata(client: openai.OpenAI) -> None:
     training = upload(client, item_rows(12))
-    ids = [client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training, metadata={"n": str(i)}).id for i in range(3)]
+    jobs = [client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training, metadata={"n": str(i)}) for i in range(3)]
+    ids = [job.id for job in jobs]
     first = client.fine_tuning.jobs.list(limit=2)
     assert ([j.id for j in first.data], first.has_more) == (ids[:0:-1], True)
     assert [j.id for j in client.fine_tuning.jobs.list(limit=2)] == ids[::-1]
@@ -103,13 +105,15 @@ def test_jobs_list_newest_first_with_paging_and_metadata(client: openai.OpenAI) 
     "rows, code, message",
     [
         (item_rows(5), "invalid_n_examples", "Training file has 5 example(s), but must have at least 10 examples"),
-        (item_rows(11) + [{"messages": [user("no answer")]}], "invalid_file_format", "Line 12: at least one message must be from the assistant"),
+        (item_rows(11) + [{"messages": [user("?")]}], "invalid_file_format", "Line 12: at least one message must be from the assistant"),
         (item_rows(11) + [{"messages": [{"role": "bot", "content": "x"}]}], "invalid_file_format", "Line 12: messages[0].role"),
         (item_rows(11) + [{"prompt": "legacy format"}], "invalid_file_format", 'Line 12: the key "messages"'),
     ],
     ids=["too-few", "no-assistant", "bad-role", "no-messages"],
 )
-def test_a_bad_training_file_fails_the_job_with_an_error(client: openai.OpenAI, rows: list[dict[str, Any]], code: str, message: str) -> None:
+def test_a_bad_training_file_fails_the_job_with_an_error(
+    client: openai.OpenAI, rows: list[dict[str, Any]], code: str, message: str
+) -> None:
     job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=upload(client, rows))
     done, seen = wait_for_job(client, job.id)
     assert seen[-1] == "failed" and "running" not in seen
@@ -153,7 +157,8 @@ def test_cancel_stops_a_job_and_a_finished_job_cannot_be_cancelled(client: opena
 
 
 def test_a_fine_tuned_model_can_be_tuned_again_and_keeps_its_root_base(client: openai.OpenAI) -> None:
-    first, _ = wait_for_job(client, client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=upload(client, item_rows(12, "a"))).id)
+    first_job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=upload(client, item_rows(12, "a")))
+    first, _ = wait_for_job(client, first_job.id)
     assert first.fine_tuned_model is not None
     second_job = client.fine_tuning.jobs.create(model=first.fine_tuned_model, training_file=upload(client, item_rows(12, "b")))
     second, _ = wait_for_job(client, second_job.id)
@@ -171,11 +176,12 @@ def test_the_job_timeline_follows_the_clock() -> None:
     for at in (0.0, 1.0, 2.0, 5.0, 9.9, 10.0):
         now[0] = 1000.0 + at
         statuses[at] = board.get(job_id)["status"]
-    assert statuses == {0.0: "validating_files", 1.0: "validating_files", 2.0: "queued", 5.0: "running", 9.9: "running", 10.0: "succeeded"}
+    assert list(statuses.values()) == ["validating_files", "validating_files", "queued", "running", "running", "succeeded"]
     assert board.get(job_id)["hyperparameters"] == {"n_epochs": 3, "batch_size": 1, "learning_rate_multiplier": 1.8}
     assert list(board.fine_tunes()) == [board.get(job_id)["fine_tuned_model"]]
 
 
 def test_a_training_line_keeps_the_input_before_the_last_assistant_turn() -> None:
-    example = parse_example(json.dumps({"messages": [user("q1"), {"role": "assistant", "content": "a1"}, user("q2"), {"role": "assistant", "content": "a2"}]}))
+    turns = [user("q1"), {"role": "assistant", "content": "a1"}, user("q2"), {"role": "assistant", "content": "a2"}]
+    example = parse_example(json.dumps({"messages": turns}))
     assert (example.key, example.answer, len(example.input)) == ("q2", "a2", 3)

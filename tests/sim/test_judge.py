@@ -19,7 +19,7 @@ RIGHT = "Paris is the capital of France."
 WRONG = "The tallest mountain on Earth is Everest."
 
 
-def grade(client: openai.OpenAI, verdict: dict[str, Any], output: str, **tags: str) -> Any:
+def grade(shared_client: openai.OpenAI, verdict: dict[str, Any], output: str, **tags: str) -> Any:
     """Ask the judge with the grader-template contract; check its answer against the schema."""
     schema = {
         "type": "object",
@@ -28,7 +28,7 @@ def grade(client: openai.OpenAI, verdict: dict[str, Any], output: str, **tags: s
         "additionalProperties": False,
     }
     prompt = "\n".join([f"<output>{output}</output>", *(f"<{tag}>{text}</{tag}>" for tag, text in tags.items())])
-    completion = client.chat.completions.create(
+    completion = shared_client.chat.completions.create(
         model="gpt-4o",
         messages=[
             {"role": "system", "content": "Grade the text in <output>like this</output> against the reference."},
@@ -52,14 +52,14 @@ def grade(client: openai.OpenAI, verdict: dict[str, Any], output: str, **tags: s
         ("", "D"),
     ],
 )
-def test_factuality_letters(client: openai.OpenAI, output: str, letter: str) -> None:
-    assert grade(client, FACTUALITY, output, expected=EXPECTED, question="What is the capital of France?") == letter
+def test_factuality_letters(shared_client: openai.OpenAI, output: str, letter: str) -> None:
+    assert grade(shared_client, FACTUALITY, output, expected=EXPECTED, question="What is the capital of France?") == letter
 
 
-def test_factuality_in_japanese(client: openai.OpenAI) -> None:
+def test_factuality_in_japanese(shared_client: openai.OpenAI) -> None:
     expected = "1チームは3人の選手で構成されます。"
-    assert grade(client, FACTUALITY, "１チームは３人の選手で構成されます", expected=expected) == "C"
-    assert grade(client, FACTUALITY, "試合時間は前後半各20分です。", expected=expected) == "D"
+    assert grade(shared_client, FACTUALITY, "１チームは３人の選手で構成されます", expected=expected) == "C"
+    assert grade(shared_client, FACTUALITY, "試合時間は前後半各20分です。", expected=expected) == "D"
 
 
 @pytest.mark.parametrize(
@@ -67,24 +67,24 @@ def test_factuality_in_japanese(client: openai.OpenAI) -> None:
     [SCALE, {"type": "integer", "enum": [1, 2, 3, 4, 5]}, {"type": "number", "minimum": 0, "maximum": 10}],
     ids=["range", "integer-enum", "number"],
 )
-def test_a_right_answer_scores_above_a_wrong_one(client: openai.OpenAI, verdict: dict[str, Any]) -> None:
-    right, wrong = (grade(client, verdict, output, expected=EXPECTED) for output in (RIGHT, WRONG))
+def test_a_right_answer_scores_above_a_wrong_one(shared_client: openai.OpenAI, verdict: dict[str, Any]) -> None:
+    right, wrong = (grade(shared_client, verdict, output, expected=EXPECTED) for output in (RIGHT, WRONG))
     assert right > wrong
-    assert grade(client, verdict, EXPECTED, expected=EXPECTED) == max(verdict.get("enum", [verdict.get("maximum")]))
+    assert grade(shared_client, verdict, EXPECTED, expected=EXPECTED) == max(verdict.get("enum", [verdict.get("maximum")]))
 
 
-def test_japanese_similarity_is_by_character_bigrams(client: openai.OpenAI) -> None:
+def test_japanese_similarity_is_by_character_bigrams(shared_client: openai.OpenAI) -> None:
     expected = "試合時間は前後半各20分です。"
-    close = grade(client, SCALE, "試合時間は前半と後半がそれぞれ20分です。", expected=expected)
-    far = grade(client, SCALE, "1チームは3人の選手で構成されます。", expected=expected)
+    close = grade(shared_client, SCALE, "試合時間は前半と後半がそれぞれ20分です。", expected=expected)
+    far = grade(shared_client, SCALE, "1チームは3人の選手で構成されます。", expected=expected)
     assert close > far
 
 
-def test_without_expected_the_scale_measures_text_quality(client: openai.OpenAI) -> None:
-    good = grade(client, SCALE, "The capital of France is Paris, a city on the Seine.")
-    truncated = grade(client, SCALE, "The capital of France is Paris, a city on the")
+def test_without_expected_the_scale_measures_text_quality(shared_client: openai.OpenAI) -> None:
+    good = grade(shared_client, SCALE, "The capital of France is Paris, a city on the Seine.")
+    truncated = grade(shared_client, SCALE, "The capital of France is Paris, a city on the")
     assert good == 5 and truncated < 4
-    assert grade(client, SCALE, "") == 1
+    assert grade(shared_client, SCALE, "") == 1
 
 
 @pytest.mark.parametrize(
@@ -98,8 +98,8 @@ def test_without_expected_the_scale_measures_text_quality(client: openai.OpenAI)
         ("最悪です。また壊れました。", "negative"),
     ],
 )
-def test_sentiment(client: openai.OpenAI, output: str, feeling: str) -> None:
-    assert grade(client, SENTIMENT, output) == feeling
+def test_sentiment(shared_client: openai.OpenAI, output: str, feeling: str) -> None:
+    assert grade(shared_client, SENTIMENT, output) == feeling
 
 
 @pytest.mark.parametrize(
@@ -111,27 +111,27 @@ def test_sentiment(client: openai.OpenAI, output: str, feeling: str) -> None:
         (WRONG, {"expected": EXPECTED, "criteria": "Same meaning as the reference."}, False),
     ],
 )
-def test_criteria_match(client: openai.OpenAI, output: str, tags: dict[str, str], met: bool) -> None:
-    assert grade(client, {"type": "boolean"}, output, **tags) is met
+def test_criteria_match(shared_client: openai.OpenAI, output: str, tags: dict[str, str], met: bool) -> None:
+    assert grade(shared_client, {"type": "boolean"}, output, **tags) is met
 
 
-def test_another_string_enum_runs_from_worst_to_best(client: openai.OpenAI) -> None:
+def test_another_string_enum_runs_from_worst_to_best(shared_client: openai.OpenAI) -> None:
     labels = {"type": "string", "enum": ["poor", "fair", "good"]}
-    assert grade(client, labels, RIGHT, expected=EXPECTED) == "good"
-    assert grade(client, labels, WRONG, expected=EXPECTED) == "poor"
+    assert grade(shared_client, labels, RIGHT, expected=EXPECTED) == "good"
+    assert grade(shared_client, labels, WRONG, expected=EXPECTED) == "poor"
 
 
-def test_the_judge_is_deterministic_for_any_model(client: openai.OpenAI) -> None:
-    assert {grade(client, SCALE, RIGHT, expected=EXPECTED) for _ in range(3)} == {5}
+def test_the_judge_is_deterministic_for_any_model(shared_client: openai.OpenAI) -> None:
+    assert {grade(shared_client, SCALE, RIGHT, expected=EXPECTED) for _ in range(3)} == {5}
 
 
-def test_extra_required_fields_get_valid_defaults(client: openai.OpenAI) -> None:
+def test_extra_required_fields_get_valid_defaults(shared_client: openai.OpenAI) -> None:
     schema = {
         "type": "object",
         "properties": {"reasoning": {"type": "string"}, "score": SCALE, "tags": {"type": "array"}, "note": {"type": "string"}},
         "required": ["reasoning", "score", "tags", "note"],
     }
-    completion = client.chat.completions.create(
+    completion = shared_client.chat.completions.create(
         model="gpt-4o-mini",
         messages=[{"role": "user", "content": f"<output>{RIGHT}</output><expected>{EXPECTED}</expected>"}],
         response_format={"type": "json_schema", "json_schema": {"name": "g", "schema": schema}},

@@ -29,9 +29,8 @@ JUDGE_FORMAT = {
 
 
 def judge_call(client: openai.OpenAI) -> openai.types.chat.ChatCompletion:
-    return client.chat.completions.create(
-        model="gpt-4o", messages=[user("<output>Paris</output><expected>Paris</expected>")], response_format=JUDGE_FORMAT  # type: ignore[arg-type]
-    )
+    messages = [user("<output>Paris</output><expected>Paris</expected>")]
+    return client.chat.completions.create(model="gpt-4o", messages=messages, response_format=JUDGE_FORMAT)  # type: ignore[arg-type]
 
 
 def test_a_wrong_key_is_a_401_with_the_real_message(seed_file: Path) -> None:
@@ -80,8 +79,10 @@ def test_the_request_log_records_method_path_query_and_body(client: openai.OpenA
     client.chat.completions.list(metadata={"split": "test"}, limit=5)
     client.files.create(file=("a.jsonl", b"{}\n"), purpose="fine-tune")
     chat, listing, upload = server.requests
-    assert chat == RequestRecord("POST", "/v1/chat/completions", {}, {"model": "gpt-4o", "messages": [user("hi")], "temperature": 0})
-    assert (listing.method, listing.path, listing.query) == ("GET", "/v1/chat/completions", {"metadata[split]": ["test"], "limit": ["5"]})
+    body = {"model": "gpt-4o", "messages": [user("hi")], "temperature": 0}
+    assert chat == RequestRecord("POST", "/v1/chat/completions", {}, body)
+    query = {"metadata[split]": ["test"], "limit": ["5"]}
+    assert (listing.method, listing.path, listing.query) == ("GET", "/v1/chat/completions", query)
     assert upload.body == {"purpose": "fine-tune", "file": {"filename": "a.jsonl", "bytes": 3}}
     server.clear_requests()
     assert server.requests == []

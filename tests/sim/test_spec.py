@@ -74,7 +74,9 @@ def test_stored_completion_endpoints_match_the_spec(client: openai.OpenAI) -> No
 
 @pytest.mark.parametrize("encoding", ["float", "base64"])
 def test_embeddings_match_the_spec(client: openai.OpenAI, encoding: str) -> None:
-    raw = client.embeddings.with_raw_response.create(model="text-embedding-3-small", input=["a", "b"], encoding_format=encoding)  # type: ignore[arg-type]
+    raw = client.embeddings.with_raw_response.create(
+        model="text-embedding-3-small", input=["a", "b"], encoding_format=encoding  # type: ignore[arg-type]
+    )
     if encoding == "float":
         check("/embeddings", raw)
     else:  # the spec types the base64 form as an array of floats; everything else must match
