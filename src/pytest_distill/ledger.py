@@ -135,3 +135,54 @@ def _model_stats(model: str, entries: list[Entry]) -> ModelStats:
         completion_tokens=sum((entry.usage or {}).get("completion_tokens", 0) for entry in entries),
         latencies=tuple(entry.latency_s for entry in entries if entry.latency_s),
     )
+
+
+def without_param(nodeid: str, param_id: str) -> str:
+    """`nodeid` less one parameter id: `t.py::test[c1-gpt-4o-rep0]` less `gpt-4o` is `t.py::test[c1-rep0]`.
+
+    Runs on a renamed model, and repeats of one case, are matched by what remains. The model's id
+    follows the case's and precedes the repeat's, so the last match wins over the first.
+    """
+    path, colons, name = nodeid.partition("::")
+    head, sep, params = name.partition("[")
+    head = f"{path}{colons}{head}"
+    if not sep or not params.endswith("]"):
+        return nodeid
+    params = params[:-1]
+    if params == param_id:
+        return head
+    if params.endswith(f"-{param_id}"):
+        rest = params[:-len(param_id) - 1]
+    elif f"-{param_id}-" in params:
+        before, _, after = params.rpartition(f"-{param_id}-")
+        rest = f"{before}-{after}"
+    elif params.startswith(f"{param_id}-"):
+        rest = params[len(param_id) + 1:]
+    else:
+        return nodeid
+    return f"{head}[{rest}]"
+
+
+@dataclass(frozen=True)
+class Repeats:
+    """Of the cases a model ran more than once (--distill-repeat), how many got different verdicts."""
+
+    cases: int
+    changed: int
+
+    @property
+    def share(self) -> float | None:
+        return self.changed / self.cases if self.cases else None
+
+
+def verdict_changes(entries: Sequence[Entry]) -> dict[str, Repeats]:
+    """Per model with repeated cases: how many cases passed in one repeat and failed in another."""
+    verdicts: dict[str, dict[str, list[bool]]] = {}
+    for entry in entries:
+        if entry.counted:
+            case = without_param(entry.nodeid, f"rep{entry.sample}")
+            verdicts.setdefault(entry.model or NO_MODEL, {}).setdefault(case, []).append(entry.passed)
+    repeats = {model: Repeats(cases=sum(len(seen) > 1 for seen in cases.values()),
+                              changed=sum(len(set(seen)) > 1 for seen in cases.values()))
+               for model, cases in verdicts.items()}
+    return {model: stats for model, stats in repeats.items() if stats.cases}

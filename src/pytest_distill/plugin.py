@@ -69,6 +69,10 @@ def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] 
     return DistillSession.test_status(report)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[SESSION].session_finish(session)
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.config.stash[SESSION].terminal_summary(terminalreporter)
 

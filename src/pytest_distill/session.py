@@ -16,10 +16,11 @@ import pytest
 from . import grades
 from .datasets import BrokenCase, Case, DatasetError, StoredCompletions, load_jsonl, parse_spec
 from .graders.judged import JudgeError
-from .ledger import PROPERTY, Entry, entry_of, summarize
+from .ledger import PROPERTY, Entry, entry_of, summarize, verdict_changes
 from .models.client import ModelError, ModelRuntime
 from .models.handle import Model
-from .report import terminal
+from .report import baseline, html, results, table, terminal
+from .report.cost import PriceTable
 from .settings import Settings, resolve
 
 SESSION = pytest.StashKey["DistillSession"]()
@@ -32,13 +33,22 @@ TEST_ERRORS = (ModelError, DatasetError, JudgeError)
 
 
 class DistillSession:
-    """Registered as a plugin too, for the one hook that gets no `config`: `pytest_runtest_logreport`."""
+    """Registered as a plugin too, for the hooks that get no `config`: `pytest_runtest_logreport` and
+    pytest-html's table hooks."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.settings: Settings = resolve(config)
         self.is_worker = hasattr(config, "workerinput")
         self.entries: list[Entry] = []
+        self._entry_of_node: dict[str, Entry] = {}
+        self.prices = PriceTable.with_defaults(self.settings.prices)
+        self.baseline: baseline.Baseline | None = None
+        self.comparison: baseline.Comparison | None = None
+        self.report_lines: list[str] = []
+        """Lines for the end of the terminal and the HTML summary: the results file, the baseline."""
+        self.distill_record: dict[str, Any] = {}
+        """What the distillation step reports; written under "distill" in the results file."""
         self.sim: Any = None
         self._runtime: ModelRuntime | None = None
         self._datasets: dict[tuple[str, tuple[Path, ...]], list[Case | BrokenCase]] = {}
@@ -46,11 +56,22 @@ class DistillSession:
     # -- start and stop ------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Start the simulator on the controller when asked; workers reach it through workerinput."""
+        """Check the baseline, then start the simulator, on the controller; workers reach it through workerinput."""
+        if not self.is_worker:
+            self._load_baseline()
         if self.settings.sim and not self.is_worker:
             from .sim import SimServer
 
             self.sim = SimServer(seed=list(self.settings.sim_seed)).start()
+
+    def _load_baseline(self) -> None:
+        """A bad baseline file or model mapping stops the run here, before any model is called."""
+        if self.settings.baseline is None:
+            if self.settings.baseline_models:
+                raise pytest.UsageError("--distill-baseline-model needs --distill-baseline")
+            return
+        self.baseline = baseline.load(self.settings.baseline)
+        baseline.pair_models(self.baseline.models, self.settings.models_under_test, self.settings.baseline_map())
 
     def stop(self) -> None:
         if self._runtime is not None:
@@ -210,13 +231,69 @@ class DistillSession:
             return "error", "E", "ERROR"
         return None
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """On the controller, keep every entry that a (local or worker) teardown report carries."""
+        """On the controller, take the entry out of a (local or worker) teardown report, before JUnit
+        would write it as a property, and hand its details to pytest-html as an extra."""
         if not self.is_worker and report.when == "teardown":
             entry = entry_of(report.user_properties)
             if entry is not None:
                 self.entries.append(entry)
+                self._entry_of_node[entry.nodeid] = entry
+                report.user_properties = [(name, value) for name, value in report.user_properties if name != PROPERTY]
+                report.extras = [*getattr(report, "extras", []), html.entry_extra(entry)]
+
+    # -- the end of the session (controller only) --------------------------------------------------
+
+    def ledger(self) -> list[Entry]:
+        """The entries in one order (models as given, then node ids), the same under xdist as serial."""
+        order = {model: index for index, model in enumerate(self.settings.models_under_test)}
+        return sorted(self.entries, key=lambda entry: (order.get(entry.model or "", len(order)), entry.nodeid))
+
+    def summary(self) -> table.SummaryTable:
+        entries = self.ledger()
+        return table.build(summarize(entries), verdict_changes(entries), self.prices, self.settings.teacher)
+
+    def session_finish(self, session: pytest.Session) -> None:
+        """Write the results file and compare with the baseline; a regression fails the session.
+
+        An interrupted run writes nothing: its partial results would make a misleading baseline."""
+        if self.is_worker or not self.entries:
+            return
+        if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+            if self.settings.results or self.baseline:
+                self.report_lines.append("distill: the run was interrupted: no results file written, no baseline comparison")
+            return
+        document = results.document(self.ledger(), self.distill_record)
+        if self.settings.results:
+            results.write(self.settings.results, document)
+            self.report_lines.append(f"distill: results written to {self.settings.results}")
+        if self.baseline is not None:
+            self.comparison = baseline.compare(self.baseline, document, self.settings.baseline_map(), self.settings.tolerance)
+            if self.comparison.regressions:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def terminal_summary(self, reporter: Any) -> None:
-        if not self.is_worker and self.entries:
-            terminal.write_summary(reporter, summarize(self.entries))
+        if self.is_worker:
+            return
+        if self.entries:
+            terminal.write_summary(reporter, self.summary())
+        for line in self.report_lines:
+            reporter.write_line(line)
+        if self.comparison is not None:
+            terminal.write_comparison(reporter, self.comparison)
+
+    # -- pytest-html (hooks of this plugin object: the table hooks get no `config`) -------------------
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, summary: list[str]) -> None:
+        if self.entries:
+            summary.append(html.summary_html(self.summary(), self.report_lines, self.comparison))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        html.add_header_cells(cells)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        html.add_row_cells(cells, self._entry_of_node.get(report.nodeid))

@@ -1,15 +1,12 @@
-"""The table printed at the end of a session: per model and grader, pass rate, mean score and count."""
+"""The end of the terminal output: the summary table, then the notes, the results file and the baseline."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from ..ledger import ModelStats
-
-
-def _percent(rate: float | None) -> str:
-    return "-" if rate is None else f"{rate:.0%}"
+from .baseline import Comparison
+from .table import SummaryTable
 
 
 def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -20,20 +17,16 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[s
     return [line(header), *(line(row) for row in rows)]
 
 
-def summary_lines(stats: Mapping[str, ModelStats]) -> list[str]:
-    graders = list(dict.fromkeys(name for model in stats.values() for name in model.graders))
-    header = ["model", "pass rate", "cases", "errors", *(f"{name} (rate/mean/n)" for name in graders)]
-    rows = []
-    for model in stats.values():
-        cells = [model.model, _percent(model.pass_rate), str(model.counted), str(model.errors)]
-        for name in graders:
-            g = model.graders.get(name)
-            cells.append("-" if g is None else f"{_percent(g.pass_rate)} / {g.mean_score:.2f} / {g.n}")
-        rows.append(cells)
-    return render_table(header, rows)
-
-
-def write_summary(reporter: Any, stats: Mapping[str, ModelStats]) -> None:
+def write_summary(reporter: Any, table: SummaryTable) -> None:
     reporter.write_sep("=", "distill summary")
-    for line in summary_lines(stats):
+    for line in [*render_table(table.header, table.rows), *table.notes]:
         reporter.write_line(line)
+
+
+def write_comparison(reporter: Any, comparison: Comparison) -> None:
+    """Every change against the baseline, then one line that says whether the run regressed."""
+    reporter.write_sep("-", f"distill baseline {comparison.path}")
+    for line in comparison.lines():
+        reporter.write_line(line)
+    reporter.write_line(comparison.verdict(), red=bool(comparison.regressions), green=not comparison.regressions,
+                        bold=True)

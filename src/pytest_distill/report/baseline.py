@@ -1,0 +1,211 @@
+"""A baseline is an earlier results file: read and checked at start-up, compared with this run at the end.
+
+Pass rates are compared per model and grader on the cases both runs share, so a case added or
+removed since the baseline is listed but moves no rate. A model that changed its name is matched
+by role (each run has one model) or by the user's `OLD=NEW` mapping.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from ..ledger import NO_MODEL, without_param
+from .results import SCHEMA, VERSION
+from .table import percent
+
+EPSILON = 1e-9
+"""Pass rates are ratios of small counts: a drop equal to the tolerance is not a regression."""
+LISTED = 10
+"""How many case ids a line names before it says how many more there are."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    path: Path
+    results: dict[str, Any]
+
+    @property
+    def models(self) -> list[str]:
+        return models_of(self.results)
+
+
+def models_of(results: Mapping[str, Any]) -> list[str]:
+    return list(dict.fromkeys(record["model"] or NO_MODEL for record in results["cases"]))
+
+
+def load(path: Path) -> Baseline:
+    """The baseline file, or a usage error that says what is wrong with it before any model is called."""
+    where = f"baseline {path}"
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise pytest.UsageError(f"{where}: no such file (write one with --distill-results {path})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise pytest.UsageError(f"{where}: cannot be read: {exc}") from None
+    try:
+        results = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise pytest.UsageError(f"{where}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    version = results.get("version") if isinstance(results, dict) else None
+    if version != VERSION:
+        raise pytest.UsageError(f"{where}: results schema version {version!r}; this pytest-distill reads version "
+                                f"{VERSION} (write a new baseline with --distill-results)")
+    problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(results))
+    if problem is not None:
+        raise pytest.UsageError(f"{where}: not a pytest-distill results file: at {problem.json_path}: {problem.message}")
+    return Baseline(path, results)
+
+
+def pair_models(baseline_models: Sequence[str], run_models: Sequence[str], mapping: Mapping[str, str]) -> dict[str, str]:
+    """{model of this run: baseline model it is compared with}: the user's OLD=NEW pairs, then equal
+    names, then, when each run has a single model, the two of them."""
+    for old, new in mapping.items():
+        if old not in baseline_models:
+            raise pytest.UsageError(f"--distill-baseline-model {old}={new}: the baseline has no model {old!r} "
+                                    f"(it has {', '.join(baseline_models)})")
+        if new not in run_models:
+            raise pytest.UsageError(f"--distill-baseline-model {old}={new}: {new!r} is not a model under test "
+                                    f"(they are {', '.join(run_models)})")
+    pairs = {new: old for old, new in mapping.items()}
+    for model in run_models:
+        if model not in pairs and model in baseline_models and model not in mapping:
+            pairs[model] = model
+    named = [[model for model in models if model != NO_MODEL] for models in (baseline_models, run_models)]
+    if not mapping and all(len(models) == 1 for models in named) and named[1][0] not in pairs:
+        pairs[named[1][0]] = named[0][0]
+    return {model: pairs[model] for model in run_models if model in pairs}
+
+
+@dataclass(frozen=True)
+class GraderChange:
+    """One grader of one model: its pass rate on the shared cases, before and now."""
+
+    model: str
+    baseline_model: str
+    grader: str
+    cases: int
+    before: float
+    after: float
+    went_failing: list[str]
+    """Tests (this run's node ids) that passed this grader in the baseline and fail it now."""
+    regressed: bool
+
+    @property
+    def label(self) -> str:
+        renamed = f" (baseline: {self.baseline_model})" if self.baseline_model != self.model else ""
+        return f"{self.model}{renamed} {self.grader}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    path: Path
+    tolerance: float
+    changes: list[GraderChange]
+    added: dict[str, list[str]] = field(default_factory=dict)
+    removed: dict[str, list[str]] = field(default_factory=dict)
+    new_models: list[str] = field(default_factory=list)
+    gone_models: list[str] = field(default_factory=list)
+
+    @property
+    def regressions(self) -> list[GraderChange]:
+        return [change for change in self.changes if change.regressed]
+
+    def lines(self) -> list[str]:
+        """Each grader before and now, the cases that went from pass to fail, and what changed in the cases."""
+        lines = []
+        for change in self.changes:
+            flag = "  REGRESSION" if change.regressed else ""
+            lines.append(f"{change.label}: {percent(change.before)} -> {percent(change.after)} "
+                         f"on {change.cases} shared cases{flag}")
+            if change.went_failing:
+                lines += _listing(f"  went from pass to fail ({len(change.went_failing)}):", change.went_failing)
+        for model, keys in self.added.items():
+            lines += _listing(f"{model}: {_cases_count(keys)} added since the baseline (not compared):", keys)
+        for model, keys in self.removed.items():
+            lines += _listing(f"{model}: {_cases_count(keys)} of the baseline did not run (not compared):", keys)
+        if self.new_models:
+            lines.append(f"not in the baseline: {', '.join(self.new_models)} (use --distill-baseline-model OLD=NEW "
+                         "to compare a renamed model)")
+        if self.gone_models:
+            lines.append(f"in the baseline but not in this run: {', '.join(self.gone_models)}")
+        return lines
+
+    def verdict(self) -> str:
+        """The one line that says whether the session fails because of the baseline."""
+        if not self.regressions:
+            return (f"distill: no regression against the baseline {self.path} "
+                    f"({len(self.changes)} model/grader pairs compared, tolerance {percent(self.tolerance)})")
+        worst = ", ".join(f"{change.label} {percent(change.before)} -> {percent(change.after)}"
+                          for change in self.regressions)
+        return f"distill: REGRESSION against the baseline {self.path} (tolerance {percent(self.tolerance)}): {worst}"
+
+
+def _cases_count(items: Sequence[str]) -> str:
+    return f"{len(items)} case" if len(items) == 1 else f"{len(items)} cases"
+
+
+def _listing(title: str, items: Sequence[str]) -> list[str]:
+    """A title, then one node id a line, indented under it; past LISTED, how many more."""
+    indent = " " * (len(title) - len(title.lstrip()) + 4)
+    more = [f"{indent}... and {len(items) - LISTED} more"] if len(items) > LISTED else []
+    return [title, *(f"{indent}{item}" for item in items[:LISTED]), *more]
+
+
+def compare(baseline: Baseline, results: Mapping[str, Any], mapping: Mapping[str, str], tolerance: float) -> Comparison:
+    """This run's results against the baseline's, per paired model and grader, on the cases both ran."""
+    run_models = list(dict.fromkeys([*models_of(results), *mapping.values()]))
+    pairs = pair_models(baseline.models, run_models, mapping)
+    changes: list[GraderChange] = []
+    added: dict[str, list[str]] = {}
+    removed: dict[str, list[str]] = {}
+    for model, old_model in pairs.items():
+        before, now = _cases(baseline.results, old_model), _cases(results, model)
+        if extra := [now[key]["nodeid"] for key in now if key not in before]:
+            added[model] = extra
+        if missing := [before[key]["nodeid"] for key in before if key not in now]:
+            removed[old_model] = missing
+        shared = [(before[key], now[key]) for key in now if key in before]
+        for grader in dict.fromkeys(grade["name"] for old, _ in shared for grade in old["grades"]):
+            change = _grader_change(model, old_model, grader, shared, tolerance)
+            if change is not None:
+                changes.append(change)
+    return Comparison(
+        path=baseline.path, tolerance=tolerance, changes=changes, added=added, removed=removed,
+        new_models=[model for model in run_models if model not in pairs],
+        gone_models=[model for model in baseline.models if model not in pairs.values()])
+
+
+def _grader_change(model: str, old_model: str, grader: str, shared: Sequence[tuple[dict[str, Any], dict[str, Any]]],
+                   tolerance: float) -> GraderChange | None:
+    """One grader's pass rate before and now, on the shared cases that it graded in both runs."""
+    verdicts = [(new["nodeid"], _verdict(old, grader), _verdict(new, grader)) for old, new in shared]
+    graded = [(nodeid, was, now) for nodeid, was, now in verdicts if was is not None and now is not None]
+    if not graded:
+        return None
+    before = sum(was for _, was, _ in graded) / len(graded)
+    after = sum(now for _, _, now in graded) / len(graded)
+    return GraderChange(model=model, baseline_model=old_model, grader=grader, cases=len(graded),
+                        before=before, after=after,
+                        went_failing=[nodeid for nodeid, was, now in graded if was and not now],
+                        regressed=after < before - tolerance - EPSILON)
+
+
+def _cases(results: Mapping[str, Any], model: str) -> dict[str, dict[str, Any]]:
+    """A model's records by their node id less the model: the same key for a renamed model."""
+    return {without_param(record["nodeid"], model): record for record in results["cases"]
+            if (record["model"] or NO_MODEL) == model}
+
+
+def _verdict(record: Mapping[str, Any], grader: str) -> bool | None:
+    """Whether every grade of this grader passed in the record; None when it errored or was not graded."""
+    if record["error"] is not None:
+        return None
+    grades = [grade["passed"] for grade in record["grades"] if grade["name"] == grader]
+    return all(grades) if grades else None

@@ -1,0 +1,74 @@
+"""The JSON results file (`--distill-results`), schema version 1: one record per case per model.
+
+The same document is what a later run reads as its baseline, so its schema is kept here as data
+and the baseline loader checks files against it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_atomic
+from ..ledger import Entry, summarize
+
+VERSION = 1
+
+_NUMBER_OR_NULL = {"type": ["number", "null"]}
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "type": "object",
+    "required": ["version", "cases", "summary"],
+    "properties": {
+        "version": {"const": VERSION},
+        "cases": {"type": "array", "items": {
+            "type": "object",
+            "required": ["nodeid", "case_id", "model", "output", "grades", "usage", "latency_s", "error"],
+            "properties": {
+                "nodeid": {"type": "string"},
+                "case_id": {"type": ["string", "null"]},
+                "model": {"type": ["string", "null"]},
+                "output": {"type": ["string", "null"]},
+                "grades": {"type": "array", "items": {
+                    "type": "object", "required": ["name", "score", "passed", "reason"],
+                    "properties": {"name": {"type": "string"}, "score": {"type": "number"},
+                                   "passed": {"type": "boolean"}, "reason": {"type": "string"}}}},
+                "usage": {"type": ["object", "null"], "additionalProperties": {"type": "integer"}},
+                "latency_s": _NUMBER_OR_NULL,
+                "error": {"type": ["string", "null"]},
+            }}},
+        "summary": {"type": "object", "additionalProperties": {
+            "type": "object", "additionalProperties": {
+                "type": "object", "required": ["pass_rate", "mean_score", "n"],
+                "properties": {"pass_rate": {"type": "number"}, "mean_score": {"type": "number"},
+                               "n": {"type": "integer"}}}}},
+        "distill": {"type": "object"},
+    },
+}
+
+
+def record(entry: Entry) -> dict[str, Any]:
+    """One case on one model; a test that errored without a model error still says it errored."""
+    error = entry.error or ("the test errored (see its report)" if entry.outcome == "error" else None)
+    return {
+        "nodeid": entry.nodeid, "case_id": entry.case_id, "model": entry.model, "output": entry.output,
+        "grades": [{"name": g.name, "score": g.score, "passed": g.passed, "reason": g.reason} for g in entry.grades],
+        "usage": entry.usage, "latency_s": entry.latency_s, "error": error,
+    }
+
+
+def document(entries: Sequence[Entry], distill: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The results of a run: its records (skipped tests left out), the per-grader summary, the distillation."""
+    ran = [entry for entry in entries if entry.outcome != "skipped"]
+    summary = {model: {name: {"pass_rate": g.pass_rate, "mean_score": g.mean_score, "n": g.n}
+                       for name, g in stats.graders.items()}
+               for model, stats in summarize(ran).items()}
+    return {"version": VERSION, "cases": [record(entry) for entry in ran], "summary": summary,
+            "distill": dict(distill or {})}
+
+
+def write(path: Path, results: Mapping[str, Any]) -> None:
+    """Readers (a CI step, the next run's baseline) see the old file or the whole new one, never half."""
+    write_atomic(path, json.dumps(results, ensure_ascii=False, indent=2) + "\n")

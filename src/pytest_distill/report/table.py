@@ -1,0 +1,80 @@
+"""What the summary says: one row per model, the same cells for the terminal and the HTML report."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..ledger import ModelStats, Repeats
+from .cost import PriceTable
+
+
+@dataclass(frozen=True)
+class SummaryTable:
+    header: list[str]
+    rows: list[list[str]]
+    notes: list[str]
+    """Lines below the table: what the models cost against each other, how stable repeats were."""
+
+
+def percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.0%}"
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}s"
+
+
+def _dollars(value: float | None) -> str:
+    if value is None:
+        return "-"
+    return f"${value:.2f}" if value >= 1 else f"${value:.4f}"
+
+
+def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], prices: PriceTable,
+          teacher: str) -> SummaryTable:
+    """Rows are models; per grader the pass rate, mean score and count; then errors, tokens, latency, cost."""
+    graders = list(dict.fromkeys(name for model in stats.values() for name in model.graders))
+    header = ["model", "pass rate", "cases", "errors", *(f"{name} rate/mean/n" for name in graders)]
+    if repeats:
+        header.append("verdict changed")
+    header += ["tokens in/out", "latency p50/p95", "cost/1k cases"]
+    costs = {name: prices.per_1000_cases(name, model.prompt_tokens, model.completion_tokens,
+                                         model.counted + model.errors)
+             for name, model in stats.items()}
+    rows = []
+    for name, model in stats.items():
+        row = [name, percent(model.pass_rate), str(model.counted), str(model.errors)]
+        for grader in graders:
+            g = model.graders.get(grader)
+            row.append("-" if g is None else f"{percent(g.pass_rate)} / {g.mean_score:.2f} / {g.n}")
+        if repeats:
+            r = repeats.get(name)
+            row.append("-" if r is None else f"{percent(r.share)} of {r.cases}")
+        row += [f"{model.prompt_tokens:,} / {model.completion_tokens:,}",
+                f"{_seconds(model.latency(0.5))} / {_seconds(model.latency(0.95))}", _dollars(costs[name])]
+        rows.append(row)
+    notes = cost_notes(costs, teacher)
+    if repeats:
+        notes.append("verdict changed: the share of repeated cases (--distill-repeat) that passed in one repeat "
+                     "and failed in another")
+    return SummaryTable(header, rows, notes)
+
+
+def cost_notes(costs: Mapping[str, float | None], teacher: str) -> list[str]:
+    """`gpt-4o-mini costs 1/17 of the teacher gpt-4o per case`: each priced model against the teacher
+    (or, without the teacher in the run, against the most expensive model)."""
+    priced = {name: cost for name, cost in costs.items() if cost}
+    if len(priced) < 2:
+        return []
+    reference = teacher if teacher in priced else max(priced, key=lambda name: priced[name])
+    role = "the teacher " if reference == teacher else ""
+    notes = []
+    for name, cost in priced.items():
+        if name == reference:
+            continue
+        ratio = priced[reference] / cost
+        share = f"{1 / ratio:.1f} times" if ratio < 1 else f"1/{ratio:.0f} of" if ratio >= 10 else f"1/{ratio:.1f} of"
+        notes.append(f"cost: {name} costs {share} {role}{reference} per case "
+                     f"({_dollars(cost)} vs {_dollars(priced[reference])} per 1,000 cases)")
+    return notes

@@ -1,0 +1,205 @@
+"""The reports of real sessions against the simulator: terminal table, results JSON, HTML, JUnit."""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_distill.report.cost import PriceTable
+from pytest_distill.sim import SimServer
+
+from .support import qa_rows, write_jsonl
+
+GRADED_SUITE = """
+import pytest
+from pytest_distill import string_check
+
+@pytest.mark.distill_dataset("{spec}")
+def test_reply(case, model):
+    assert string_check(model.complete(case), case.expected)
+"""
+BOTH = ("--model", "gpt-4o", "--model", "gpt-4o-mini")
+
+
+def table_rows(output: str) -> dict[str, dict[str, str]]:
+    """The distill summary table of a run's output: {model: {column: cell}}."""
+    lines = output.splitlines()
+    start = next(i for i, line in enumerate(lines) if "distill summary" in line) + 1
+    header = re.split(r"\s{2,}", lines[start].strip())
+    rows = {}
+    for line in lines[start + 1:]:
+        cells = re.split(r"\s{2,}", line.strip())
+        if len(cells) != len(header):
+            break
+        rows[cells[0]] = dict(zip(header, cells))
+    return rows
+
+
+def read_results(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_the_tables_numbers_are_the_counts_of_the_results_file(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test"))
+    result = pytester.runpytest(*BOTH, "--distill-results", "out/nested/results.json")
+    results = read_results(pytester.path / "out" / "nested" / "results.json")
+    assert results["version"] == 1 and results["distill"] == {}
+    assert len(results["cases"]) == 24
+    assert set(results["cases"][0]) == {"nodeid", "case_id", "model", "output", "grades", "usage", "latency_s", "error"}
+    rows = table_rows(result.stdout.str())
+    assert list(rows) == ["gpt-4o", "gpt-4o-mini"]
+    for model, row in rows.items():
+        records = [r for r in results["cases"] if r["model"] == model]
+        passed = sum(all(g["passed"] for g in r["grades"]) for r in records)
+        assert row["pass rate"] == f"{passed / len(records):.0%}" and row["cases"] == str(len(records))
+        assert row["errors"] == "0"
+        grader = results["summary"][model]["string_check"]
+        assert grader == {"pass_rate": passed / len(records), "mean_score": passed / len(records), "n": len(records)}
+        assert row["string_check rate/mean/n"] == f"{grader['pass_rate']:.0%} / {grader['mean_score']:.2f} / {grader['n']}"
+        tokens = [sum(r["usage"][key] for r in records) for key in ("prompt_tokens", "completion_tokens")]
+        assert row["tokens in/out"] == f"{tokens[0]:,} / {tokens[1]:,}"
+    assert rows["gpt-4o"]["pass rate"] == "100%" and rows["gpt-4o-mini"]["pass rate"] != "100%"
+    result.stdout.fnmatch_lines(["distill: results written to out/nested/results.json"])
+
+
+def test_the_cost_line_shows_the_student_cheaper_than_the_teacher(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test"))
+    result = pytester.runpytest(*BOTH, "--distill-results", "results.json")
+    prices = PriceTable.with_defaults("")
+    per_case = {}
+    for model in ("gpt-4o", "gpt-4o-mini"):
+        records = [r for r in read_results(pytester.path / "results.json")["cases"] if r["model"] == model]
+        tokens = [sum(r["usage"][key] for r in records) for key in ("prompt_tokens", "completion_tokens")]
+        per_case[model] = prices.per_1000_cases(model, *tokens, len(records))
+    ratio = per_case["gpt-4o"] / per_case["gpt-4o-mini"]
+    assert ratio > 10
+    result.stdout.fnmatch_lines([f"cost: gpt-4o-mini costs 1/{ratio:.0f} of the teacher gpt-4o per case*"])
+    assert table_rows(result.stdout.str())["gpt-4o-mini"]["cost/1k cases"] == f"${per_case['gpt-4o-mini']:.4f}"
+
+
+def test_the_ini_price_table_wins_and_a_snapshot_is_priced_like_its_alias(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makeini("[pytest]\ndistill_prices =\n    gpt-4o-mini 1.00 1.00\n")
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test"))
+    result = pytester.runpytest("--model", "gpt-4o-mini", "--model", "gpt-4o-2024-11-20")
+    rows = table_rows(result.stdout.str())
+    tokens = {model: [int(n.replace(",", "")) for n in row["tokens in/out"].split(" / ")] for model, row in rows.items()}
+    assert rows["gpt-4o-mini"]["cost/1k cases"] == f"${1000 * sum(tokens['gpt-4o-mini']) / 1e6 / 12:.4f}"
+    snapshot = (tokens["gpt-4o-2024-11-20"][0] * 2.50 + tokens["gpt-4o-2024-11-20"][1] * 10.00) / 1e6 / 12 * 1000
+    assert rows["gpt-4o-2024-11-20"]["cost/1k cases"] == f"${snapshot:.4f}"
+
+
+def test_xdist_gives_the_same_numbers_and_records_as_a_serial_run(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test"))
+    serial = pytester.runpytest(*BOTH, "--distill-results", "serial.json")
+    spread = pytester.runpytest(*BOTH, "-n", "2", "--distill-results", "spread.json", "--html", "spread.html")
+    runs = [read_results(pytester.path / name) for name in ("serial.json", "spread.json")]
+    assert runs[0]["summary"] == runs[1]["summary"]
+    without_latency = [[{k: v for k, v in r.items() if k != "latency_s"} for r in run["cases"]] for run in runs]
+    assert without_latency[0] == without_latency[1]
+    tables = [{model: {k: v for k, v in row.items() if k != "latency p50/p95"} for model, row in table_rows(run.stdout.str()).items()}
+              for run in (serial, spread)]
+    assert tables[0] == tables[1]
+    assert "chatcmpl-hb-" in (pytester.path / "spread.html").read_text(encoding="utf-8")
+
+
+def html_data(path: Path) -> dict[str, Any]:
+    """What the report's script renders: the JSON blob pytest-html keeps in an HTML attribute."""
+    blob = re.search(r'data-jsonblob="([^"]*)"', path.read_text(encoding="utf-8"))
+    assert blob is not None
+    return json.loads(html.unescape(blob.group(1)))
+
+
+def test_the_html_report_shows_each_case_with_model_text_escaped(
+        pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
+    rows = qa_rows(3)
+    rows[1]["messages"] = [{"role": "user", "content": "Say <img src=x onerror=alert(2)>"},
+                           {"role": "assistant", "content": "Sure: <script>alert(1)</script>"}]
+    make_sim(seed=[write_jsonl(tmp_path / "cases.jsonl", rows)])
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored"))
+    result = pytester.runpytest("--model", "gpt-4o", "--html", "reports/report.html")
+    result.assert_outcomes(passed=3)
+    report = pytester.path / "reports" / "report.html"
+    raw = report.read_text(encoding="utf-8")
+    assert "<script>alert(1)</script>" not in raw and "<img src=x" not in raw
+    tests = html_data(report)["tests"]
+    assert len(tests) == 3
+    shown = []
+    for (row,) in tests.values():
+        extra = "".join(e["content"] for e in row["extras"] if e["format_type"] == "html")
+        assert "<h4>Input</h4>" in extra and "Output of gpt-4o" in extra and "string_check" in extra
+        assert '<td class="col-model">gpt-4o</td>' in row["resultsTableRow"]
+        shown.append(extra + "".join(row["resultsTableRow"]) + row["log"])
+    text = "".join(shown)
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text and "&lt;img src=x onerror=alert(2)&gt;" in text
+    assert "<script>" not in text and "<img" not in text
+    assert "Distill summary" in raw and "string_check rate/mean/n" in raw
+
+
+def test_the_html_hooks_are_harmless_without_pytest_html(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test,limit=2"))
+    result = pytester.runpytest("-p", "no:html", "--model", "gpt-4o")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*distill summary*"])
+
+
+def test_junit_carries_each_grade_as_a_property_and_not_the_ledger(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test"))
+    pytester.runpytest("--model", "gpt-4o-mini", "--junitxml", "junit/out.xml")
+    cases = ET.parse(pytester.path / "junit" / "out.xml").getroot().iter("testcase")
+    properties = [{p.get("name"): p.get("value") for p in case.iter("property")} for case in cases]
+    assert len(properties) == 12
+    assert all(set(props) == {"grade:string_check"} for props in properties)
+    values = [props["grade:string_check"] for props in properties]
+    assert any(v.startswith("pass score=1: output ") for v in values)
+    assert any(v.startswith("fail score=0: output ") and "does not equal" in v for v in values)
+
+
+INTERRUPTED_SUITE = GRADED_SUITE + """
+
+def test_stop_here():
+    {stop}
+"""
+
+
+@pytest.mark.parametrize("stop", ["raise KeyboardInterrupt", "pytest.exit('stopped by the test')"])
+@pytest.mark.parametrize("earlier", [True, False], ids=["old-file", "no-file"])
+def test_an_interrupted_run_leaves_no_partial_results_file(
+        pytester: pytest.Pytester, sim: SimServer, stop: str, earlier: bool) -> None:
+    pytester.makepyfile(INTERRUPTED_SUITE.format(spec="stored:split=test,limit=3", stop=stop))
+    folder = pytester.path / "results"
+    folder.mkdir()
+    old = '{"version": 1, "cases": [], "summary": {}, "distill": {}}\n'
+    if earlier:
+        (folder / "results.json").write_text(old, encoding="utf-8")
+    result = pytester.runpytest("--model", "gpt-4o", "--distill-results", "results/results.json", no_reraise_ctrlc=True)
+    assert result.ret == pytest.ExitCode.INTERRUPTED
+    result.stdout.fnmatch_lines(["distill: the run was interrupted: no results file written*"])
+    assert [p.name for p in folder.iterdir()] == (["results.json"] if earlier else [])
+    if earlier:
+        assert (folder / "results.json").read_text(encoding="utf-8") == old
+
+
+def test_repeats_show_how_often_a_verdict_changed(pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
+    cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(4))
+    make_sim(seed=[cases])
+    pytester.makepyfile(f"""
+        import pytest
+        from pytest_distill import string_check
+
+        @pytest.mark.distill_dataset({str(cases)!r})
+        def test_reply(case, model, distill_sample):
+            # the last case's verdict depends on the repeat, as a real model's may at temperature 0
+            flaky = case.id == "q003" and distill_sample == 1
+            assert string_check(model.complete(case), "nothing like it" if flaky else case.expected)
+    """)
+    result = pytester.runpytest("--model", "gpt-4o", "--distill-repeat", "3", "--distill-results", "r.json")
+    result.assert_outcomes(passed=11, failed=1)
+    row = table_rows(result.stdout.str())["gpt-4o"]
+    assert row["verdict changed"] == "25% of 4" and row["pass rate"] == "92%" and row["cases"] == "12"
+    assert len(read_results(pytester.path / "r.json")["cases"]) == 12

@@ -1,0 +1,95 @@
+"""The pure parts of the reports: prices, the summary table's cells, repeats, node ids less a parameter."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_distill.grades import Grade
+from pytest_distill.ledger import Entry, summarize, verdict_changes, without_param
+from pytest_distill.report import table
+from pytest_distill.report.cost import Price, PriceTable
+
+
+@pytest.mark.parametrize("name, base", [
+    ("gpt-4o-mini", "gpt-4o-mini"),
+    ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
+    ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "gpt-4o-mini"),
+    ("ft:gpt-4o-2024-08-06:acme:support:xyz", "gpt-4o"),
+])
+def test_fine_tuned_models_and_snapshots_are_priced_like_their_base(name: str, base: str) -> None:
+    prices = PriceTable.with_defaults("")
+    assert prices.price(name) == prices.price(base) is not None
+
+
+def test_an_unknown_model_has_no_price_and_so_no_cost() -> None:
+    prices = PriceTable.with_defaults("")
+    assert prices.price("hf:Qwen/Qwen2.5-0.5B-Instruct") is None
+    assert prices.per_1000_cases("llama3", 1000, 1000, 10) is None
+
+
+def test_ini_lines_add_to_and_override_the_defaults() -> None:
+    prices = PriceTable.with_defaults("# our deployment\ngpt-4o-mini 1.0 2.0\nft:gpt-4o-mini 0.30 1.20  # fine-tuned rate\nllama3 0 0\n")
+    assert prices.price("gpt-4o-mini") == Price(1.0, 2.0)
+    assert prices.price("ft:gpt-4o-mini-2024-07-18:acme::x") == Price(0.30, 1.20)
+    assert prices.price("llama3") == Price(0.0, 0.0)
+    assert prices.price("gpt-4o") == Price(2.50, 10.00)
+    assert prices.per_1000_cases("gpt-4o-mini", 2_000_000, 1_000_000, 1000) == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize("text", ["gpt-4o 2.5", "gpt-4o two 10", "gpt-4o 2.5 -1"])
+def test_a_bad_price_line_is_a_usage_error_naming_the_line(text: str) -> None:
+    with pytest.raises(pytest.UsageError, match=r"ini distill_prices line 2: .*gpt-4o"):
+        PriceTable.parse(f"gpt-4o-mini 0.15 0.60\n{text}")
+
+
+def test_the_cost_note_says_how_much_cheaper_the_student_is_than_the_teacher() -> None:
+    notes = table.cost_notes({"gpt-4o": 1.50, "gpt-4o-mini": 0.09, "llama3": None}, teacher="gpt-4o")
+    assert notes == ["cost: gpt-4o-mini costs 1/17 of the teacher gpt-4o per case ($0.0900 vs $1.50 per 1,000 cases)"]
+    assert table.cost_notes({"a": 1.0, "b": 2.0}, teacher="gpt-4o") == [
+        "cost: a costs 1/2.0 of b per case ($1.00 vs $2.00 per 1,000 cases)"]
+    assert table.cost_notes({"gpt-4o-mini": 0.09}, teacher="gpt-4o") == []
+
+
+def _entry(nodeid: str, model: str, passed: bool, sample: int = 0, outcome: str = "passed") -> Entry:
+    grade = Grade("string_check", float(passed), passed, "why")
+    return Entry(nodeid=nodeid, model=model, grades=[grade], outcome=outcome, sample=sample,
+                 usage={"prompt_tokens": 100, "completion_tokens": 10, "total_tokens": 110}, latency_s=0.5)
+
+
+def test_the_table_has_a_row_per_model_with_rates_tokens_latency_and_cost() -> None:
+    entries = [_entry("t.py::t[a-gpt-4o-mini]", "gpt-4o-mini", True), _entry("t.py::t[b-gpt-4o-mini]", "gpt-4o-mini", False),
+               _entry("t.py::t[c-gpt-4o-mini]", "gpt-4o-mini", False, outcome="error"),
+               _entry("t.py::t[a-local]", "local", True)]
+    summary = table.build(summarize(entries), verdict_changes(entries), PriceTable.with_defaults(""), "gpt-4o")
+    assert summary.header == ["model", "pass rate", "cases", "errors", "string_check rate/mean/n",
+                              "tokens in/out", "latency p50/p95", "cost/1k cases"]
+    assert summary.rows == [
+        ["gpt-4o-mini", "50%", "2", "1", "50% / 0.50 / 2", "300 / 30", "0.50s / 0.50s", "$0.0210"],
+        ["local", "100%", "1", "0", "100% / 1.00 / 1", "100 / 10", "0.50s / 0.50s", "-"],
+    ]
+
+
+def test_repeats_count_the_cases_whose_verdict_changed() -> None:
+    entries = [_entry(f"t.py::t[{case}-m-rep{rep}]", "m", passed, sample=rep)
+               for case, verdicts in {"a": (True, True, True), "b": (True, False, True), "c": (False, False, False)}.items()
+               for rep, passed in enumerate(verdicts)]
+    entries.append(_entry("t.py::t[d-m-rep0]", "m", True, outcome="error"))
+    changes = verdict_changes(entries)
+    assert (changes["m"].cases, changes["m"].changed) == (3, 1)
+    summary = table.build(summarize(entries), changes, PriceTable.with_defaults(""), "gpt-4o")
+    assert summary.rows[0][summary.header.index("verdict changed")] == "33% of 3"
+    assert verdict_changes([_entry("t.py::t[a-m]", "m", True)]) == {}
+
+
+@pytest.mark.parametrize("nodeid, param, expected", [
+    ("t.py::test[c1-gpt-4o-rep0]", "gpt-4o", "t.py::test[c1-rep0]"),
+    ("t.py::test[c1-gpt-4o]", "gpt-4o", "t.py::test[c1]"),
+    ("t.py::test[gpt-4o-c1]", "gpt-4o", "t.py::test[c1]"),
+    ("t.py::test[gpt-4o]", "gpt-4o", "t.py::test"),
+    ("t.py::test[c1-gpt-4o-gpt-4o-rep0]", "gpt-4o", "t.py::test[c1-gpt-4o-rep0]"),
+    ("t.py::test[c1-gpt-4o-mini]", "gpt-4o-mini", "t.py::test[c1]"),
+    ("t.py::test[c1-gpt-4o-rep2]", "rep2", "t.py::test[c1-gpt-4o]"),
+    ("t.py::test", "gpt-4o", "t.py::test"),
+])
+def test_a_node_id_less_one_parameter(nodeid: str, param: str, expected: str) -> None:
+    assert without_param(nodeid, param) == expected
