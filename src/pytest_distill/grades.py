@@ -25,6 +25,9 @@ class Grade:
     reason: str
     threshold: str = ""
     """How the score passes, in words (`>= 4 of 1-5`, `choice in A, B, C, E`); shown on failure."""
+    args: dict[str, Any] | None = field(default=None, hash=False)
+    """A deterministic helper's arguments besides the output, so the check can be replayed on another
+    output (the distillation filter grades the teacher's training answers with it); None for judges."""
 
     def __bool__(self) -> bool:
         return self.passed
@@ -40,7 +43,7 @@ class Grade:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Grade:
         return cls(**{key: data[key] for key in ("name", "score", "passed", "reason")},
-                   threshold=data.get("threshold", ""))
+                   threshold=data.get("threshold", ""), args=data.get("args"))
 
     def explain(self) -> list[str]:
         """Lines for a failing assert: grader, verdict, score, threshold and reason apart."""

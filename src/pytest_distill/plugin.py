@@ -19,6 +19,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "distill_dataset(spec): the cases of this test: 'stored[:KEY=VALUE,...]' or a .jsonl path")
+    config.addinivalue_line("markers", "distill_grade(helper, **arguments): the test grades its model's answer with this "
+                            "model-graded helper (expected= is the case's reference); its judge call starts ahead")
     session = DistillSession(config)
     config.stash[SESSION] = session
     config.pluginmanager.register(session, "distill-session")
@@ -70,7 +72,9 @@ def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] 
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    session.config.stash[SESSION].session_finish(session)
+    distill = session.config.stash[SESSION]
+    distill.distill_after_run(session)
+    distill.session_finish(session)
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -13,10 +13,14 @@ from typing import Any
 
 import pytest
 
-from . import grades
+from . import grades, prefetch, progress
 from .datasets import BrokenCase, Case, DatasetError, StoredCompletions, load_jsonl, parse_spec
+from .distill import backends, loop
+from .distill.record import TrainingRecord
+from .graders import embedding, judged
 from .graders.judged import JudgeError
 from .ledger import PROPERTY, Entry, entry_of, summarize, verdict_changes
+from .models.cache import CompletionCache
 from .models.client import ModelError, ModelRuntime
 from .models.handle import Model
 from .report import baseline, html, results, table, terminal
@@ -30,6 +34,10 @@ SIM_KEY = "distill-sim"
 ERROR_PROPERTY = "distill_error"
 TEST_ERRORS = (ModelError, DatasetError, JudgeError)
 """Exceptions that are the environment's fault, not the model's: reported as errors, never failures."""
+GRADED_AHEAD = {helper.__name__: helper for helper in (
+    judged.factuality, judged.semantic_similarity, judged.sentiment, judged.criteria_match, judged.text_quality,
+    judged.custom_prompt, embedding.embedding_similarity)}
+"""The helpers a `distill_grade` marker may name: their model calls can start ahead of the test."""
 
 
 class DistillSession:
@@ -49,6 +57,9 @@ class DistillSession:
         """Lines for the end of the terminal and the HTML summary: the results file, the baseline."""
         self.distill_record: dict[str, Any] = {}
         """What the distillation step reports; written under "distill" in the results file."""
+        self.distill_outcome: loop.Outcome | None = None
+        self._said = False
+        """Whether a progress line was written yet (the first one ends pytest's line of dots)."""
         self.sim: Any = None
         self._runtime: ModelRuntime | None = None
         self._datasets: dict[tuple[str, tuple[Path, ...]], list[Case | BrokenCase]] = {}
@@ -59,10 +70,18 @@ class DistillSession:
         """Check the baseline, then start the simulator, on the controller; workers reach it through workerinput."""
         if not self.is_worker:
             self._load_baseline()
+            self._check_backend()
         if self.settings.sim and not self.is_worker:
             from .sim import SimServer
 
-            self.sim = SimServer(seed=list(self.settings.sim_seed)).start()
+            # Its files and jobs live in pytest's cache, so a model distilled in one session exists in the next.
+            cache = getattr(self.config, "cache", None)
+            state_dir = cache.mkdir("distill-sim") if cache else None
+            self.sim = SimServer(seed=list(self.settings.sim_seed), state_dir=state_dir).start()
+        if self.settings.cache != "off" and getattr(self.config, "cache", None) is None:
+            raise pytest.UsageError("--distill-cache keeps its answers in pytest's cache: drop -p no:cacheprovider")
+        self.config.pluginmanager.register(
+            prefetch.Prefetcher(self.model, self.call_scope, GRADED_AHEAD, self.settings.concurrency), prefetch.PLUGIN_NAME)
 
     def _load_baseline(self) -> None:
         """A bad baseline file or model mapping stops the run here, before any model is called."""
@@ -72,6 +91,14 @@ class DistillSession:
             return
         self.baseline = baseline.load(self.settings.baseline)
         baseline.pair_models(self.baseline.models, self.settings.models_under_test, self.settings.baseline_map())
+
+    def _check_backend(self) -> None:
+        """An unknown --distill-backend stops the run before any model is called, not after all of them."""
+        if self.settings.distill or self.settings.dry_run:
+            try:
+                backends.check_backend(self.settings.backend)
+            except backends.TrainingError as exc:
+                raise pytest.UsageError(str(exc)) from None
 
     def stop(self) -> None:
         if self._runtime is not None:
@@ -91,8 +118,23 @@ class DistillSession:
         if self._runtime is None:
             url = self.sim_url
             key = (os.environ.get("OPENAI_API_KEY") or SIM_KEY) if url else None
-            self._runtime = ModelRuntime(base_url=url, api_key=key, concurrency=self.settings.concurrency)
+            self._runtime = ModelRuntime(base_url=url, api_key=key, concurrency=self.settings.concurrency,
+                                         cache=self._completion_cache(url))
+            progress.attach(self._runtime, self.config)
         return self._runtime
+
+    def _completion_cache(self, url: str | None) -> CompletionCache | None:
+        """`--distill-cache`: answers under pytest's cache directory, kept apart per server."""
+        folder = None if self.settings.cache == "off" else self.cache_dir("distill-calls")
+        if folder is None:
+            return None
+        server = "simulator" if self.settings.sim else url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        return CompletionCache(folder, server, self.settings.cache)
+
+    def cache_dir(self, name: str) -> Path | None:
+        """A folder under pytest's cache directory, or None when the cache provider is off (-p no:cacheprovider)."""
+        cache = getattr(self.config, "cache", None)
+        return cache.mkdir(name) if cache is not None else None
 
     def header(self) -> list[str]:
         s = self.settings
@@ -140,8 +182,7 @@ class DistillSession:
         if key not in self._datasets:
             spec = parse_spec(text, dirs)
             if spec.stored:
-                cache_dir = self.config.cache.mkdir("distill-stored") if self.config.cache else None
-                cases = StoredCompletions(self.runtime, cache_dir).load(spec)
+                cases = StoredCompletions(self.runtime, self.cache_dir("distill-stored")).load(spec)
             else:
                 cases = load_jsonl(spec.path, text)
             if not cases:
@@ -166,9 +207,9 @@ class DistillSession:
         return Model(request.param, self.runtime, system=self._system_for(request.param), sample=sample,
                      on_complete=entry.add_completion)
 
-    def model(self, name: str) -> Model:
-        """A model that a test uses but does not test (teacher, student, judge)."""
-        return Model(name, self.runtime, system=self._system_for(name))
+    def model(self, name: str, sample: int = 0) -> Model:
+        """A model that a test uses but does not test (teacher, student, judge), or one that prefetch asks."""
+        return Model(name, self.runtime, system=self._system_for(name), sample=sample)
 
     def _system_for(self, name: str) -> str | None:
         """The shorter student system prompt applies to every model but the teacher and the judge."""
@@ -254,6 +295,35 @@ class DistillSession:
         entries = self.ledger()
         return table.build(summarize(entries), verdict_changes(entries), self.prices, self.settings.teacher)
 
+    def distill_after_run(self, session: pytest.Session) -> None:
+        """With --distill or --distill-dry-run: the gate, the training file and the training, once.
+
+        Runs before the results file is written, which carries its outcome under "distill"."""
+        s = self.settings
+        if self.is_worker or not (s.distill or s.dry_run) or session.exitstatus not in (0, 1):
+            return
+        cache = getattr(self.config, "cache", None)
+        dirs = (self.config.invocation_params.dir, self.config.rootpath)
+        out_dir = s.results.parent if s.results else cache.mkdir("distill") if cache else self.config.rootpath / "distilled"
+        self.distill_outcome = outcome = loop.run_loop(loop.LoopInputs(
+            settings=s, entries=self.entries, load=lambda spec: self.cases(spec, dirs), out_dir=out_dir,
+            record=TrainingRecord(cache), args=self.config.invocation_params.args, say=self._say,
+            trainer=lambda: backends.make_trainer(s.backend, backends.TrainerContext(s, self.runtime, self._say))))
+        self.distill_record.update(outcome.to_dict())
+        if outcome.interrupted:
+            session.exitstatus = pytest.ExitCode.INTERRUPTED
+        elif outcome.failed:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def _say(self, line: str) -> None:
+        """A line on the terminal now (progress while following a training), not at the summary."""
+        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            if not self._said:
+                reporter.write_line("")
+                self._said = True
+            reporter.write_line(f"distill: {line}")
+
     def session_finish(self, session: pytest.Session) -> None:
         """Write the results file and compare with the baseline; a regression fails the session.
 
@@ -278,6 +348,10 @@ class DistillSession:
             return
         if self.entries:
             terminal.write_summary(reporter, self.summary())
+        if self.distill_outcome is not None:
+            reporter.write_sep("-", "distillation")
+            for line in self.distill_outcome.lines():
+                reporter.write_line(line)
         for line in self.report_lines:
             reporter.write_line(line)
         if self.comparison is not None:

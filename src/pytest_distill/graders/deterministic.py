@@ -21,8 +21,9 @@ OPERATIONS = {
 }
 
 
-def _verdict(name: str, passed: bool, reason: str, threshold: str = "") -> Grade:
-    return record(Grade(name, 1.0 if passed else 0.0, passed, reason, threshold))
+def _verdict(name: str, passed: bool, reason: str, threshold: str = "", args: dict[str, Any] | None = None) -> Grade:
+    """The grade, recorded with the arguments that replay the check on another output."""
+    return record(Grade(name, 1.0 if passed else 0.0, passed, reason, threshold, args=args or {}))
 
 
 def _clip(text: str, limit: int = 80) -> str:
@@ -37,7 +38,8 @@ def string_check(output: Any, reference: str, operation: str = "eq") -> Grade:
     text = str(output)
     passed = check(text, reference)
     reason = f"output {_clip(text)!r} {holds if passed else fails} {_clip(reference)!r}"
-    return _verdict("string_check", passed, reason, f"output {holds} the reference")
+    return _verdict("string_check", passed, reason, f"output {holds} the reference",
+                    {"reference": reference, "operation": operation})
 
 
 def valid_json(output: Any) -> Grade:
@@ -67,13 +69,14 @@ def matches_schema(output: Any, schema: dict[str, Any] | Path) -> Grade:
         schema = json.loads(schema.read_text(encoding="utf-8"))
     validator_class = jsonschema.validators.validator_for(schema)
     validator_class.check_schema(schema)
+    args = {"schema": schema}
     try:
         instance = json.loads(str(output))
     except json.JSONDecodeError as exc:
-        return _verdict("matches_schema", False, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        return _verdict("matches_schema", False, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", args=args)
     errors = sorted(validator_class(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
     if not errors:
-        return _verdict("matches_schema", True, "valid against the schema")
+        return _verdict("matches_schema", True, "valid against the schema", args=args)
     first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return _verdict("matches_schema", False, f"at {first.json_path}: {first.message}{more}")
+    return _verdict("matches_schema", False, f"at {first.json_path}: {first.message}{more}", args=args)

@@ -27,14 +27,17 @@ import openai
 
 if TYPE_CHECKING:
     from .cache import CompletionCache
+    from .hf import LocalModels
 
 T = TypeVar("T")
 
 RETRYABLE_STATUS = {408, 409, 429}
 MAX_RETRY_AFTER_S = 120.0
 MAX_BACKOFF_S = 30.0
+LOCAL_PREFIX = "hf:"
+"""Models named `hf:...` run in this process (models/hf.py), not on the API."""
 WAIT_TICK_S = 1.0
-"""While a caller waits longer than this for an answer, `on_wait` is called once per tick (progress)."""
+"""While a caller waits longer than this for an answer, `on_wait(seconds waited)` is called once per tick."""
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,}|Bearer\s+\S+)")
 
 
@@ -112,7 +115,7 @@ class ModelRuntime:
         self.base_url, self._api_key = base_url, api_key
         self.concurrency, self.request_timeout, self.max_attempts = concurrency, request_timeout, max_attempts
         self.cache = cache
-        self.on_wait: Callable[[], None] | None = None
+        self.on_wait: Callable[[float], None] | None = None
         self.retries = self.started = self.done = self.in_flight = self.cache_hits = 0
         self._demand: dict[str, int] = {}
         self._keys: weakref.WeakKeyDictionary[concurrent.futures.Future[Any], str] = weakref.WeakKeyDictionary()
@@ -124,6 +127,7 @@ class ModelRuntime:
         self._semaphore: asyncio.Semaphore | None = None
         self._resume_at = 0.0
         self._calls: dict[str, asyncio.Future[Any]] = {}
+        self._local: LocalModels | None = None
 
     # -- public, synchronous -------------------------------------------------------------------
 
@@ -135,6 +139,8 @@ class ModelRuntime:
                     **params: Any) -> concurrent.futures.Future[Completion]:
         """Start a chat completion (or join the identical one under way) without waiting for it."""
         key = chat_key(model, messages, sample=sample, **params)
+        if model.startswith(LOCAL_PREFIX):
+            return self._submit(key, lambda: self._local_chat(model, list(messages), params))
         return self._submit(key, lambda: self._answer(key, model, list(messages), params))
 
     def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
@@ -144,14 +150,20 @@ class ModelRuntime:
 
     def wait(self, future: concurrent.futures.Future[T]) -> T:
         """The result of a submitted call; while it takes long, `on_wait` is called about once a second."""
+        started = time.monotonic()
         while self.on_wait is not None and not future.done():
             try:
                 return future.result(timeout=WAIT_TICK_S)
             except concurrent.futures.TimeoutError:
                 if future.done():
                     raise
-                self.on_wait()
+                self.on_wait(time.monotonic() - started)
         return future.result()
+
+    @property
+    def paused_s(self) -> float:
+        """How long every call still waits because the server said 429 (0 when not paused)."""
+        return max(0.0, self._resume_at - time.monotonic())
 
     def demand(self, future: concurrent.futures.Future[Any]) -> int:
         """How many times the request behind a submitted `future` was asked for so far (started or joined):
@@ -176,16 +188,18 @@ class ModelRuntime:
             raise
         except openai.APIStatusError as exc:
             raise ModelError(model, endpoint, self._message(exc), exc.status_code) from None
-        except openai.OpenAIError as exc:
+        except (openai.OpenAIError, json.JSONDecodeError) as exc:
             raise ModelError(model, endpoint, self._message(exc)) from None
 
     def close(self) -> None:
-        """Close the clients and stop the loop thread; safe to call twice."""
+        """Cancel the calls still under way (prefetched answers nobody waits for any more, e.g. after
+        `-x`), so that no waiter blocks forever; close the clients and stop the loop thread. Safe twice."""
         if self._sync_client is not None:
             self._sync_client.close()
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
+        asyncio.run_coroutine_threadsafe(_cancel_others(), loop).result(timeout=10)
         if self._async_client is not None:
             asyncio.run_coroutine_threadsafe(self._async_client.close(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
@@ -254,6 +268,16 @@ class ModelRuntime:
         self.cache.put(key, completion)
         return completion
 
+    async def _local_chat(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
+        """An `hf:` model answers in a worker thread, so the loop goes on serving the other calls. Not
+        cached on disk: a retrained adapter keeps its folder's name."""
+        from .hf import LocalModels  # it imports this module; it imports torch only when a model loads
+
+        with self._lock:
+            if self._local is None:
+                self._local = LocalModels()
+        return await asyncio.to_thread(self._local.chat, model, messages, params)
+
     async def _chat(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
         client = self._client()
         response, latency = await self._attempts(
@@ -280,7 +304,7 @@ class ModelRuntime:
         last = ""
         for attempt in range(self.max_attempts):
             async with self._semaphore:
-                await asyncio.sleep(max(0.0, self._resume_at - time.monotonic()))
+                await asyncio.sleep(self.paused_s)
                 started = time.perf_counter()
                 self.in_flight += 1
                 try:
@@ -293,7 +317,7 @@ class ModelRuntime:
                     if exc.status_code == 429:
                         self._resume_at = max(self._resume_at, time.monotonic() + delay)
                     last = f"HTTP {exc.status_code}: {last}"
-                except (openai.APIConnectionError, openai.APIResponseValidationError) as exc:
+                except (openai.APIConnectionError, openai.APIResponseValidationError, json.JSONDecodeError) as exc:
                     last, delay = self._message(exc), _backoff(attempt)
                 except openai.OpenAIError as exc:
                     raise ModelError(model, endpoint, self._message(exc)) from None
@@ -304,8 +328,18 @@ class ModelRuntime:
         raise ModelError(model, endpoint, f"gave up after {self.max_attempts} attempts; last: {last}")
 
     def _message(self, exc: BaseException) -> str:
+        if isinstance(exc, json.JSONDecodeError):
+            return f"the server's answer is not JSON ({exc.msg} at character {exc.pos})"
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         return redact(message, self._api_key or os.environ.get("OPENAI_API_KEY"))
+
+
+async def _cancel_others() -> None:
+    """Cancel every task of the running loop but this one, and let the cancellations land."""
+    others = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:

@@ -1,0 +1,1 @@
+"""Distillation: the gate, the checked training file, and the training backends."""

@@ -1,0 +1,105 @@
+"""Who trains the student: the small interface every training backend implements.
+
+The gate, the checked training file and the record of earlier trainings are the same for every
+backend; a backend only turns a `TrainingRequest` into a `TrainingRun`, tells how an earlier run
+stands, and follows a run to its end. `openai` runs a fine-tuning job on the API (or any server
+with its fine-tuning endpoints). A backend is a module of this package listed in `BACKENDS`, with
+a `make(context) -> Trainer`; it is imported only when chosen, so its dependencies stay optional.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..models.client import ModelRuntime
+from ..settings import Settings
+
+BACKENDS: dict[str, str] = {"openai": "openai_jobs"}
+"""Backend name (`--distill-backend`) -> module in this package."""
+FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+
+
+class TrainingError(Exception):
+    """Training could not be started or followed; the message is for the user."""
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """What to train: a checked chat-format file, the student, and how."""
+
+    training_file: Path
+    training_sha256: str
+    examples: int
+    validation_file: Path | None
+    student: str
+    suffix: str | None
+    seed: int
+    metadata: dict[str, str]
+    epochs: int | None
+    learning_rate: float | None
+    batch_size: int | None
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One training as its backend reports it; `model` is what `--model` takes once it succeeded."""
+
+    backend: str
+    id: str
+    status: str
+    model: str | None = None
+    error: str | None = None
+    trained_tokens: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.status not in FINISHED
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainingRun:
+        return cls(**{key: data.get(key) for key in ("backend", "id", "status", "model", "error", "trained_tokens")})
+
+
+@dataclass(frozen=True)
+class TrainerContext:
+    """What a backend may use: the settings, the process's model runtime, a line to the terminal."""
+
+    settings: Settings
+    runtime: ModelRuntime
+    say: Callable[[str], None]
+
+
+class Trainer(Protocol):
+    """A training backend. Only the xdist controller ever calls it, once per session."""
+
+    name: str
+
+    def start(self, request: TrainingRequest) -> TrainingRun:
+        """Start training (or train, for a backend that runs in this process) and report the run."""
+
+    def refresh(self, run: TrainingRun) -> TrainingRun:
+        """How an earlier run stands now."""
+
+    def follow(self, run: TrainingRun, timeout_s: float) -> TrainingRun:
+        """Report progress until the run finishes or `timeout_s` passes; Ctrl-C propagates."""
+
+
+def check_backend(name: str) -> None:
+    """Fail early, at start-up, on a backend name that does not exist."""
+    if name not in BACKENDS:
+        raise TrainingError(f"--distill-backend {name!r} is not one of {', '.join(BACKENDS)}")
+
+
+def make_trainer(name: str, context: TrainerContext) -> Trainer:
+    """The backend of that name, its module imported now."""
+    check_backend(name)
+    module = importlib.import_module(f".{BACKENDS[name]}", __package__)
+    trainer: Trainer = module.make(context)
+    return trainer

@@ -1,0 +1,103 @@
+"""The distillation gate: a pure decision over three measured values and their three thresholds.
+
+Teacher pass rate >= teacher-min (the teacher is worth copying), teacher minus student >= gap-min
+(copying it would change something), valid training examples >= min-examples (there is enough to
+copy). Every value is kept, met or not, so the summary can always say why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..ledger import ModelStats
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    teacher_min: float
+    gap_min: float
+    min_examples: int
+
+
+@dataclass(frozen=True)
+class Measure:
+    """One of the three checks: what was measured, against what, and whether it holds."""
+
+    name: str
+    value: float | int | None
+    threshold: float | int
+    met: bool
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "threshold": self.threshold, "met": self.met, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The gate's verdict: met when all three measures hold; `errors` are the cases counted in no rate."""
+
+    teacher: str
+    student: str
+    measures: tuple[Measure, Measure, Measure]
+    errors: Mapping[str, int]
+
+    @property
+    def met(self) -> bool:
+        return all(measure.met for measure in self.measures)
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why the gate is not met (empty when it is)."""
+        return [measure.reason for measure in self.measures if not measure.met]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"met": self.met, "teacher": self.teacher, "student": self.student,
+                **{measure.name: measure.to_dict() for measure in self.measures},
+                "errors": dict(self.errors), "reasons": self.reasons}
+
+    def lines(self) -> list[str]:
+        """The gate block of the terminal summary: the three values against the three thresholds."""
+        rows = [f"distillation gate: {'MET' if self.met else 'NOT MET'}"]
+        for measure in self.measures:
+            rows.append(f"  [{'x' if measure.met else ' '}] {measure.reason}")
+        errored = {model: count for model, count in self.errors.items() if count}
+        if errored:
+            rows.append("  errored cases, counted in no rate: " + ", ".join(f"{m} {n}" for m, n in errored.items()))
+        return rows
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def decide(stats: Mapping[str, ModelStats], teacher: str, student: str, examples: int,
+           thresholds: Thresholds, examples_note: str = "") -> Decision:
+    """Apply the gate to the run's per-model stats and the number of valid training examples."""
+    teacher_stats, student_stats = stats.get(teacher), stats.get(student)
+    teacher_rate = teacher_stats.pass_rate if teacher_stats else None
+    student_rate = student_stats.pass_rate if student_stats else None
+    gap = None if teacher_rate is None or student_rate is None else round(teacher_rate - student_rate, 10)
+
+    teacher_ok = teacher_rate is not None and teacher_rate >= thresholds.teacher_min
+    teacher_reason = (f"teacher {teacher} pass rate {_rate(teacher_rate)} >= {_rate(thresholds.teacher_min)}" if teacher_ok
+                      else f"teacher {teacher} pass rate {_rate(teacher_rate)} is below {_rate(thresholds.teacher_min)}"
+                      if teacher_rate is not None else f"teacher {teacher} has no graded case in this run")
+    gap_ok = gap is not None and gap >= thresholds.gap_min
+    gap_reason = (f"gap teacher - student {student} {gap:+.0%} >= {_rate(thresholds.gap_min)}" if gap_ok
+                  else f"gap teacher - student {student} {gap:+.0%} is below {_rate(thresholds.gap_min)}"
+                  if gap is not None else f"no gap: student {student} has no graded case in this run"
+                  if teacher_rate is not None else "no gap: the teacher has no graded case in this run")
+    examples_ok = examples >= thresholds.min_examples
+    note = f" ({examples_note})" if examples_note else ""
+    examples_reason = (f"{examples} valid training examples >= {thresholds.min_examples}{note}" if examples_ok
+                       else f"{examples} valid training examples, {thresholds.min_examples - examples} short of "
+                            f"{thresholds.min_examples}{note}")
+    errors = {model: s.errors for model, s in stats.items() if model in (teacher, student)}
+    return Decision(teacher, student, (
+        Measure("teacher_pass_rate", teacher_rate, thresholds.teacher_min, teacher_ok, teacher_reason),
+        Measure("gap", gap, thresholds.gap_min, gap_ok, gap_reason),
+        Measure("examples", examples, thresholds.min_examples, examples_ok, examples_reason),
+    ), errors)

@@ -1,0 +1,240 @@
+"""The distillation loop after a run: the gate, the training file, the training, and what to say.
+
+The session hands over what the run measured and how to reach the datasets, the cache and the
+terminal; this module decides, writes the checked file, starts a training or finds the one already
+running for the same data, and follows it when asked. It runs once, on the xdist controller.
+"""
+
+from __future__ import annotations
+
+import shlex
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..atomic import write_atomic
+from ..datasets import BrokenCase, Case, DatasetError
+from ..ledger import Entry, summarize
+from ..models.client import ModelError
+from ..settings import Settings
+from . import training
+from .backends import Trainer, TrainingError, TrainingRequest, TrainingRun
+from .filter import suite_checks
+from .gate import Decision, Thresholds, decide
+from .record import TrainingRecord, fingerprint
+
+FILES = {"training": "distill-train.jsonl", "validation": "distill-validation.jsonl"}
+LOOP_FLAGS = frozenset({"--distill", "--distill-wait", "--distill-dry-run"})
+
+
+@dataclass(frozen=True)
+class LoopInputs:
+    """What the loop needs from the session."""
+
+    settings: Settings
+    entries: Sequence[Entry]
+    load: Callable[[str], Sequence[Case | BrokenCase]]
+    """A dataset spec's cases (the session's loader, so nothing is loaded twice)."""
+    out_dir: Path
+    record: TrainingRecord
+    trainer: Callable[[], Trainer]
+    args: Sequence[str]
+    """The command line of this run, for the commands we print."""
+    say: Callable[[str], None]
+
+
+@dataclass
+class Outcome:
+    """Everything the loop decided and did: the summary block and the results file's "distill"."""
+
+    gate: Decision
+    training: training.TrainingSet | None = None
+    validation: training.TrainingSet | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+    run: TrainingRun | None = None
+    notes: list[str] = field(default_factory=list)
+    failed: bool = False
+    interrupted: bool = False
+
+    def lines(self) -> list[str]:
+        rows = self.gate.lines()
+        for label, data in (("training data", self.training), ("validation data", self.validation)):
+            if data is not None:
+                rows += data.lines(label)
+        return rows + self.notes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"gate": self.gate.to_dict(),
+                "training": self.training.to_dict() if self.training else None,
+                "validation": self.validation.to_dict() if self.validation else None,
+                "files": {name: str(path) for name, path in self.files.items()},
+                "run": self.run.to_dict() if self.run else None,
+                "notes": self.notes, "failed": self.failed, "interrupted": self.interrupted}
+
+
+def run_loop(inputs: LoopInputs) -> Outcome:
+    """Gate, then (dry run) write the file, or (distill, gate met) train and maybe wait."""
+    s = inputs.settings
+    held_out = {training.input_key(entry.input) for entry in inputs.entries if entry.input}
+    train_set, problem = _build(inputs, s.train, held_out)
+    thresholds = Thresholds(s.teacher_min, s.gap_min, s.min_examples)
+    examples = len(train_set.examples) if train_set else 0
+    outcome = Outcome(decide(summarize(inputs.entries), s.teacher, s.student, examples, thresholds,
+                             problem or f"from {s.train}"), train_set)
+    if train_set is None:
+        return outcome
+    if s.validation:
+        outcome.validation, problem = _build(inputs, s.validation, held_out | train_set.inputs())
+        if problem:
+            outcome.notes.append(f"validation data {s.validation}: {problem}; training goes on without it")
+    if s.dry_run or (s.distill and outcome.gate.met):
+        _write(inputs.out_dir, outcome)
+    if s.dry_run:
+        outcome.notes.append(f"dry run: training file written to {outcome.files['training']}; nothing uploaded")
+        return outcome
+    if not outcome.gate.met:
+        outcome.notes.append("no training started: the gate is not met")
+        return outcome
+    _train(inputs, outcome)
+    return outcome
+
+
+def _build(inputs: LoopInputs, spec: str, held_out: set[str]) -> tuple[training.TrainingSet | None, str | None]:
+    """One dataset as a checked training set, or why it could not be read."""
+    s = inputs.settings
+    checks = suite_checks(inputs.entries) if s.filter else None
+    try:
+        cases = inputs.load(spec)
+    except (DatasetError, ModelError) as exc:
+        return None, f"could not be read: {exc}"
+    return training.build(cases, source=spec, teacher=s.teacher, held_out=held_out, system=s.student_system,
+                          answer_problems=checks.problems if checks else None,
+                          filter_note=checks.describe() if checks else ""), None
+
+
+def _write(out_dir: Path, outcome: Outcome) -> None:
+    for name, data in (("training", outcome.training), ("validation", outcome.validation)):
+        if data is not None and data.examples:
+            path = out_dir / FILES[name]
+            write_atomic(path, data.jsonl())
+            outcome.files[name] = path
+
+
+def _train(inputs: LoopInputs, outcome: Outcome) -> None:
+    """Find the run already started for this data, or start one; follow it under --distill-wait."""
+    s, data, notes = inputs.settings, outcome.training, outcome.notes
+    assert data is not None
+    validation = outcome.validation if outcome.validation and outcome.validation.examples else None
+    request = TrainingRequest(
+        training_file=outcome.files["training"], training_sha256=data.sha256, examples=len(data.examples),
+        validation_file=outcome.files.get("validation") if validation else None, student=s.student,
+        suffix=s.suffix, seed=int(data.sha256[:8], 16) % 2**31, metadata=_metadata(outcome, data.sha256),
+        epochs=s.epochs, learning_rate=s.lr, batch_size=s.batch_size)
+    key = fingerprint(s.backend, request, validation.sha256 if validation else None)
+    try:
+        trainer = inputs.trainer()
+        run = _earlier(inputs, trainer, key, notes)
+        if run is None:
+            run = trainer.start(request)
+            notes.append(f"started {trainer.name} training {run.id} of {s.student} on {len(data.examples)} examples "
+                         f"(training file sha256 {data.sha256[:12]})")
+        inputs.record.save(key, run, data.sha256)
+    except (ModelError, TrainingError) as exc:
+        outcome.failed = True
+        notes.append(f"could not start training: {exc}")
+        return
+    if not inputs.record.available:
+        notes.append("pytest's cache is off: a second --distill cannot know about this training")
+    if s.wait and run.active:
+        run = _follow(inputs, trainer, run, outcome)
+        inputs.record.save(key, run, data.sha256)
+    outcome.run = run
+    _report(inputs, run, outcome)
+
+
+def _earlier(inputs: LoopInputs, trainer: Trainer, key: str, notes: list[str]) -> TrainingRun | None:
+    """The run recorded for this data if it is still running or succeeded; None to start anew."""
+    recorded = inputs.record.find(key)
+    if recorded is None:
+        return None
+    try:
+        run = trainer.refresh(recorded)
+    except ModelError as exc:
+        if exc.status != 404:
+            raise
+        notes.append(f"the recorded training {recorded.id} no longer exists; starting a new one")
+        return None
+    if run.active:
+        notes.append(f"training {run.id} for the same data is still running ({run.status}): no new one started")
+        return run
+    if run.status == "succeeded":
+        notes.append(f"the same data was already trained by {run.id}: no new training started")
+        return run
+    notes.append(f"the earlier training {run.id} of the same data {run.status}; starting a new one")
+    return None
+
+
+def _follow(inputs: LoopInputs, trainer: Trainer, run: TrainingRun, outcome: Outcome) -> TrainingRun:
+    """Follow to the end, the timeout, Ctrl-C or a lost connection; the last three leave it running."""
+    again = f"follow it again with: {follow_command(inputs.args)}"
+    inputs.say(f"following {run.id} for up to {inputs.settings.timeout:g}s (Ctrl-C stops following, not the training)")
+    try:
+        run = trainer.follow(run, inputs.settings.timeout)
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        outcome.notes.append(f"stopped following on Ctrl-C: {run.id} is left running; {again}")
+        return run
+    except (ModelError, TrainingError) as exc:
+        outcome.failed = True
+        outcome.notes.append(f"lost track of {run.id}: {exc}; it is left running; {again}")
+        return run
+    if run.active:
+        outcome.failed = True
+        outcome.notes.append(f"{run.id} is still {run.status} after {inputs.settings.timeout:g}s (--distill-timeout); "
+                             f"it is left running; {again}")
+    return run
+
+
+def _report(inputs: LoopInputs, run: TrainingRun, outcome: Outcome) -> None:
+    s, notes = inputs.settings, outcome.notes
+    if run.status == "succeeded" and run.model:
+        tokens = f", {run.trained_tokens:,} trained tokens" if run.trained_tokens else ""
+        notes.append(f"{run.id} succeeded{tokens}: distilled model {run.model}")
+        notes.append(f"re-run the suite on it: {rerun_command(inputs.args, [run.model])}")
+        notes.append(f"side by side: {rerun_command(inputs.args, [s.teacher, s.student, run.model])}")
+    elif run.status in ("failed", "cancelled"):
+        outcome.failed = True
+        notes.append(f"{run.id} {run.status}" + (f": {run.error}" if run.error else ""))
+    elif run.active and not outcome.interrupted and not outcome.failed:
+        notes.append(f"{run.id} is {run.status}; follow it to the end (no second training starts): "
+                     f"{follow_command(inputs.args)}")
+
+
+def _metadata(outcome: Outcome, sha256: str) -> dict[str, str]:
+    """Tags that tie the training to this run (the API allows 16 string pairs)."""
+    rates = {m.name: m.value for m in outcome.gate.measures}
+    return {"source": "pytest-distill", "run": uuid.uuid4().hex[:16], "training_sha256": sha256,
+            "teacher": outcome.gate.teacher, "teacher_pass_rate": f"{rates['teacher_pass_rate']:.4f}",
+            "gap": f"{rates['gap']:.4f}"}
+
+
+def rerun_command(args: Sequence[str], models: Sequence[str]) -> str:
+    """This run's command line without the loop's flags and models, on the given models."""
+    kept: list[str] = []
+    skip = False
+    for arg in args:
+        if skip or arg in LOOP_FLAGS or arg.startswith("--model="):
+            skip = False
+            continue
+        if arg == "--model":
+            skip = True
+            continue
+        kept.append(arg)
+    return shlex.join(["pytest", *kept, *(part for model in models for part in ("--model", model))])
+
+
+def follow_command(args: Sequence[str]) -> str:
+    """This run's command line with --distill-wait: it finds the running training and follows it."""
+    return shlex.join(["pytest", *args, *([] if "--distill-wait" in args else ["--distill-wait"])])

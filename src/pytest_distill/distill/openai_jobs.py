@@ -1,0 +1,103 @@
+"""The `openai` training backend: upload the file, create a fine-tuning job, follow it.
+
+Everything goes through the official SDK (`runtime.sdk()`), so it works against OpenAI, Azure
+OpenAI's v1 API and any server with the same fine-tuning endpoints; an endpoint a server lacks
+comes back as a `ModelError` that names it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..models.client import ModelRuntime
+from .backends import TrainerContext, TrainingRequest, TrainingRun
+
+FIRST_POLL_S = 0.5
+MAX_POLL_S = 15.0
+"""Polling starts fast (a job may be seconds long) and slows down to this bound (or hours of polling)."""
+EVENTS_PER_POLL = 5
+
+
+def create_params(request: TrainingRequest, training_file: str, validation_file: str | None) -> dict[str, Any]:
+    """The body of `POST /fine_tuning/jobs`: hyperparameters in the current `method` form."""
+    hyperparameters = {name: value for name, value in (("n_epochs", request.epochs),
+                                                       ("learning_rate_multiplier", request.learning_rate),
+                                                       ("batch_size", request.batch_size)) if value is not None}
+    supervised: dict[str, Any] = {"hyperparameters": hyperparameters} if hyperparameters else {}
+    params: dict[str, Any] = {"model": request.student, "training_file": training_file, "seed": request.seed,
+                              "metadata": request.metadata, "method": {"type": "supervised", "supervised": supervised}}
+    if request.suffix:
+        params["suffix"] = request.suffix
+    if validation_file:
+        params["validation_file"] = validation_file
+    return params
+
+
+def progress_line(job: Any, events: list[Any]) -> str:
+    """One line on a job: its status, its newest event (the step and loss while training), the trained
+    tokens once known."""
+    parts = [f"job {job.id}: {job.status}"]
+    if events:
+        parts.append(events[0].message)
+    if job.trained_tokens:
+        parts.append(f"trained tokens {job.trained_tokens:,}")
+    return " | ".join(parts)
+
+
+class OpenAITrainer:
+    """Fine-tuning jobs on the API; the run's id is the job id."""
+
+    name = "openai"
+
+    def __init__(self, runtime: ModelRuntime, say: Callable[[str], None]) -> None:
+        self.runtime, self.say = runtime, say
+
+    def start(self, request: TrainingRequest) -> TrainingRun:
+        training = self._upload(request.training_file)
+        validation = self._upload(request.validation_file) if request.validation_file else None
+        params = create_params(request, training, validation)
+        with self.runtime.api_errors("POST /fine_tuning/jobs", request.student):
+            job = self.runtime.sdk().fine_tuning.jobs.create(**params)
+        return self._run(job)
+
+    def refresh(self, run: TrainingRun) -> TrainingRun:
+        with self.runtime.api_errors(f"GET /fine_tuning/jobs/{run.id}"):
+            return self._run(self.runtime.sdk().fine_tuning.jobs.retrieve(run.id))
+
+    def follow(self, run: TrainingRun, timeout_s: float) -> TrainingRun:
+        """Poll the job and its events at a growing, bounded interval; print a line when it changes."""
+        deadline = time.monotonic() + timeout_s
+        interval, shown = FIRST_POLL_S, ""
+        jobs = self.runtime.sdk().fine_tuning.jobs
+        while True:
+            with self.runtime.api_errors(f"GET /fine_tuning/jobs/{run.id}"):
+                job = jobs.retrieve(run.id)
+                events = list(jobs.list_events(run.id, limit=EVENTS_PER_POLL).data)
+            line = progress_line(job, events)
+            if line != shown:
+                self.say(line)
+                shown = line
+            run = self._run(job)
+            left = deadline - time.monotonic()
+            if not run.active or left <= 0:
+                return run
+            time.sleep(min(interval, left))
+            interval = min(MAX_POLL_S, interval * 1.5)
+
+    def _upload(self, path: Path) -> str:
+        with self.runtime.api_errors("POST /files"):
+            uploaded = self.runtime.sdk().files.create(
+                file=(path.name, path.read_bytes(), "application/jsonl"), purpose="fine-tune")
+        return uploaded.id
+
+    def _run(self, job: Any) -> TrainingRun:
+        error = job.error.message if job.error and job.error.message else None
+        return TrainingRun(self.name, job.id, job.status, model=job.fine_tuned_model, error=error,
+                           trained_tokens=job.trained_tokens)
+
+
+def make(context: TrainerContext) -> OpenAITrainer:
+    return OpenAITrainer(context.runtime, context.say)

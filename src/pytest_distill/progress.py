@@ -1,0 +1,58 @@
+"""A status line about the model calls, shown while a test has waited long for its answer.
+
+With prefetch, tests mostly find their answers ready and pytest's own progress says enough. The
+wait that needs words is the long one: a slow model, a window filling up, or a 429 that paused every
+call. Then, on a terminal, a line says how far the calls are (done of started, in flight, retries,
+the pause). Written from the main thread only (helpers running ahead in worker threads wait too),
+through pytest's terminal reporter with output capture suspended, the way live logging does; never
+on xdist workers, whose output no one sees, and never when the output is not a terminal (CI logs).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from .models.client import ModelRuntime
+
+FIRST_AFTER_S = 2.0
+EVERY_S = 5.0
+
+
+def status_line(runtime: ModelRuntime) -> str:
+    """`distill: 120/400 model calls done, 16 in flight, 3 retries, paused 25 s (rate limit)`."""
+    parts = [f"distill: {runtime.done}/{runtime.started} model calls done", f"{runtime.in_flight} in flight",
+             f"{runtime.retries} retries"]
+    if runtime.cache_hits:
+        parts.append(f"{runtime.cache_hits} from the cache")
+    paused = runtime.paused_s
+    if paused >= 0.5:
+        parts.append(f"paused {paused:.0f} s (rate limit)")
+    return ", ".join(parts)
+
+
+class Progress:
+    """The runtime's `on_wait` hook: at most one line every few seconds, only during long waits."""
+
+    def __init__(self, runtime: ModelRuntime, reporter: Any, capture: Any) -> None:
+        self.runtime, self.reporter, self.capture = runtime, reporter, capture
+        self.last = 0.0
+
+    def __call__(self, waited_s: float) -> None:
+        now = time.monotonic()
+        if waited_s < FIRST_AFTER_S or now - self.last < EVERY_S or threading.current_thread() is not threading.main_thread():
+            return
+        self.last = now
+        with self.capture.global_and_fixture_disabled():
+            self.reporter.write_line(status_line(self.runtime))
+
+
+def attach(runtime: ModelRuntime, config: pytest.Config) -> None:
+    """Show progress for this runtime when this process writes to a terminal."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is not None and capture is not None and reporter.isatty() and not hasattr(config, "workerinput"):
+        runtime.on_wait = Progress(runtime, reporter, capture)

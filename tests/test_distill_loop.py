@@ -1,0 +1,204 @@
+"""The distillation loop in real pytest sessions (pytester) against the simulator over HTTP: the gate,
+the dry run, the filter, leakage, the fine-tuning job, idempotency, xdist, and waiting."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from pytest_distill.sim import Fault, SimServer
+
+from .openapi_check import validate_request
+from .support import TEST_KEY, qa_rows, requests_to, write_jsonl
+
+RECORDING_SUITE = """
+import pytest
+from pytest_distill import string_check
+
+@pytest.mark.distill_dataset("cases.jsonl")
+def test_reply(case, model):
+    string_check(model.complete(case), case.expected)
+"""
+"""Grades every answer without asserting: the pass rates are measured, the session's exit status
+is the loop's alone."""
+
+
+def start_project(pytester: pytest.Pytester, make_sim: Callable[..., SimServer], *, train: list[dict[str, Any]] | None = None,
+                  job_seconds: float = 0.3, suite: str = RECORDING_SUITE) -> SimServer:
+    """12 training and 10 test questions seeded as stored teacher completions; the suite's cases are
+    the test questions with one reference changed, so the teacher passes 90% and the student 40%."""
+    tests = qa_rows(10, "test", "q")
+    seeds = write_jsonl(pytester.path / "seed.jsonl", (qa_rows(12, "train", "t") if train is None else train) + tests)
+    tests[0]["messages"][-1]["content"] = "A reference that nobody gives."
+    write_jsonl(pytester.path / "cases.jsonl", tests)
+    pytester.makepyfile(test_suite=suite)
+    return make_sim(seed=[seeds], job_seconds=job_seconds)
+
+
+def creates(server: SimServer) -> tuple[int, int]:
+    """How many files were uploaded and fine-tuning jobs created."""
+    jobs = [r for r in requests_to(server, "POST", "/fine_tuning/jobs") if r.path.rstrip("/").endswith("/jobs")]
+    return len(requests_to(server, "POST", "/files")), len(jobs)
+
+
+def test_gate_met_uploads_once_and_creates_one_job_tied_to_the_run(pytester: pytest.Pytester, make_sim) -> None:
+    server = start_project(pytester, make_sim, job_seconds=60)
+    result = pytester.runpytest("--distill", "--distill-suffix", "hobannu", "--distill-epochs", "4",
+                                "--distill-lr", "0.5", "--distill-batch-size", "2")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "*- distillation -*", "distillation gate: MET",
+        "  [[]x[]] teacher gpt-4o pass rate 90% >= 90%", "  [[]x[]] gap teacher - student gpt-4o-mini +50% >= 5%",
+        "  [[]x[]] 12 valid training examples >= 10 (from stored:split=train)",
+        "training data stored:split=train: 12 valid examples, ~* tokens per epoch (estimate)",
+        "started openai training ftjob-* of gpt-4o-mini on 12 examples (training file sha256 *)",
+        "ftjob-* is *; follow it to the end (no second training starts): pytest --distill * --distill-wait"])
+    assert creates(server) == (1, 1)
+    upload = requests_to(server, "POST", "/files")[0].body
+    assert upload["purpose"] == "fine-tune" and upload["file"]["filename"] == "distill-train.jsonl"
+    body = requests_to(server, "POST", "/fine_tuning/jobs")[0].body
+    validate_request("post", "/fine_tuning/jobs", body)
+    assert body["model"] == "gpt-4o-mini" and body["suffix"] == "hobannu" and isinstance(body["seed"], int)
+    assert body["method"] == {"type": "supervised", "supervised": {"hyperparameters": {
+        "n_epochs": 4, "learning_rate_multiplier": 0.5, "batch_size": 2}}}
+    trained = (pytester.path / ".pytest_cache" / "d" / "distill" / "distill-train.jsonl").read_bytes()
+    assert body["metadata"]["training_sha256"] == hashlib.sha256(trained).hexdigest()
+    assert body["metadata"]["source"] == "pytest-distill" and body["metadata"]["teacher"] == "gpt-4o"
+    assert TEST_KEY not in result.stdout.str()
+
+
+@pytest.mark.parametrize("option, value, reason", [
+    ("--distill-teacher-min", "0.95", "  [[] ] teacher gpt-4o pass rate 90% is below 95%"),
+    ("--distill-gap-min", "0.6", "  [[] ] gap teacher - student gpt-4o-mini +50% is below 60%"),
+    ("--distill-min-examples", "15", "  [[] ] 12 valid training examples, 3 short of 15 (from stored:split=train)"),
+])
+def test_gate_not_met_on_each_threshold_alone_starts_nothing_and_says_why(
+        pytester: pytest.Pytester, make_sim, option: str, value: str, reason: str) -> None:
+    server = start_project(pytester, make_sim)
+    result = pytester.runpytest("--distill", option, value)
+    result.stdout.fnmatch_lines(["distillation gate: NOT MET", reason, "no training started: the gate is not met"])
+    assert result.stdout.str().count("[x]") == 2
+    assert result.ret == 0 and creates(server) == (0, 0)
+
+
+def test_dry_run_writes_the_checked_file_beside_the_results_and_uploads_nothing(pytester: pytest.Pytester, make_sim) -> None:
+    server = start_project(pytester, make_sim)
+    result = pytester.runpytest("--distill-dry-run", "--distill-results", "out/results.json",
+                                "--distill-student-system", "Answer briefly.")
+    path = pytester.path / "out" / "distill-train.jsonl"
+    result.stdout.fnmatch_lines([f"dry run: training file written to {path.relative_to(pytester.path)}; nothing uploaded"])
+    lines = [json.loads(line)["messages"] for line in path.read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 12 and lines[0][0] == {"role": "system", "content": "Answer briefly."}
+    assert all([m["role"] for m in messages] == ["system", "user", "assistant"] for messages in lines)
+    assert creates(server) == (0, 0)
+    assert json.loads((pytester.path / "out" / "results.json").read_text())["distill"]["gate"]["met"] is True
+
+
+def test_leaked_and_duplicate_training_examples_are_dropped_and_reported(pytester: pytest.Pytester, make_sim) -> None:
+    train = qa_rows(12, "train", "t")
+    leaked = json.loads(json.dumps(qa_rows(10, "test", "q")[3]))
+    leaked.update(id="leak", metadata={"split": "train"})
+    twin = json.loads(json.dumps(train[0]))
+    twin["id"] = "twin"
+    start_project(pytester, make_sim, train=[*train, leaked, twin])
+    result = pytester.runpytest("--distill-dry-run")
+    result.stdout.fnmatch_lines([
+        "training data stored:split=train: 12 valid examples*",
+        "  1 with the same input as a test case (leakage), dropped: chatcmpl-leak",
+        "  1 duplicates, removed: chatcmpl-twin"])
+    written = (pytester.path / ".pytest_cache" / "d" / "distill" / "distill-train.jsonl").read_text(encoding="utf-8")
+    assert "What is item q3?" not in written
+
+
+def test_filter_keeps_only_teacher_answers_that_pass_the_suites_deterministic_checks(pytester: pytest.Pytester, make_sim) -> None:
+    train = qa_rows(12, "train", "t")
+    for index, row in enumerate(train):
+        row["messages"][-1]["content"] = json.dumps({"item": index}) if index % 4 else "item: not JSON"
+    start_project(pytester, make_sim, train=train, suite=RECORDING_SUITE.replace(
+        "import string_check", "import string_check, valid_json").replace(
+        "    string_check(", "    valid_json(model.complete(case))\n    string_check("))
+    result = pytester.runpytest("--distill-dry-run", "--distill-filter", "--distill-min-examples", "5")
+    result.stdout.fnmatch_lines([
+        "training data stored:split=train: 9 valid examples*",
+        "  3 failed the suite's deterministic checks: valid_json; not replayable (their arguments follow the case): "
+        "string_check in test_reply, dropped: chatcmpl-t000 (valid_json: not JSON*"])
+    written = (pytester.path / ".pytest_cache" / "d" / "distill" / "distill-train.jsonl").read_text(encoding="utf-8")
+    assert len(written.splitlines()) == 9 and "not JSON" not in written
+
+
+def test_a_second_distill_on_the_same_data_starts_no_job_while_the_first_runs(pytester: pytest.Pytester, make_sim) -> None:
+    server = start_project(pytester, make_sim, job_seconds=60)
+    first = pytester.runpytest("--distill")
+    job = re.search(r"started openai training (ftjob-\S+)", first.stdout.str()).group(1)
+    second = pytester.runpytest("--distill")
+    second.stdout.fnmatch_lines([f"training {job} for the same data is still running (*): no new one started"])
+    assert creates(server) == (1, 1)
+    third = pytester.runpytest("--distill", "--distill-epochs", "2")
+    third.stdout.fnmatch_lines(["started openai training ftjob-*"])
+    assert creates(server) == (2, 2)
+
+
+def test_under_xdist_the_controller_alone_uploads_and_creates_exactly_once(pytester: pytest.Pytester, make_sim) -> None:
+    server = start_project(pytester, make_sim, job_seconds=60)
+    result = pytester.runpytest("--distill", "-n", "2")
+    result.stdout.fnmatch_lines(["distillation gate: MET", "started openai training ftjob-*"])
+    assert result.stdout.str().count("distillation gate:") == 1
+    assert creates(server) == (1, 1)
+
+
+def test_wait_follows_the_job_and_prints_the_model_and_the_command_to_rerun(pytester: pytest.Pytester, make_sim) -> None:
+    start_project(pytester, make_sim, job_seconds=0.3)
+    result = pytester.runpytest("--distill", "--distill-wait")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines([
+        "distill: following ftjob-* for up to 7200s (Ctrl-C stops following, not the training)",
+        "distill: job ftjob-*: succeeded | The job has successfully completed | trained tokens *",
+        "*- distillation -*",
+        "ftjob-* succeeded, * trained tokens: distilled model ft:gpt-4o-mini-2024-07-18:sim::*",
+        "re-run the suite on it: pytest --basetemp=* --model ft:gpt-4o-mini-2024-07-18:sim::*",
+        "side by side: pytest --basetemp=* --model gpt-4o --model gpt-4o-mini --model ft:gpt-4o-mini-2024-07-18:sim::*"])
+    model = re.search(r"distilled model (ft:\S+)", result.stdout.str()).group(1)
+    again = pytester.runpytest("--model", model)
+    assert again.ret == 0 and again.parseoutcomes() == {"passed": 10}
+
+
+def test_wait_on_a_job_that_fails_exits_non_zero_with_the_error(pytester: pytest.Pytester, make_sim) -> None:
+    start_project(pytester, make_sim, train=qa_rows(6, "train", "t"))
+    result = pytester.runpytest("--distill", "--distill-wait", "--distill-min-examples", "5")
+    result.stdout.fnmatch_lines(["distill: job ftjob-*: failed | Training file has 6 example(s), but must have at least 10 examples",
+                                 "ftjob-* failed: Training file has 6 example(s), but must have at least 10 examples"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_wait_gives_up_at_the_timeout_leaving_the_job_running(pytester: pytest.Pytester, make_sim) -> None:
+    start_project(pytester, make_sim, job_seconds=60)
+    result = pytester.runpytest("--distill", "--distill-wait", "--distill-timeout", "0.2")
+    result.stdout.fnmatch_lines(["ftjob-* is still * after 0.2s (--distill-timeout); it is left running; "
+                                 "follow it again with: pytest --distill --distill-wait --distill-timeout 0.2 --basetemp=*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+
+
+def test_an_upload_the_server_refuses_is_a_clear_error_and_no_job(pytester: pytest.Pytester, make_sim) -> None:
+    server = start_project(pytester, make_sim)
+    server.inject(Fault("429", count=10, path="/files", retry_after=0.01))
+    result = pytester.runpytest("--distill")
+    result.stdout.fnmatch_lines(["could not start training: POST /files failed (HTTP 429): *Rate limit reached*"])
+    assert result.ret == pytest.ExitCode.TESTS_FAILED and creates(server)[1] == 0
+
+
+def test_an_unknown_backend_is_refused_before_any_model_is_called(pytester: pytest.Pytester, make_sim) -> None:
+    server = start_project(pytester, make_sim)
+    result = pytester.runpytest("--distill", "--distill-backend", "nope")
+    result.stderr.fnmatch_lines(["*--distill-backend 'nope' is not one of openai*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR and server.requests == []
+
+
+def test_training_data_that_cannot_be_read_fails_the_gate_with_the_reason(pytester: pytest.Pytester, make_sim) -> None:
+    start_project(pytester, make_sim)
+    result = pytester.runpytest("--distill", "--distill-train", "missing.jsonl")
+    result.stdout.fnmatch_lines(["  [[] ] 0 valid training examples, 10 short of 10 (could not be read: dataset 'missing.jsonl': no such file*"])

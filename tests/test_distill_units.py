@@ -1,0 +1,133 @@
+"""The pure parts of distillation: the gate's decision, the training file's checks, the filter's
+choice of checks, and the commands printed for the user. No server, no pytest session."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pytest_distill.datasets import BrokenCase, Case
+from pytest_distill.distill import training
+from pytest_distill.distill.filter import suite_checks
+from pytest_distill.distill.gate import Thresholds, decide
+from pytest_distill.distill.loop import follow_command, rerun_command
+from pytest_distill.grades import Grade
+from pytest_distill.ledger import Entry, ModelStats
+
+THRESHOLDS = Thresholds(teacher_min=0.9, gap_min=0.05, min_examples=10)
+
+
+def stats(model: str, passed: int, counted: int, errors: int = 0) -> ModelStats:
+    return ModelStats(model, counted, passed, errors, {}, 0, 0, ())
+
+
+def case(case_id: str, question: str, answer: str, *, system: str = "Be brief.", origin: str | None = None) -> Case:
+    return Case(case_id, [{"role": "system", "content": system}, {"role": "user", "content": question}], answer,
+                origin_model=origin)
+
+
+@pytest.mark.parametrize("teacher, student, examples, failing", [
+    ((10, 10), (5, 10), 12, None),
+    ((8, 10), (5, 10), 12, "teacher_pass_rate"),
+    ((10, 10), (98, 100), 12, "gap"),
+    ((10, 10), (5, 10), 9, "examples"),
+])
+def test_the_gate_fails_on_each_threshold_alone_and_always_states_all_three(
+        teacher: tuple[int, int], student: tuple[int, int], examples: int, failing: str | None) -> None:
+    decision = decide({"gpt-4o": stats("gpt-4o", *teacher), "gpt-4o-mini": stats("gpt-4o-mini", *student)},
+                      "gpt-4o", "gpt-4o-mini", examples, THRESHOLDS)
+    assert decision.met is (failing is None)
+    assert [m.name for m in decision.measures if not m.met] == ([failing] if failing else [])
+    block = "\n".join(decision.lines())
+    assert block.count("[x]") == 3 - bool(failing) and block.count("[ ]") == bool(failing)
+    assert ("NOT MET" in block) is bool(failing)
+
+
+def test_a_short_training_set_says_how_many_examples_are_missing() -> None:
+    decision = decide({"t": stats("t", 10, 10), "s": stats("s", 0, 10)}, "t", "s", 7, THRESHOLDS)
+    assert decision.reasons == ["7 valid training examples, 3 short of 10"]
+
+
+def test_errored_cases_count_in_no_rate_and_are_reported_apart() -> None:
+    decision = decide({"t": stats("t", 9, 9, errors=3), "s": stats("s", 0, 10)}, "t", "s", 10, THRESHOLDS)
+    assert decision.met and decision.measures[0].value == 1.0
+    assert decision.to_dict()["errors"] == {"t": 3, "s": 0}
+    assert "  errored cases, counted in no rate: t 3" in decision.lines()
+
+
+def test_a_teacher_that_did_not_run_fails_the_gate_with_a_reason() -> None:
+    decision = decide({"s": stats("s", 1, 10)}, "t", "s", 20, THRESHOLDS)
+    assert not decision.met
+    assert decision.reasons == ["teacher t has no graded case in this run", "no gap: the teacher has no graded case in this run"]
+
+
+def test_training_examples_are_checked_deduplicated_and_held_out() -> None:
+    cases = [
+        case("a", "Q1?", "A1."),
+        case("dup", "Q1?", "A1."),
+        case("empty", "Q2?", "   "),
+        case("leak", "Test question?", "A3.", system="Another system prompt"),
+        case("other", "Q4?", "A4.", origin="gpt-4o-mini-2024-07-18"),
+        case("mine", "Q5?", "A5.", origin="gpt-4o-2024-08-06"),
+        Case("late-system", [{"role": "user", "content": "Q6?"}, {"role": "system", "content": "x"}], "A6."),
+        BrokenCase("broken", "train.jsonl", "train.jsonl:7: not JSON"),
+    ]
+    held_out = {training.input_key([{"role": "user", "content": "Test  question?"}])}
+    result = training.build(cases, source="train", teacher="gpt-4o", held_out=held_out)
+    assert [e.id for e in result.examples] == ["a", "mine"]
+    assert result.duplicates == ["dup"] and result.leaked == ["leak"]
+    assert result.other_model == ["other (gpt-4o-mini-2024-07-18)"]
+    assert result.invalid == ["empty: message 2 (assistant) is empty",
+                              "late-system: message 1 is a system message after the conversation started",
+                              "train.jsonl:7: not JSON"]
+    lines = json.loads(result.jsonl().splitlines()[0])["messages"]
+    assert lines == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Q1?"},
+                     {"role": "assistant", "content": "A1."}]
+    assert result.missing(10) == 8
+    assert any("(leakage), dropped: leak" in line for line in result.lines())
+
+
+def test_the_student_system_prompt_replaces_the_teachers() -> None:
+    result = training.build([case("a", "Q?", "A.", system="A long teacher prompt.")], source="s", teacher="t",
+                            held_out=set(), system="Short.")
+    assert result.examples[0].messages[0] == {"role": "system", "content": "Short."}
+    assert [m["role"] for m in result.examples[0].messages] == ["system", "user", "assistant"]
+
+
+def test_the_token_estimate_counts_japanese_characters_one_by_one() -> None:
+    english = training.estimate_tokens([{"role": "user", "content": "x" * 400}])
+    japanese = training.estimate_tokens([{"role": "user", "content": "ホ" * 400}])
+    assert 100 <= english < 120 and 400 <= japanese < 420
+
+
+def grade(name: str, args: dict | None, passed: bool = True) -> Grade:
+    return Grade(name, float(passed), passed, "", args=args)
+
+
+def test_the_filter_replays_checks_fixed_across_cases_and_skips_those_that_follow_the_case() -> None:
+    schema = {"type": "object", "required": ["item"]}
+    entries = [Entry(f"t.py::test_x[c{i}-m]", case_id=f"c{i}", grades=[
+        grade("valid_json", {}), grade("matches_schema", {"schema": schema}),
+        grade("string_check", {"reference": f"answer {i}", "operation": "eq"}),
+        grade("factuality", None)]) for i in range(3)]
+    checks = suite_checks(entries)
+    assert [c.name for c in checks.checks] == ["valid_json", "matches_schema"]
+    assert checks.skipped == ("string_check in test_x",)
+    assert checks.problems('{"item": 1}') == []
+    assert [p.split(":")[0] for p in checks.problems('{"other": 1}')] == ["matches_schema"]
+    assert [p.split(":")[0] for p in checks.problems("not json")] == ["valid_json", "matches_schema"]
+
+
+def test_a_string_check_against_a_fixed_string_is_replayed() -> None:
+    entries = [Entry(f"t.py::test_y[c{i}]", case_id=f"c{i}", grades=[grade("string_check", {"reference": "Hi", "operation": "like"})])
+               for i in range(2)]
+    assert suite_checks(entries).problems("Hello") == ["string_check: output 'Hello' does not contain 'Hi'"]
+
+
+def test_the_printed_commands_drop_the_loop_flags_and_models() -> None:
+    args = ["examples/hobannu", "--distill-sim", "--model", "gpt-4o", "--distill", "--distill-wait", "--model=x", "-n", "2"]
+    assert rerun_command(args, ["ft:gpt-4o-mini:acme::abc"]) == \
+        "pytest examples/hobannu --distill-sim -n 2 --model ft:gpt-4o-mini:acme::abc"
+    assert follow_command(["t.py", "--distill"]) == "pytest t.py --distill --distill-wait"
+    assert follow_command(["t.py", "--distill", "--distill-wait"]) == "pytest t.py --distill --distill-wait"

@@ -1,0 +1,150 @@
+"""Prefetch and judge calls ahead: real sessions (pytester) against the simulator, calls counted by its log."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_distill.sim import Fault, SimServer
+
+from .support import qa_rows, requests_to, write_jsonl
+
+CASES = 16
+GRADED_SUITE = """
+import pytest
+from pytest_distill import factuality
+
+@pytest.mark.distill_dataset({spec!r})
+@pytest.mark.distill_grade("factuality")
+def test_answer(case, model):
+    assert factuality(model.complete(case), case.expected)
+"""
+
+
+@pytest.fixture
+def server(make_sim: Any, tmp_path: Path) -> SimServer:
+    """A simulator whose stored cases the student answers, some of them wrongly."""
+    return make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", qa_rows(CASES))])
+
+
+@pytest.fixture
+def suite(pytester: pytest.Pytester, tmp_path: Path) -> pytest.Pytester:
+    pytester.makepyfile(GRADED_SUITE.format(spec=str(write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES)))))
+    return pytester
+
+
+def results(pytester: pytest.Pytester, *args: str) -> list[dict[str, Any]]:
+    """Each case's output, grades and error from the results file, in node order (timings left out)."""
+    path = pytester.path / "results.json"
+    pytester.runpytest("-p", "no:cacheprovider", "--distill-results", str(path), *args)
+    cases = json.loads(path.read_text(encoding="utf-8"))["cases"]
+    return sorted(({key: case[key] for key in ("nodeid", "output", "grades", "error")} for case in cases),
+                  key=lambda case: case["nodeid"])
+
+
+def chat_bodies(server: SimServer) -> list[str]:
+    return [json.dumps(r.body, sort_keys=True) for r in requests_to(server, "POST", "/chat/completions")]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_results_are_the_same_with_and_without_prefetch(suite: pytest.Pytester, server: SimServer, workers: list[str]) -> None:
+    without = results(suite, "-p", "no:distill-prefetch")
+    server.clear_requests()
+    with_prefetch = results(suite, "--distill-concurrency", "4", *workers)
+    assert with_prefetch == without
+    assert len(without) == CASES and {case["grades"][0]["passed"] for case in without} == {True, False}
+    assert len(chat_bodies(server)) == 2 * CASES
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_every_completion_and_judge_call_is_made_once(suite: pytest.Pytester, server: SimServer, workers: list[str]) -> None:
+    suite.runpytest("-p", "no:cacheprovider", "--distill-concurrency", "8", *workers)
+    bodies = chat_bodies(server)
+    judges = [body for body in bodies if "json_schema" in body]
+    assert len(bodies) == len(set(bodies)) == 2 * CASES
+    assert len(judges) == CASES
+
+
+def test_a_test_that_calls_its_model_its_own_way_stops_being_prefetched(pytester: pytest.Pytester, server: SimServer,
+                                                                         tmp_path: Path) -> None:
+    cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES))
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.distill_dataset({str(cases)!r})
+        def test_warm(case, model):
+            assert model.complete(case, temperature=0.5).text
+    """)
+    pytester.runpytest("-p", "no:cacheprovider", "--distill-concurrency", "1").assert_outcomes(passed=CASES)
+    bodies = [json.loads(body) for body in chat_bodies(server)]
+    wasted = [body for body in bodies if "temperature" not in body]
+    assert len(bodies) - len(wasted) == CASES
+    assert 0 < len(wasted) <= 4, "only the first window of prefetches is spent before prefetch stops"
+
+
+def test_every_case_finishes_under_a_burst_of_429s(suite: pytest.Pytester, server: SimServer) -> None:
+    server.inject(Fault("429", count=12, retry_after=0.2))
+    result = suite.runpytest("-p", "no:cacheprovider", "--distill-concurrency", "8")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == CASES and "errors" not in outcomes
+    assert len(chat_bodies(server)) == 2 * CASES + 12
+
+
+def test_a_distill_grade_marker_naming_no_helper_is_a_usage_error(pytester: pytest.Pytester, server: SimServer,
+                                                                   tmp_path: Path) -> None:
+    cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(2))
+    pytester.makepyfile(f"""
+        import pytest
+
+        @pytest.mark.distill_dataset({str(cases)!r})
+        @pytest.mark.distill_grade("factuallity")
+        def test_answer(case, model):
+            pass
+    """)
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.stderr.fnmatch_lines(["*test_answer*distill_grade takes one helper name, one of *factuality*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert requests_to(server, "POST", "/chat/completions") == []
+
+
+PROGRESS = "distill: */* model calls done, * in flight, * retries*"
+
+
+def test_progress_stays_quiet_when_output_is_not_a_terminal(suite: pytest.Pytester, server: SimServer) -> None:
+    server.inject(Fault("429", count=1, retry_after=3))
+    result = suite.runpytest("-p", "no:cacheprovider")
+    assert result.parseoutcomes().get("passed", 0) > 0
+    result.stdout.no_fnmatch_line(PROGRESS)
+
+
+def test_progress_shows_calls_and_the_pause_on_a_terminal(suite: pytest.Pytester, server: SimServer) -> None:
+    server.inject(Fault("429", count=1, retry_after=3))
+    leader, follower = pty.openpty()
+    with subprocess.Popen([sys.executable, "-m", "pytest", "-p", "no:cacheprovider"], cwd=suite.path, env=os.environ,
+                          stdin=subprocess.DEVNULL, stdout=follower, stderr=follower) as process:
+        os.close(follower)
+        output = read_all(leader)
+    os.close(leader)
+    assert process.returncode in (0, 1)
+    assert "model calls done" in output and "retries" in output and "paused" in output
+
+
+def read_all(fd: int) -> str:
+    """Everything a pseudo-terminal's other side wrote until it closed."""
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks).decode(errors="replace")
