@@ -567,7 +567,8 @@ def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
     if messages is None:
         raise _missing("messages")
     if not isinstance(messages, list) or not messages:
-        raise bad_request("Invalid 'messages': expected a non-empty array of messages.", param="messages", code="empty_array")
+        message = "Invalid 'messages': expected a non-empty array of messages."
+        raise bad_request(message, param="messages", code="empty_array")
     for index, message in enumerate(messages):
         problem = message_problem(message, f"messages[{index}]")
         if problem:

@@ -54,7 +54,8 @@ def check_training_file(data: bytes, *, param: str, minimum: int) -> TrainingChe
         try:
             examples.append(parse_example(line))
         except FormatError as exc:
-            return TrainingCheck([], _file_error("invalid_file_format", f"Invalid file format. Line {number}: {exc}.", param))
+            message = f"Invalid file format. Line {number}: {exc}."
+            return TrainingCheck([], _file_error("invalid_file_format", message, param))
     if len(examples) < minimum:
         message = f"{kind} file has {len(examples)} example(s), but must have at least {minimum} examples"
         return TrainingCheck(examples, _file_error("invalid_n_examples", message, param))
@@ -135,7 +136,8 @@ class Job:
     @property
     def resolved_hyperparameters(self) -> dict[str, Any]:
         """The hyperparameters with "auto" replaced by what the job trains with."""
-        return {name: AUTO_HYPERPARAMETERS[name] if value == "auto" else value for name, value in self.hyperparameters.items()}
+        chosen = self.hyperparameters.items()
+        return {name: AUTO_HYPERPARAMETERS[name] if value == "auto" else value for name, value in chosen}
 
     def status(self, now: float) -> str:
         """validating_files, queued, running, succeeded, failed or cancelled at time `now`."""
@@ -208,13 +210,15 @@ class Job:
         if self.check.error:
             return [*events, Event(validated, self.check.error["message"], level="error")]
         started = STARTED_AT * self.duration
-        events += [Event(validated, "Files validated, moving job to queued state"), Event(started, "Fine-tuning job started")]
+        events.append(Event(validated, "Files validated, moving job to queued state"))
+        events.append(Event(started, "Fine-tuning job started"))
         total = self.total_steps
         shown = min(METRIC_EVENTS, total)
         for k in range(1, shown + 1):
             step = math.ceil(k * total / shown)
             loss = round(0.2 + 2.3 * math.exp(-3 * step / total), 4)
-            data = {"step": step, "train_loss": loss, "total_steps": total, "train_mean_token_accuracy": round(1 - loss / 3, 4)}
+            accuracy = round(1 - loss / 3, 4)
+            data = {"step": step, "train_loss": loss, "total_steps": total, "train_mean_token_accuracy": accuracy}
             at = started + (self.duration - started) * 0.95 * step / total
             events.append(Event(at, f"Step {step}/{total}: training loss={loss:.2f}", type="metrics", data=data))
         return [
@@ -311,8 +315,11 @@ class JobBoard:
         """Current views of the jobs whose metadata has every pair given, newest first."""
         now = self.clock()
         with self._lock:
-            jobs = [job for job in reversed(self._jobs.values()) if all((job.metadata or {}).get(k) == v for k, v in metadata.items())]
-            return [job.view(now) for job in jobs]
+            return [
+                job.view(now)
+                for job in reversed(self._jobs.values())
+                if all((job.metadata or {}).get(key) == value for key, value in metadata.items())
+            ]
 
     def events(self, job_id: str) -> list[dict[str, Any]]:
         """A job's events so far, newest first."""
@@ -326,7 +333,8 @@ class JobBoard:
             job = self._find(job_id)
             status = job.status(now)
             if status in ("succeeded", "failed", "cancelled"):
-                raise bad_request(f"Job has already completed: {job_id}. Its status is '{status}'.", param="fine_tuning_job_id")
+                message = f"Job has already completed: {job_id}. Its status is '{status}'."
+                raise bad_request(message, param="fine_tuning_job_id")
             job.cancelled_at = now
             return job.view(now)
 
