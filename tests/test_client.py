@@ -50,13 +50,14 @@ def test_a_429_with_retry_after_pauses_then_recovers(runtime: ModelRuntime, sim:
     assert len(requests_to(sim, "POST", "/chat/completions")) == 3
 
 
-@pytest.mark.parametrize("fault", [Fault("500"), Fault("malformed"), Fault("stall", seconds=3)], ids=["500", "malformed", "stall"])
+@pytest.mark.parametrize("fault", [Fault("500"), Fault("malformed"), Fault("stall", seconds=6)], ids=["500", "malformed", "stall"])
 def test_transient_faults_are_retried(sim: SimServer, fault: Fault) -> None:
-    runtime = ModelRuntime(request_timeout=1.0)
+    runtime = ModelRuntime(request_timeout=2.0)
     try:
         sim.inject(fault)
         assert runtime.chat("gpt-4o", QUESTION).text
-        assert runtime.retries == 1
+        assert runtime.retries >= 1
+        assert len(requests_to(sim, "POST", "/chat/completions")) == runtime.retries + 1
     finally:
         runtime.close()
 
