@@ -187,3 +187,8 @@ def test_judge_refusal_has_null_content_and_a_refusal(client: openai.OpenAI, ser
 def test_an_invalid_fault_is_refused(fields: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):
         Fault(**fields)
+
+
+def test_negative_latency_or_job_time_is_refused() -> None:
+    with pytest.raises(ValueError, match="must be >= 0"):
+        SimServer(latency_s=-1)

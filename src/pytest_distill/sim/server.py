@@ -94,6 +94,8 @@ class SimServer:
         port: int = 0,
         state_dir: str | os.PathLike[str] | None = None,
     ) -> None:
+        if latency_s < 0 or job_seconds < 0:
+            raise ValueError("latency_s and job_seconds must be >= 0")
         seeded = load_seeds(seed)
         self.seeded = len(seeded)
         self.latency_s = latency_s
