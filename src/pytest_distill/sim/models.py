@@ -192,7 +192,7 @@ class ModelZoo:
         if teacher is None or fine_tune.trained.nearest(key)[0] < SAME_DOMAIN:
             return None
         share = CARRIES_OVER * fine_tune.trained.agreement(self.knowledge)
-        return teacher if stable_fraction(key, fine_tune.model) < share else None
+        return teacher if stable_fraction(key, "carried over") < share else None
 
 
 def embed(text: str, native_dimensions: int, dimensions: int) -> list[float]:
