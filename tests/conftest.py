@@ -11,6 +11,7 @@ import pytest
 from pytest_distill.sim import SimServer
 
 from .support import HOBANNU, TEST_KEY
+from .toy_model import build_toy_model, texts_of
 
 
 @pytest.fixture(autouse=True)
@@ -42,3 +43,9 @@ def make_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., SimServe
 def sim(make_sim: Callable[..., SimServer]) -> SimServer:
     """A simulator seeded with the hobannu example, with OPENAI_BASE_URL and OPENAI_API_KEY set for it."""
     return make_sim()
+
+
+@pytest.fixture(scope="session")
+def toy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random Llama chat model with a tokenizer learnt from hobannu, built offline (needs the [trl] extra)."""
+    return build_toy_model(tmp_path_factory.mktemp("toy-model"), texts_of(HOBANNU))
