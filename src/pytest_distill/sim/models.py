@@ -86,9 +86,6 @@ class Knowledge:
             self._answers.setdefault(key, answer)
         self._distinct = sorted(set(self._answers.values()))
 
-    def __len__(self) -> int:
-        return len(self._answers)
-
     def answer(self, key: str) -> str | None:
         """The stored answer for an input key, if it was seeded."""
         return self._answers.get(key)

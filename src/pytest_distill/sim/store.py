@@ -43,10 +43,6 @@ class CompletionStore:
             self._completions[completion["id"]] = completion
             self._messages[completion["id"]] = store_messages(completion["id"], messages)
 
-    def __contains__(self, completion_id: object) -> bool:
-        with self._lock:
-            return completion_id in self._completions
-
     def get(self, completion_id: str) -> dict[str, Any]:
         """The stored completion, or a 404."""
         with self._lock:
