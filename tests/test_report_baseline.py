@@ -148,10 +148,3 @@ def test_a_bad_model_mapping_is_a_usage_error(pytester: pytest.Pytester, sim: Si
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
 
-
-def test_a_regression_is_found_the_same_under_xdist(pytester: pytest.Pytester, sim: SimServer) -> None:
-    pytester.makepyfile(RECORDING_SUITE)
-    run_results(pytester, "teacher.json", "--model", "gpt-4o")
-    result = pytester.runpytest("-n", "2", "--model", "gpt-4o-mini", "--distill-baseline", "teacher.json")
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.stdout.fnmatch_lines(["distill: REGRESSION against the baseline teacher.json*gpt-4o-mini (baseline: gpt-4o) string_check 100% -> *"])

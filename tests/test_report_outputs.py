@@ -94,10 +94,19 @@ def test_the_ini_price_table_wins_and_a_snapshot_is_priced_like_its_alias(pytest
     assert rows["gpt-4o-2024-11-20"]["cost/1k cases"] == f"${snapshot:.4f}"
 
 
-def test_xdist_gives_the_same_numbers_and_records_as_a_serial_run(pytester: pytest.Pytester, sim: SimServer) -> None:
-    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test"))
+def test_xdist_gives_the_same_numbers_records_and_baseline_verdict_as_a_serial_run(
+        pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test").replace("    assert string_check", "    string_check"))
     serial = pytester.runpytest(*BOTH, "--distill-results", "serial.json")
-    spread = pytester.runpytest(*BOTH, "-n", "2", "--distill-results", "spread.json", "--html", "spread.html")
+    better = read_results(pytester.path / "serial.json")
+    for record in better["cases"]:
+        record["grades"][0]["passed"] = True
+    (pytester.path / "better.json").write_text(json.dumps(better), encoding="utf-8")
+    spread = pytester.runpytest(*BOTH, "-n", "2", "--distill-results", "spread.json", "--html", "spread.html",
+                                "--distill-baseline", "better.json")
+    assert serial.ret == pytest.ExitCode.OK and spread.ret == pytest.ExitCode.TESTS_FAILED
+    spread.stdout.fnmatch_lines(["distill: REGRESSION against the baseline better.json (tolerance 0%): "
+                                 "gpt-4o-mini string_check 100% -> *"])
     runs = [read_results(pytester.path / name) for name in ("serial.json", "spread.json")]
     assert runs[0]["summary"] == runs[1]["summary"]
     without_latency = [[{k: v for k, v in r.items() if k != "latency_s"} for r in run["cases"]] for run in runs]
@@ -105,7 +114,7 @@ def test_xdist_gives_the_same_numbers_and_records_as_a_serial_run(pytester: pyte
     tables = [{model: {k: v for k, v in row.items() if k != "latency p50/p95"} for model, row in table_rows(run.stdout.str()).items()}
               for run in (serial, spread)]
     assert tables[0] == tables[1]
-    assert "chatcmpl-hb-" in (pytester.path / "spread.html").read_text(encoding="utf-8")
+    assert len(html_data(pytester.path / "spread.html")["tests"]) == 24
 
 
 def html_data(path: Path) -> dict[str, Any]:
@@ -203,3 +212,13 @@ def test_repeats_show_how_often_a_verdict_changed(pytester: pytest.Pytester, mak
     row = table_rows(result.stdout.str())["gpt-4o"]
     assert row["verdict changed"] == "25% of 4" and row["pass rate"] == "92%" and row["cases"] == "12"
     assert len(read_results(pytester.path / "r.json")["cases"]) == 12
+
+
+def test_a_bad_price_line_in_the_ini_file_stops_the_run_at_start_up(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makeini("[pytest]\ndistill_prices =\n    gpt-4o-mini 0.15 0.60\n    gpt-4o 2.50\n")
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test"))
+    sim.clear_requests()
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: ini distill_prices line 2: expected `MODEL INPUT_PER_1M OUTPUT_PER_1M`, got 'gpt-4o 2.50'"])
+    assert sim.requests == []
