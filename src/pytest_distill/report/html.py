@@ -33,8 +33,8 @@ STYLE = """<style>
 .distill-entry pre { white-space: pre-wrap; word-break: break-word; margin: 2px 0 6px; padding: 6px;
   background: #fafafa; border: 1px solid #e4e4e4; font-size: 12px; }
 .distill-entry .role { font-weight: bold; font-size: 12px; color: #555; }
-.distill-entry .pass { color: #1b7f3b; font-weight: bold; }
-.distill-entry .fail, .distill-entry .error { color: #b00020; font-weight: bold; }
+.distill-pass { color: #1b7f3b; font-weight: bold; }
+.distill-fail, .distill-entry .error { color: #b00020; font-weight: bold; }
 </style>"""
 COLUMNS = (("case", "Case"), ("model", "Model"), ("grades", "Grades"))
 AFTER = 2
@@ -66,14 +66,15 @@ def add_header_cells(cells: list[str]) -> None:
 
 def add_row_cells(cells: list[str], entry: Entry | None) -> None:
     """Every row gets the cells, empty for reports without an entry, so the columns stay aligned."""
-    values = ("", "", "") if entry is None else (entry.case_id or "", entry.model or "", _grade_marks(entry.grades))
+    values = ("", "", "") if entry is None else (
+        escape(entry.case_id or ""), escape(entry.model or ""),
+        ", ".join(f'{escape(g.name)} {_verdict(g)}' for g in entry.grades))
     for offset, ((key, _), value) in enumerate(zip(COLUMNS, values)):
-        cells.insert(AFTER + offset, f'<td class="col-{key}">{value if key == "grades" else escape(value)}</td>')
+        cells.insert(AFTER + offset, f'<td class="col-{key}">{value}</td>')
 
 
-def _grade_marks(grades: Sequence[Grade]) -> str:
-    return ", ".join(f'{escape(g.name)} <span style="color:{"#1b7f3b" if g.passed else "#b00020"}">'
-                     f'{"pass" if g.passed else "FAIL"}</span>' for g in grades)
+def _verdict(grade: Grade) -> str:
+    return '<span class="distill-pass">pass</span>' if grade.passed else '<span class="distill-fail">FAIL</span>'
 
 
 def entry_extra(entry: Entry) -> dict[str, Any]:
@@ -88,7 +89,7 @@ def entry_extra(entry: Entry) -> dict[str, Any]:
     if entry.grades:
         rows = "".join(
             f'<tr><td>{escape(g.name)}</td><td>{g.score:g}</td>'
-            f'<td class="{"pass" if g.passed else "fail"}">{"pass" if g.passed else "FAIL"}</td>'
+            f"<td>{_verdict(g)}</td>"
             f"<td>{escape(g.threshold)}</td><td>{escape(g.reason)}</td></tr>" for g in entry.grades)
         parts.append("<h4>Grades</h4><table><thead><tr><th>grader</th><th>score</th><th>result</th>"
                      f"<th>passes when</th><th>reason</th></tr></thead><tbody>{rows}</tbody></table>")
