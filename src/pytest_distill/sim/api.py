@@ -21,6 +21,7 @@ from .ids import random_id, stable_id
 from .jobs import JobBoard, check_job_files, hyperparameters_problem
 from .judge import judge
 from .models import FINE_TUNABLE, ModelCard, ModelZoo, Knowledge, embed, encode_base64, snapshot
+from .peers import peer_answer
 from .store import CompletionStore, FileStore, StoredFile
 from .text import count_tokens, truncate_tokens
 
@@ -427,7 +428,7 @@ class SimApi:
         elif kind == "json_object":
             text = json.dumps({"answer": self.zoo.answer(card.id, messages)}, ensure_ascii=False)
         else:
-            text = self.zoo.answer(card.id, messages)
+            text = peer_answer(messages) or self.zoo.answer(card.id, messages)
         text = _cut_at_stop(text, body.get("stop"))
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         if isinstance(limit, int) and count_tokens(text) > limit:
