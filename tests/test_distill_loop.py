@@ -131,6 +131,18 @@ def test_filter_keeps_only_teacher_answers_that_pass_the_suites_deterministic_ch
     assert len(written.splitlines()) == 9 and "not JSON" not in written
 
 
+def test_validation_data_is_checked_like_the_training_file_and_sent_with_the_job(pytester: pytest.Pytester, make_sim) -> None:
+    server = start_project(pytester, make_sim, job_seconds=60)
+    write_jsonl(pytester.path / "validation.jsonl", [*qa_rows(3, "validation", "v"), qa_rows(1, "train", "t")[0]])
+    result = pytester.runpytest("--distill", "--distill-validation", "validation.jsonl")
+    result.stdout.fnmatch_lines([
+        "validation data validation.jsonl: 3 valid examples*",
+        "  1 with the same input as a test case or a training example (leakage), dropped: t000"])
+    uploads = [r.body["file"]["filename"] for r in requests_to(server, "POST", "/files")]
+    assert uploads == ["distill-train.jsonl", "distill-validation.jsonl"]
+    assert requests_to(server, "POST", "/fine_tuning/jobs")[0].body["validation_file"].startswith("file-")
+
+
 def test_a_second_distill_on_the_same_data_starts_no_job_while_the_first_runs(pytester: pytest.Pytester, make_sim) -> None:
     server = start_project(pytester, make_sim, job_seconds=60)
     first = pytester.runpytest("--distill")

@@ -78,7 +78,7 @@ def run_loop(inputs: LoopInputs) -> Outcome:
     """Gate, then (dry run) write the file, or (distill, gate met) train and maybe wait."""
     s = inputs.settings
     held_out = {training.input_key(entry.input) for entry in inputs.entries if entry.input}
-    train_set, problem = _build(inputs, s.train, held_out)
+    train_set, problem = _build(inputs, s.train, held_out, "a test case")
     thresholds = Thresholds(s.teacher_min, s.gap_min, s.min_examples)
     examples = len(train_set.examples) if train_set else 0
     outcome = Outcome(decide(summarize(inputs.entries), s.teacher, s.student, examples, thresholds,
@@ -86,7 +86,8 @@ def run_loop(inputs: LoopInputs) -> Outcome:
     if train_set is None:
         return outcome
     if s.validation:
-        outcome.validation, problem = _build(inputs, s.validation, held_out | train_set.inputs())
+        outcome.validation, problem = _build(inputs, s.validation, held_out | train_set.inputs(),
+                                             "a test case or a training example")
         if problem:
             outcome.notes.append(f"validation data {s.validation}: {problem}; training goes on without it")
     if s.dry_run or (s.distill and outcome.gate.met):
@@ -101,7 +102,8 @@ def run_loop(inputs: LoopInputs) -> Outcome:
     return outcome
 
 
-def _build(inputs: LoopInputs, spec: str, held_out: set[str]) -> tuple[training.TrainingSet | None, str | None]:
+def _build(inputs: LoopInputs, spec: str, held_out: set[str],
+           held_out_what: str) -> tuple[training.TrainingSet | None, str | None]:
     """One dataset as a checked training set, or why it could not be read."""
     s = inputs.settings
     checks = suite_checks(inputs.entries) if s.filter else None
@@ -109,8 +111,8 @@ def _build(inputs: LoopInputs, spec: str, held_out: set[str]) -> tuple[training.
         cases = inputs.load(spec)
     except (DatasetError, ModelError) as exc:
         return None, f"could not be read: {exc}"
-    return training.build(cases, source=spec, teacher=s.teacher, held_out=held_out, system=s.student_system,
-                          answer_problems=checks.problems if checks else None,
+    return training.build(cases, source=spec, teacher=s.teacher, held_out=held_out, held_out_what=held_out_what,
+                          system=s.student_system, answer_problems=checks.problems if checks else None,
                           filter_note=checks.describe() if checks else ""), None
 
 

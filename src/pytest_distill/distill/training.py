@@ -52,6 +52,7 @@ class TrainingSet:
     duplicates: list[str] = field(default_factory=list)
     filtered: list[str] = field(default_factory=list)
     filter_note: str = ""
+    held_out_what: str = "a test case"
 
     def jsonl(self) -> str:
         return "".join(example.line() + "\n" for example in self.examples)
@@ -76,11 +77,13 @@ class TrainingSet:
         rows = [f"{label} {self.source}: {len(self.examples)} valid examples, ~{self.tokens:,} tokens per epoch (estimate)"]
         for items, what in ((self.invalid, "invalid, left out"),
                             (self.other_model, "answered by another model than the teacher, left out"),
-                            (self.leaked, "with the same input as a test case (leakage), dropped"),
-                            (self.duplicates, "duplicates, removed"),
-                            (self.filtered, f"failed {self.filter_note}, dropped")):
+                            (self.leaked, f"with the same input as {self.held_out_what} (leakage), dropped"),
+                            (self.duplicates, "duplicates, removed")):
             if items:
                 rows.append(f"  {len(items)} {what}: {_some(items)}")
+        if self.filter_note:
+            dropped = f", dropped: {_some(self.filtered)}" if self.filtered else ""
+            rows.append(f"  {len(self.filtered)} failed {self.filter_note}{dropped}")
         return rows
 
     def to_dict(self) -> dict[str, Any]:
@@ -90,14 +93,14 @@ class TrainingSet:
 
 
 def build(cases: Sequence[Case | BrokenCase], *, source: str, teacher: str, held_out: set[str],
-          system: str | None = None, answer_problems: Callable[[str], list[str]] | None = None,
-          filter_note: str = "") -> TrainingSet:
+          held_out_what: str = "a test case", system: str | None = None,
+          answer_problems: Callable[[str], list[str]] | None = None, filter_note: str = "") -> TrainingSet:
     """Check every case and keep the good ones as examples.
 
-    `held_out` are the input keys that must not be trained on (the test cases' inputs); `system`
-    replaces the teacher's system prompt; `answer_problems` is the quality filter.
+    `held_out` are the input keys that must not be trained on (the test cases' inputs, `held_out_what`
+    in the summary); `system` replaces the teacher's system prompt; `answer_problems` is the filter.
     """
-    result = TrainingSet(source, filter_note=filter_note)
+    result = TrainingSet(source, filter_note=filter_note, held_out_what=held_out_what)
     seen: set[str] = set()
     for case in cases:
         if isinstance(case, BrokenCase):
