@@ -93,10 +93,10 @@ class DistillSession:
         baseline.pair_models(self.baseline.models, self.settings.models_under_test, self.settings.baseline_map())
 
     def _check_backend(self) -> None:
-        """An unknown --distill-backend stops the run before any model is called, not after all of them."""
+        """A backend that cannot run stops the session before any model is called, not after all of them."""
         if self.settings.distill or self.settings.dry_run:
             try:
-                backends.check_backend(self.settings.backend)
+                backends.check_backend(self.settings)
             except backends.TrainingError as exc:
                 raise pytest.UsageError(str(exc)) from None
 

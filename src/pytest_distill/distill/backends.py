@@ -4,7 +4,9 @@ The gate, the checked training file and the record of earlier trainings are the 
 backend; a backend only turns a `TrainingRequest` into a `TrainingRun`, tells how an earlier run
 stands, and follows a run to its end. `openai` runs a fine-tuning job on the API (or any server
 with its fine-tuning endpoints). A backend is a module of this package listed in `BACKENDS`, with
-a `make(context) -> Trainer`; it is imported only when chosen, so its dependencies stay optional.
+a `make(context) -> Trainer` and, if it can tell at start-up that it cannot run (a missing extra, a
+student it cannot train), a `check(settings)` that raises `TrainingError`. It is imported only when
+chosen, so its dependencies stay optional.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import importlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Protocol
 
 from ..models.client import ModelRuntime
@@ -91,15 +94,20 @@ class Trainer(Protocol):
         """Report progress until the run finishes or `timeout_s` passes; Ctrl-C propagates."""
 
 
-def check_backend(name: str) -> None:
-    """Fail early, at start-up, on a backend name that does not exist."""
-    if name not in BACKENDS:
-        raise TrainingError(f"--distill-backend {name!r} is not one of {', '.join(BACKENDS)}")
+def check_backend(settings: Settings) -> None:
+    """Fail at start-up, before any model is called: an unknown name, or a backend that cannot run."""
+    check = getattr(_module(settings.backend), "check", None)
+    if check is not None:
+        check(settings)
 
 
 def make_trainer(name: str, context: TrainerContext) -> Trainer:
     """The backend of that name, its module imported now."""
-    check_backend(name)
-    module = importlib.import_module(f".{BACKENDS[name]}", __package__)
-    trainer: Trainer = module.make(context)
+    trainer: Trainer = _module(name).make(context)
     return trainer
+
+
+def _module(name: str) -> ModuleType:
+    if name not in BACKENDS:
+        raise TrainingError(f"--distill-backend {name!r} is not one of {', '.join(BACKENDS)}")
+    return importlib.import_module(f".{BACKENDS[name]}", __package__)
