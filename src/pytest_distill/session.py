@@ -298,9 +298,11 @@ class DistillSession:
     def distill_after_run(self, session: pytest.Session) -> None:
         """With --distill or --distill-dry-run: the gate, the training file and the training, once.
 
-        Runs before the results file is written, which carries its outcome under "distill"."""
+        Runs before the results file is written, which carries its outcome under "distill". A run that
+        was interrupted or could not start decides nothing; one that collected no test says why not."""
         s = self.settings
-        if self.is_worker or not (s.distill or s.dry_run) or session.exitstatus not in (0, 1):
+        ran = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
+        if self.is_worker or not (s.distill or s.dry_run) or session.exitstatus not in ran:
             return
         cache = getattr(self.config, "cache", None)
         dirs = (self.config.invocation_params.dir, self.config.rootpath)
