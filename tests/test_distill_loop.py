@@ -99,6 +99,21 @@ def test_dry_run_writes_the_checked_file_beside_the_results_and_uploads_nothing(
     assert json.loads((pytester.path / "out" / "results.json").read_text())["distill"]["gate"]["met"] is True
 
 
+def test_training_on_the_test_cases_leaves_nothing_and_the_dry_run_says_so(pytester: pytest.Pytester, make_sim) -> None:
+    start_project(pytester, make_sim)
+    result = pytester.runpytest("--distill-dry-run", "--distill-train", "cases.jsonl")
+    result.stdout.fnmatch_lines(["  [[] ] 0 valid training examples, 10 short of 10 (from cases.jsonl)",
+                                 "  10 with the same input as a test case (leakage), dropped: q000, q001, q002, q003, q004 and 5 more",
+                                 "dry run: no valid training example, so no training file; nothing uploaded"])
+    assert not (pytester.path / ".pytest_cache" / "d" / "distill" / "distill-train.jsonl").exists()
+
+
+def test_training_data_that_cannot_be_read_is_reported_in_the_gate(pytester: pytest.Pytester, make_sim) -> None:
+    start_project(pytester, make_sim)
+    result = pytester.runpytest("--distill-dry-run", "--distill-train", "stored:split=nowhere")
+    result.stdout.fnmatch_lines(["  [[] ] 0 valid training examples, 10 short of 10 (could not be read: *no stored completion matches*"])
+
+
 def test_leaked_and_duplicate_training_examples_are_dropped_and_reported(pytester: pytest.Pytester, make_sim) -> None:
     train = qa_rows(12, "train", "t")
     leaked = json.loads(json.dumps(qa_rows(10, "test", "q")[3]))
@@ -208,9 +223,3 @@ def test_an_unknown_backend_is_refused_before_any_model_is_called(pytester: pyte
     result = pytester.runpytest("--distill", "--distill-backend", "nope")
     result.stderr.fnmatch_lines(["*--distill-backend 'nope' is not one of openai*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR and server.requests == []
-
-
-def test_training_data_that_cannot_be_read_fails_the_gate_with_the_reason(pytester: pytest.Pytester, make_sim) -> None:
-    start_project(pytester, make_sim)
-    result = pytester.runpytest("--distill", "--distill-train", "missing.jsonl")
-    result.stdout.fnmatch_lines(["  [[] ] 0 valid training examples, 10 short of 10 (could not be read: dataset 'missing.jsonl': no such file*"])

@@ -93,7 +93,9 @@ def run_loop(inputs: LoopInputs) -> Outcome:
     if s.dry_run or (s.distill and outcome.gate.met):
         _write(inputs.out_dir, outcome)
     if s.dry_run:
-        outcome.notes.append(f"dry run: training file written to {outcome.files['training']}; nothing uploaded")
+        written = outcome.files.get("training")
+        outcome.notes.append(f"dry run: training file written to {written}; nothing uploaded" if written
+                             else "dry run: no valid training example, so no training file; nothing uploaded")
         return outcome
     if not outcome.gate.met:
         outcome.notes.append("no training started: the gate is not met")
