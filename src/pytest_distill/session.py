@@ -20,6 +20,7 @@ from .distill.record import TrainingRecord
 from .graders import embedding, judged
 from .graders.judged import JudgeError
 from .ledger import PROPERTY, Entry, entry_of, summarize, verdict_changes
+from .models import hf
 from .models.cache import CompletionCache
 from .models.client import ModelError, ModelRuntime
 from .models.handle import Model
@@ -71,6 +72,7 @@ class DistillSession:
         if not self.is_worker:
             self._load_baseline()
             self._check_backend()
+            self._check_local_models()
         if self.settings.sim and not self.is_worker:
             from .sim import SimServer
 
@@ -99,6 +101,13 @@ class DistillSession:
                 backends.check_backend(self.settings)
             except backends.TrainingError as exc:
                 raise pytest.UsageError(str(exc)) from None
+
+    def _check_local_models(self) -> None:
+        """An `hf:` model without the [trl] extra stops the session here, with the command that installs it."""
+        s = self.settings
+        problem = hf.unavailable((*s.models_under_test, s.teacher, s.student, s.judge))
+        if problem:
+            raise pytest.UsageError(problem)
 
     def stop(self) -> None:
         if self._runtime is not None:

@@ -93,6 +93,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("batch_size", "--distill-batch-size", "distill_batch_size", None, "batch size (default: the backend's)", _positive),
     Option("lora_rank", "--distill-lora-rank", "distill_lora_rank", 16, "LoRA rank (trl)", _positive),
     Option("output", "--distill-output", "distill_output", Path("distilled"), "where the trl backend writes the adapter", Path),
+    Option("drop_long", "--distill-drop-long", "distill_drop_long", False, "trl: leave out training examples longer than the student's context", _flag, action="store_true"),
     Option("student_system", "--distill-student-system", "distill_student_system", None, "train and run the student with this system prompt"),
     Option("prices", None, "distill_prices", DEFAULT_PRICES, "lines MODEL INPUT_PER_1M OUTPUT_PER_1M for the cost column"),
     Option("embedding_model", None, "distill_embedding_model", "text-embedding-3-small", "model for embedding_similarity"),
@@ -134,6 +135,7 @@ class Settings:
     batch_size: int | None = None
     lora_rank: int = 16
     output: Path = Path("distilled")
+    drop_long: bool = False
     student_system: str | None = None
     prices: str = DEFAULT_PRICES
     embedding_model: str = "text-embedding-3-small"

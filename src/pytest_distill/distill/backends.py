@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from ..models.client import ModelRuntime
 from ..settings import Settings
 
-BACKENDS: dict[str, str] = {"openai": "openai_jobs"}
+BACKENDS: dict[str, str] = {"openai": "openai_jobs", "trl": "trl_backend"}
 """Backend name (`--distill-backend`) -> module in this package."""
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 

@@ -27,6 +27,7 @@ from typing import Any
 from ..models.client import LOCAL_PREFIX, ModelError
 from ..models.hf import (INSTALL, HFName, chat_messages, context_length, load_base, missing_packages,
                          resolve_base)
+from ..settings import Settings
 from .backends import TrainerContext, TrainingError, TrainingRequest, TrainingRun
 
 PACKAGES = ("torch", "transformers", "peft", "trl", "accelerate")
@@ -169,7 +170,7 @@ class TrlTrainer:
 
     def start(self, request: TrainingRequest) -> TrainingRun:
         s = self.settings
-        trained = train(request, AdapterOptions(s.output, s.lora_rank, getattr(s, "drop_long", False)), self.say)
+        trained = train(request, AdapterOptions(s.output, s.lora_rank, s.drop_long), self.say)
         return TrainingRun(self.name, str(trained.output), "succeeded", model=trained.model)
 
     def refresh(self, run: TrainingRun) -> TrainingRun:
@@ -182,8 +183,12 @@ class TrlTrainer:
         return run
 
 
+def check(settings: Settings) -> None:
+    """At start-up, before any model is called: the extra is there and the student can be trained."""
+    check_ready(settings.student)
+
+
 def make(context: TrainerContext) -> TrlTrainer:
-    check_ready(context.settings.student)
     return TrlTrainer(context)
 
 
@@ -410,6 +415,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingError as exc:
         print(f"error: {exc}", flush=True)
         return 2
+    except KeyboardInterrupt:
+        return 130
     if trained.record:
         print(f"trl: adapter written to {trained.output}; re-run the suite on it: pytest --model {trained.model}", flush=True)
     return 0

@@ -14,7 +14,7 @@ import json
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +37,13 @@ def is_hf(name: str) -> bool:
 def missing_packages(packages: Sequence[str] = RUNTIME_PACKAGES) -> list[str]:
     """The packages of the `[trl]` extra that this environment lacks (none are imported here)."""
     return [name for name in packages if importlib.util.find_spec(name) is None]
+
+
+def unavailable(names: Iterable[str]) -> str | None:
+    """Why the `hf:` models among `names` cannot run here (the extra is missing), or None."""
+    local = sorted({name for name in names if is_hf(name)})
+    missing = missing_packages() if local else []
+    return f"the model {local[0]} needs {', '.join(missing)}, not installed: {INSTALL}" if missing else None
 
 
 @dataclass(frozen=True)

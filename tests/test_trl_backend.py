@@ -1,0 +1,165 @@
+"""The `trl` backend trains a real LoRA adapter on the tiny offline Llama (tests/toy_model.py)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pytest_distill.distill.backends import TrainingError, TrainingRequest
+from pytest_distill.distill.trl_backend import AdapterOptions, train
+
+from .support import HOBANNU, write_jsonl
+
+pytest.importorskip("trl")
+
+SYSTEM = "ホバンヌの質問に答えてください。"
+PROGRESS = re.compile(r"trl: step \d+/\d+ \| loss \d+\.\d{4} (\| eval loss \d+\.\d{4} )?\| \d+(m\d\ds|s) left")
+
+
+def examples(split: str, count: int) -> list[dict]:
+    """Hobannu questions of one split in the training format, with the short student system prompt."""
+    rows = [json.loads(line) for line in HOBANNU.read_text(encoding="utf-8").splitlines()]
+    return [{"messages": [{"role": "system", "content": SYSTEM}, *row["messages"][1:]]}
+            for row in rows if row["metadata"]["split"] == split][:count]
+
+
+def request(student: str, training: Path, validation: Path | None = None, epochs: int = 1) -> TrainingRequest:
+    return TrainingRequest(
+        training_file=training, training_sha256=hashlib.sha256(training.read_bytes()).hexdigest(),
+        examples=len(training.read_text(encoding="utf-8").splitlines()), validation_file=validation, student=student,
+        suffix=None, seed=7, metadata={}, epochs=epochs, learning_rate=3e-3, batch_size=4)
+
+
+def hidden(folder: Path) -> list[str]:
+    return [path.name for path in folder.iterdir() if path.name.startswith(".")]
+
+
+def test_training_writes_a_complete_adapter_folder_with_its_record(toy_model: Path, tmp_path: Path) -> None:
+    training = write_jsonl(tmp_path / "train.jsonl", examples("train", 8))
+    validation = write_jsonl(tmp_path / "valid.jsonl", examples("test", 4))
+    lines: list[str] = []
+    trained = train(request(f"hf:{toy_model}", training, validation, epochs=2),
+                    AdapterOptions(tmp_path / "out", lora_rank=4), lines.append)
+    record = json.loads((tmp_path / "out" / "distill.json").read_text(encoding="utf-8"))
+    adapter = json.loads((tmp_path / "out" / "adapter_config.json").read_text(encoding="utf-8"))
+    assert trained.model == f"hf:{tmp_path / 'out'}"
+    assert record["base_model"] == adapter["base_model_name_or_path"] == str(toy_model.resolve())
+    assert record["training_file_sha256"] == hashlib.sha256(training.read_bytes()).hexdigest()
+    assert (record["examples"], record["validation_examples"], record["lora_rank"], adapter["r"]) == (8, 4, 4, 4)
+    assert record["loss_on"] == "assistant turns" and record["steps"] == 4
+    assert isinstance(record["final_loss"], float) and isinstance(record["eval_loss"], float)
+    steps = [line for line in lines if "step" in line]
+    assert steps and all(PROGRESS.fullmatch(line) and "eval loss" in line for line in steps), lines
+    assert steps[-1].startswith("trl: step 4/4 ")
+    assert hidden(tmp_path) == []
+
+
+def test_training_again_replaces_the_earlier_adapter_whole(toy_model: Path, tmp_path: Path) -> None:
+    training = write_jsonl(tmp_path / "train.jsonl", examples("train", 4))
+    for rank in (2, 4):
+        train(request(f"hf:{toy_model}", training), AdapterOptions(tmp_path / "out", lora_rank=rank), print)
+    assert json.loads((tmp_path / "out" / "distill.json").read_text(encoding="utf-8"))["lora_rank"] == 4
+    assert hidden(tmp_path) == []
+
+
+def test_a_template_without_generation_markers_learns_the_final_answer(toy_model: Path, tmp_path: Path) -> None:
+    plain = shutil.copytree(toy_model, tmp_path / "plain")
+    template = plain / "chat_template.jinja"
+    template.write_text(re.sub(r"\{%- (end)?generation %\}", "", template.read_text(encoding="utf-8")), encoding="utf-8")
+    training = write_jsonl(tmp_path / "train.jsonl", examples("train", 4))
+    lines: list[str] = []
+    trained = train(request(f"hf:{plain}", training), AdapterOptions(tmp_path / "out"), lines.append)
+    assert "{% generation" not in template.read_text(encoding="utf-8")
+    assert trained.record["loss_on"] == "final answers"
+    assert any("(final answers in the loss)" in line for line in lines)
+
+
+@pytest.mark.parametrize("student, message", [
+    ("gpt-4o-mini", "--student must be hf:PATH_OR_ID"),
+    ("hf:{tmp}/missing", "missing: no such model folder"),
+    ("hf:{tmp}/t5", "is not a causal language model"),
+    ("hf:{toy}+{tmp}/adapter", "the trl backend trains a new adapter on a base model: use --student hf:{toy}"),
+])
+def test_a_student_that_cannot_be_trained_is_refused_before_training(toy_model: Path, tmp_path: Path, student: str,
+                                                                     message: str) -> None:
+    from transformers import T5Config
+
+    T5Config(vocab_size=100, d_model=32, num_layers=1, num_heads=2).save_pretrained(str(tmp_path / "t5"))
+    training = write_jsonl(tmp_path / "train.jsonl", examples("train", 4))
+    with pytest.raises(TrainingError) as error:
+        train(request(student.format(tmp=tmp_path, toy=toy_model), training), AdapterOptions(tmp_path / "out"), print)
+    assert message.format(toy=toy_model) in str(error.value)
+    assert not (tmp_path / "out").exists() and hidden(tmp_path) == []
+
+
+def test_a_folder_that_is_not_an_adapter_is_never_replaced(toy_model: Path, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine", encoding="utf-8")
+    training = write_jsonl(tmp_path / "train.jsonl", examples("train", 4))
+    with pytest.raises(TrainingError, match="holds files that are not an adapter written by pytest-distill"):
+        train(request(f"hf:{toy_model}", training), AdapterOptions(tmp_path / "out"), print)
+    assert [path.name for path in (tmp_path / "out").iterdir()] == ["notes.txt"]
+
+
+def test_examples_longer_than_the_context_are_counted_and_left_out_only_when_asked(toy_model: Path,
+                                                                                  tmp_path: Path) -> None:
+    long = [{"messages": [{"role": "user", "content": "ホバンヌ" * 800}, {"role": "assistant", "content": "はい。"}]}]
+    training = write_jsonl(tmp_path / "train.jsonl", examples("train", 4) + long * 2)
+    with pytest.raises(TrainingError) as error:
+        train(request(f"hf:{toy_model}", training), AdapterOptions(tmp_path / "out"), print)
+    assert re.search(r"2 of 6 examples in .*train\.jsonl are longer than the model's context of 512 tokens: "
+                     r"line 5 \(\d+ tokens\), line 6 \(\d+ tokens\); .*--distill-drop-long", str(error.value))
+    assert not (tmp_path / "out").exists()
+    lines: list[str] = []
+    trained = train(request(f"hf:{toy_model}", training), AdapterOptions(tmp_path / "out", drop_long=True), lines.append)
+    assert trained.record["examples"] == 4
+    assert any("left out (--distill-drop-long)" in line for line in lines)
+
+
+def command_line(*args: str) -> list[str]:
+    return [sys.executable, "-m", "pytest_distill.distill.trl_backend", *args]
+
+
+def test_the_command_line_trains_and_prints_the_rerun_command(toy_model: Path, tmp_path: Path) -> None:
+    training = write_jsonl(tmp_path / "train.jsonl", examples("train", 4))
+    done = subprocess.run(command_line(str(training), "--student", f"hf:{toy_model}", "--output", str(tmp_path / "out"),
+                                       "--epochs", "1", "--lora-rank", "2"),
+                          capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"re-run the suite on it: pytest --model hf:{tmp_path / 'out'}" in done.stdout
+    assert json.loads((tmp_path / "out" / "distill.json").read_text(encoding="utf-8"))["lora_rank"] == 2
+
+
+def test_ctrl_c_stops_training_and_presents_no_half_written_adapter(toy_model: Path, tmp_path: Path) -> None:
+    training = write_jsonl(tmp_path / "train.jsonl", examples("train", 4))
+    process = subprocess.Popen(
+        command_line(str(training), "--student", f"hf:{toy_model}", "--output", str(tmp_path / "out"),
+                     "--epochs", "400"),
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("trl: step"):
+                break
+        process.send_signal(signal.SIGINT)
+        rest, _ = process.communicate(timeout=120)
+    finally:
+        process.kill()
+        process.wait()
+    output = "".join(seen) + rest
+    assert process.returncode == 130
+    assert "Traceback" not in output
+    assert re.search(r"trl: stopped by Ctrl-C at step \d+/400: nothing was written, no adapter folder was created; "
+                     r"the training file .*train\.jsonl is kept", output), output
+    assert not (tmp_path / "out").exists() and hidden(tmp_path) == []
