@@ -16,6 +16,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -35,6 +36,7 @@ DEFAULT_EPOCHS = 3
 DEFAULT_LR = 2e-4
 DEFAULT_BATCH_SIZE = 4
 RECORD = "distill.json"
+GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")
 PROGRESS_LINES = 20
 """About how many progress lines a training prints, however many steps it has."""
 
@@ -232,11 +234,12 @@ def _assistant_only(tokenizer: Any) -> bool:
 
     if not tokenizer.is_fast:
         return False
+    if GENERATION_MARKER.search(str(tokenizer.chat_template)):
+        return True
     try:
-        get_training_chat_template(tokenizer)
+        return get_training_chat_template(tokenizer) is not None
     except ValueError:
         return False
-    return True
 
 
 def _trainer(request: TrainingRequest, options: AdapterOptions, model: Any, tokenizer: Any,

@@ -179,7 +179,9 @@ class LocalModel:
                 torch.manual_seed(int(params["seed"]))
             try:
                 with torch.inference_mode():
-                    output = self.model.generate(**inputs.to(self.device), **options, pad_token_id=self._pad_id)
+                    inputs = inputs.to(self.device)  # only what a causal LM takes (some tokenizers add token_type_ids)
+                    output = self.model.generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"],
+                                                 **options, pad_token_id=self._pad_id)
             except torch.OutOfMemoryError:
                 raise ModelError(self.name, ENDPOINT, f"out of memory on {self.device} for a {prompt_tokens}-token prompt") from None
             latency = time.perf_counter() - started
