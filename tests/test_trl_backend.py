@@ -163,3 +163,24 @@ def test_ctrl_c_stops_training_and_presents_no_half_written_adapter(toy_model: P
     assert re.search(r"trl: stopped by Ctrl-C at step \d+/400: nothing was written, no adapter folder was created; "
                      r"the training file .*train\.jsonl is kept", output), output
     assert not (tmp_path / "out").exists() and hidden(tmp_path) == []
+
+
+def test_an_earlier_training_stands_only_while_its_adapter_is_there_as_asked(tmp_path: Path) -> None:
+    from pytest_distill.distill.backends import TrainerContext, TrainingRun
+    from pytest_distill.distill.trl_backend import TrlTrainer
+    from pytest_distill.models.client import ModelRuntime
+    from pytest_distill.settings import Settings
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "distill.json").write_text(json.dumps({"lora_rank": 16}), encoding="utf-8")
+    run = TrainingRun("trl", str(out), "succeeded", model=f"hf:{out}")
+
+    def refreshed(**settings: object) -> TrainingRun:
+        return TrlTrainer(TrainerContext(Settings(**settings), ModelRuntime(), print)).refresh(run)
+
+    assert refreshed(output=out, lora_rank=16) == run
+    assert refreshed(output=out, lora_rank=8).status == "failed"
+    assert refreshed(output=tmp_path / "elsewhere", lora_rank=16).status == "failed"
+    (out / "distill.json").unlink()
+    assert "is gone" in (refreshed(output=out, lora_rank=16).error or "")

@@ -23,10 +23,11 @@ SUITE = """
 from pytest_distill import string_check
 
 def test_reply(case, model):
-    assert string_check(model.complete(case), case.expected)
+    assert string_check(model.complete(case, max_tokens=32), case.expected)
 """
 SYSTEM = "ホバンヌの質問に答えてください。"
 TRAIN = "stored:split=train,limit=20"
+"""Every hobannu answer is at most 21 tokens of the toy's tokenizer: 32 new tokens cut no right answer short."""
 
 
 def pass_rates(results: Path) -> dict[str, float]:
@@ -46,6 +47,7 @@ def test_the_trl_backend_distills_the_tiny_student_until_it_knows_its_training_a
     trained.stdout.fnmatch_lines([
         "*trl: training hf:* on 20 examples (assistant turns in the loss)*",
         "*trl: step 200/200 | loss * | 0s left*",
+        "*prompt: hf:* reads * input tokens per case, the teacher gpt-4o *: --distill-student-system saves * per call",
         "*distillation gate: MET*",
         f"*distilled model hf:{adapter.name}*",
         f"*re-run the suite on it: pytest * --model hf:{adapter.name}*",

@@ -302,7 +302,8 @@ class DistillSession:
 
     def summary(self) -> table.SummaryTable:
         entries = self.ledger()
-        return table.build(summarize(entries), verdict_changes(entries), self.prices, self.settings.teacher)
+        return table.build(summarize(entries), verdict_changes(entries), self.prices, self.settings.teacher,
+                           shorter_prompt=self.settings.student_system is not None)
 
     def distill_after_run(self, session: pytest.Session) -> None:
         """With --distill or --distill-dry-run: the gate, the training file and the training, once.

@@ -176,9 +176,17 @@ class TrlTrainer:
         return TrainingRun(self.name, str(trained.output), "succeeded", model=trained.model)
 
     def refresh(self, run: TrainingRun) -> TrainingRun:
-        """A finished local run stays as it was, unless its adapter folder is gone."""
-        if run.status == "succeeded" and not (Path(run.id) / RECORD).is_file():
+        """A finished local run stands while its adapter folder is there, in the place and of the rank
+        asked for now; otherwise it counts as failed, so the same data is trained again."""
+        if run.status != "succeeded":
+            return run
+        try:
+            rank = json.loads((Path(run.id) / RECORD).read_text(encoding="utf-8"))["lora_rank"]
+        except (OSError, ValueError, KeyError, TypeError):
             return TrainingRun(self.name, run.id, "failed", error=f"the adapter folder {run.id} is gone")
+        if Path(run.id) != self.settings.output or rank != self.settings.lora_rank:
+            return TrainingRun(self.name, run.id, "failed", error=f"{run.id} has rank {rank}; asked for "
+                               f"{self.settings.output} with --distill-lora-rank {self.settings.lora_rank}")
         return run
 
     def follow(self, run: TrainingRun, timeout_s: float) -> TrainingRun:

@@ -32,7 +32,7 @@ def _dollars(value: float | None) -> str:
 
 
 def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], prices: PriceTable,
-          teacher: str) -> SummaryTable:
+          teacher: str, shorter_prompt: bool = False) -> SummaryTable:
     """Rows are models; per grader the pass rate, mean score and count; then errors, tokens, latency, cost."""
     graders = list(dict.fromkeys(name for model in stats.values() for name in model.graders))
     header = ["model", "pass rate", "cases", "errors", *(f"{name} rate/mean/n" for name in graders)]
@@ -55,10 +55,31 @@ def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], price
                 f"{_seconds(model.latency(0.5))} / {_seconds(model.latency(0.95))}", _dollars(costs[name])]
         rows.append(row)
     notes = cost_notes(costs, teacher)
+    if shorter_prompt:
+        notes += prompt_notes(stats, teacher)
     if repeats:
         notes.append("verdict changed: the share of repeated cases (--distill-repeat) that passed in one repeat "
                      "and failed in another")
     return SummaryTable(header, rows, notes)
+
+
+def prompt_notes(stats: Mapping[str, ModelStats], teacher: str) -> list[str]:
+    """With --distill-student-system: the input tokens per case of each model against the teacher's,
+    whose calls keep the long system prompt (each count is by the model's own tokenizer)."""
+    def per_case(model: ModelStats | None) -> float | None:
+        calls = model.counted + model.errors if model else 0
+        return model.prompt_tokens / calls if model and calls and model.prompt_tokens else None
+
+    reference = per_case(stats.get(teacher))
+    if reference is None:
+        return []
+    notes = []
+    for name, model in stats.items():
+        mine = per_case(model)
+        if name != teacher and mine is not None:
+            notes.append(f"prompt: {name} reads {mine:,.0f} input tokens per case, the teacher {teacher} "
+                         f"{reference:,.0f}: --distill-student-system saves {reference - mine:,.0f} per call")
+    return notes
 
 
 def cost_notes(costs: Mapping[str, float | None], teacher: str) -> list[str]:
