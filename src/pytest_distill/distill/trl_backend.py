@@ -273,7 +273,8 @@ def _trainer(request: TrainingRequest, options: AdapterOptions, model: Any, toke
         max_length=context, logging_steps=every, eval_strategy="steps" if validation else "no", eval_steps=every,
         save_strategy="no", report_to="none", disable_tqdm=True, gradient_checkpointing=gpu, dataloader_pin_memory=gpu,
         bf16=gpu and torch.cuda.is_bf16_supported(), fp16=False,
-        use_cpu=not gpu, ddp_backend=None if gpu else "gloo")  # several CPU processes (torchrun) train as one too
+        # several CPU processes (torchrun) train as one too
+        use_cpu=not gpu, ddp_backend="gloo" if not gpu and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None)
     lora = LoraConfig(r=options.lora_rank, lora_alpha=2 * options.lora_rank, target_modules="all-linear", task_type="CAUSAL_LM")
     progress = Progress(say, bool(validation))
     trainer = SFTTrainer(model=model, args=config, processing_class=tokenizer, peft_config=lora,
