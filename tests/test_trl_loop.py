@@ -17,8 +17,6 @@ import pytest
 
 from pytest_distill.sim import SimServer
 
-pytest.importorskip("trl")
-
 SUITE = """
 from pytest_distill import string_check
 
@@ -37,6 +35,7 @@ def pass_rates(results: Path) -> dict[str, float]:
 
 def test_the_trl_backend_distills_the_tiny_student_until_it_knows_its_training_answers(
         pytester: pytest.Pytester, sim: SimServer, toy_model: Path) -> None:
+    pytest.importorskip("trl")
     pytester.makepyfile(SUITE)
     student, adapter = f"hf:{toy_model}", pytester.path / "distilled"
     common = ["--student", student, "--distill-student-system", SYSTEM]

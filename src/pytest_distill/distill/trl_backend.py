@@ -67,13 +67,13 @@ class Trained:
 
 
 def check_ready(student: str) -> None:
-    """At start-up: the extra is installed and the student is an `hf:` model (nothing loaded yet)."""
-    missing = missing_packages(PACKAGES)
-    if missing:
-        raise TrainingError(f"--distill-backend trl needs {', '.join(missing)}: {INSTALL}")
+    """At start-up: the student is an `hf:` model and the extra is installed (nothing loaded yet)."""
     if not student.startswith(LOCAL_PREFIX):
         raise TrainingError(f"--distill-backend trl trains an open-weights model: --student must be "
                             f"hf:PATH_OR_ID (a model folder or a hub id), not {student!r}")
+    missing = missing_packages(PACKAGES)
+    if missing:
+        raise TrainingError(f"--distill-backend trl needs {', '.join(missing)}: {INSTALL}")
 
 
 def train(request: TrainingRequest, options: AdapterOptions, say: Say) -> Trained:
