@@ -50,7 +50,6 @@ def unavailable(names: Iterable[str]) -> str | None:
 class HFName:
     """An `hf:` model name taken apart: the base model and, if any, the adapter folder on it."""
 
-    name: str
     base: str
     adapter: Path | None = None
 
@@ -61,14 +60,14 @@ class HFName:
         if not base or (plus and not adapter):
             raise ModelError(name, LOAD, "expected hf:PATH_OR_ID or hf:BASE+ADAPTER_DIR")
         if plus:
-            return cls(name, base, Path(adapter).expanduser())
+            return cls(base, Path(adapter).expanduser())
         folder = Path(base).expanduser()
         if (folder / ADAPTER_CONFIG).is_file():
             recorded = adapter_base(folder)
             if not recorded:
                 raise ModelError(name, LOAD, f"the adapter in {folder} records no base model: use hf:BASE+{base}")
-            return cls(name, recorded, folder)
-        return cls(name, base)
+            return cls(recorded, folder)
+        return cls(base)
 
 
 def adapter_base(folder: Path) -> str | None:
