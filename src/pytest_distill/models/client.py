@@ -127,6 +127,9 @@ class ModelRuntime:
         self._semaphore: asyncio.Semaphore | None = None
         self._resume_at = 0.0
         self._calls: dict[str, asyncio.Future[Any]] = {}
+        """Calls under way, by request key (touched on the loop thread only)."""
+        self._answers: dict[str, Any] = {}
+        """Results of finished calls by request key, read from any thread without a trip through the loop."""
         self._local: LocalModels | None = None
 
     # -- public, synchronous -------------------------------------------------------------------
@@ -140,13 +143,13 @@ class ModelRuntime:
         """Start a chat completion (or join the identical one under way) without waiting for it."""
         key = chat_key(model, messages, sample=sample, **params)
         if model.startswith(LOCAL_PREFIX):
-            return self._submit(key, lambda: self._local_chat(model, list(messages), params))
-        return self._submit(key, lambda: self._answer(key, model, list(messages), params))
+            return self._known(key, None) or self._submit(key, lambda: self._local_chat(model, list(messages), params))
+        return self._known(key, self.cache) or self._submit(key, lambda: self._answer(key, model, list(messages), params))
 
     def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
         """Embedding vectors of texts, in order."""
         key = request_key("embed", {"model": model, "input": list(texts)})
-        return self.wait(self._submit(key, lambda: self._embed(model, list(texts))))
+        return self.wait(self._known(key, None) or self._submit(key, lambda: self._embed(model, list(texts))))
 
     def wait(self, future: concurrent.futures.Future[T]) -> T:
         """The result of a submitted call; while it takes long, `on_wait` is called about once a second."""
@@ -209,28 +212,57 @@ class ModelRuntime:
 
     # -- the loop ------------------------------------------------------------------------------
 
+    def _known(self, key: str, cache: CompletionCache | None) -> concurrent.futures.Future[Any] | None:
+        """The finished answer to a request, from this process's memo or the disk cache, as a done future.
+
+        Found here, in the caller's thread, an answer costs no trip through the loop thread: that trip,
+        two thread hand-offs, is most of what a cached or prefetched answer would cost otherwise."""
+        with self._lock:
+            answer = self._answers.get(key)
+        if answer is None and cache is not None:
+            answer = cache.get(key)
+            if answer is not None:
+                with self._lock:
+                    self.cache_hits, self.started, self.done = self.cache_hits + 1, self.started + 1, self.done + 1
+                    answer = self._answers.setdefault(key, answer)
+        if answer is None:
+            return None
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        future.set_result(answer)
+        self._asked(key, future)
+        return future
+
     def _submit(self, key: str, start: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
         loop = self._ensure_loop()
 
         async def shared() -> T:
-            self._demand[key] = self._demand.get(key, 0) + 1
+            with self._lock:
+                if key in self._answers:
+                    return self._answers[key]
             call = self._calls.get(key)
             if call is None:
-                self.started += 1
+                with self._lock:
+                    self.started += 1
                 call = self._calls[key] = asyncio.ensure_future(start())
                 call.add_done_callback(lambda done: self._settle(key, done))
             return await asyncio.shield(call)
 
         future = asyncio.run_coroutine_threadsafe(shared(), loop)
-        with self._lock:
-            self._keys[future] = key
+        self._asked(key, future)
         return future
 
+    def _asked(self, key: str, future: concurrent.futures.Future[Any]) -> None:
+        with self._lock:
+            self._demand[key] = self._demand.get(key, 0) + 1
+            self._keys[future] = key
+
     def _settle(self, key: str, call: asyncio.Future[Any]) -> None:
-        """A call ended: count it, and forget a failed one so that asking again tries again."""
-        self.done += 1
-        if call.cancelled() or call.exception() is not None:
-            self._calls.pop(key, None)
+        """A call ended: count it and keep its result; a failed one is forgotten, so asking again tries again."""
+        with self._lock:
+            self.done += 1
+            if not call.cancelled() and call.exception() is None:
+                self._answers[key] = call.result()
+        self._calls.pop(key, None)
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -257,15 +289,10 @@ class ModelRuntime:
         return self._async_client
 
     async def _answer(self, key: str, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
-        """A chat completion from the disk cache when it has the request, else from the API (then stored)."""
-        if self.cache is None:
-            return await self._chat(model, messages, params)
-        cached = self.cache.get(key)
-        if cached is not None:
-            self.cache_hits += 1
-            return cached
+        """A chat completion from the API, kept in the disk cache when there is one (`_known` reads it)."""
         completion = await self._chat(model, messages, params)
-        self.cache.put(key, completion)
+        if self.cache is not None:
+            self.cache.put(key, completion)
         return completion
 
     async def _local_chat(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:

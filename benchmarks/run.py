@@ -1,0 +1,262 @@
+"""`python benchmarks/run.py`: 200 cases × (completion + factuality judge) against one local server that adds
+0.2 s to every call, by us and by the tools we are compared with; then collection time and memory for
+10,000 stored cases, and the plugin's overhead per case. Prints the figures, their ratios, the targets,
+and the change against `benchmarks/baseline.json` (`--save-baseline` rewrites it).
+
+Every variant is a whole process, start-up included, median of `--runs` after one warm-up. The peers
+are installed on first use into `benchmarks/.peers/` (promptfoo from the npm registry, DeepEval into a
+virtual environment of its own, so that its pytest plugin never loads into our runs); `--no-peers`
+skips them. Not a test: CI never runs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from harness import CountingSim, cases, environment, measure, median, passed_of_pytest, spread, write_jsonl  # noqa: E402
+import scale  # noqa: E402
+
+LATENCY_S = 0.2
+CASES = 200
+CONCURRENCY = 16
+PEERS = HERE / ".peers"
+BASELINE = HERE / "baseline.json"
+QUIET_ENV = {"PROMPTFOO_DISABLE_TELEMETRY": "1", "PROMPTFOO_DISABLE_UPDATE": "1", "DEEPEVAL_TELEMETRY_OPT_OUT": "YES",
+             "HTTPS_PROXY": "http://127.0.0.1:9", "HTTP_PROXY": "http://127.0.0.1:9", "NO_PROXY": "127.0.0.1,localhost",
+             "no_proxy": "127.0.0.1,localhost"}
+"""Peers' telemetry off, and no way out but to the local server."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    key: str
+    command: Callable[[Path], list[str]]
+    folder: str
+    slow: bool = False
+    passed: Callable[[str], str] = passed_of_pytest
+    success: tuple[int, ...] = (0, 1)
+    """Exit codes of a finished run (some cases failing included)."""
+
+
+def json_passed(output: str) -> str:
+    last = [line for line in output.splitlines() if line.startswith("{")][-1:] or ["{}"]
+    data = json.loads(last[0])
+    return f"{data.get('passed', '?')}/{data.get('n', '?')}"
+
+
+def deepeval_passed(output: str) -> str:
+    found = re.search(r"Passed: (\d+) \| Failed: (\d+)", output)
+    return f"{found.group(1)}/{int(found.group(1)) + int(found.group(2))}" if found else "?"
+
+
+def promptfoo_passed(output: str) -> str:
+    passed, failed = re.search(r"(\d+) passed", output), re.search(r"(\d+) failed", output)
+    return f"{passed.group(1)}/{int(passed.group(1)) + int(failed.group(1))}" if passed and failed else "?"
+
+
+# -- the variants --------------------------------------------------------------------------------------
+
+
+def pytest_command(*extra: str) -> Callable[[Path], list[str]]:
+    return lambda _: [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly", *extra]
+
+
+def variants(deepeval_python: str | None, promptfoo: Path | None) -> list[Variant]:
+    found = [
+        Variant("asyncio + semaphore 16, completion → judge (lower bound)", "lower_bound",
+                lambda folder: [sys.executable, str(HERE / "lower_bound.py"), str(folder / "cases.jsonl"), str(CONCURRENCY)],
+                "plain", passed=json_passed),
+        Variant("pytest-distill --distill-concurrency 16 (distill_grade marker)", "ours",
+                pytest_command("--distill-concurrency", str(CONCURRENCY)), "ours"),
+        Variant("pytest-distill, same suite without the marker", "ours_unmarked",
+                pytest_command("--distill-concurrency", str(CONCURRENCY)), "ours_unmarked", slow=True),
+        Variant("pytest-distill -n 2 --dist worksteal, concurrency 8 each", "ours_xdist",
+                pytest_command("-n", "2", "--dist", "worksteal", "--distill-concurrency", str(CONCURRENCY // 2)), "ours"),
+        Variant("plain pytest, sequential, sync client", "plain_sequential", pytest_command("-p", "no:distill"), "plain", slow=True),
+        Variant("plain pytest + xdist -n 4", "plain_xdist", pytest_command("-p", "no:distill", "-n", "4"), "plain", slow=True),
+    ]
+    if promptfoo is not None:
+        found.append(Variant(f"promptfoo eval -j {CONCURRENCY}, factuality", "promptfoo",
+                             lambda folder: [str(promptfoo / "node_modules" / ".bin" / "promptfoo"), "eval", "-c",
+                                             str(folder / "promptfooconfig.yaml"), "-j", str(CONCURRENCY), "--no-cache"],
+                             "promptfoo", passed=promptfoo_passed, success=(0, 100)))
+    if deepeval_python is not None:
+        found += [
+            Variant("DeepEval `deepeval test run` + assert_test(GEval)", "deepeval_pytest",
+                    lambda folder: [str(Path(deepeval_python).parent / "deepeval"), "test", "run", "test_deepeval.py"],
+                    "deepeval", slow=True, passed=deepeval_passed),
+            Variant(f"DeepEval async generation + evaluate(max_concurrent={CONCURRENCY})", "deepeval_evaluate",
+                    lambda folder: [deepeval_python, str(HERE / "peers" / "deepeval_evaluate.py"), str(CONCURRENCY)],
+                    "deepeval", passed=json_passed),
+        ]
+    return found
+
+
+def lay_out(scratch: Path, rows: list[dict[str, Any]], server_url: str) -> None:
+    """One folder per kind of suite, each with the cases beside it."""
+    for folder in ("plain", "ours", "ours_unmarked", "promptfoo", "deepeval"):
+        (scratch / folder).mkdir()
+        write_jsonl(scratch / folder / "cases.jsonl", rows)
+    shutil.copy(HERE / "suites" / "plain_suite.py", scratch / "plain" / "test_plain.py")
+    suite = (HERE / "suites" / "distill_suite.py").read_text(encoding="utf-8")
+    (scratch / "ours" / "test_distill.py").write_text(suite, encoding="utf-8")
+    unmarked = "".join(line for line in suite.splitlines(keepends=True) if "distill_grade" not in line)
+    (scratch / "ours_unmarked" / "test_distill.py").write_text(unmarked, encoding="utf-8")
+    shutil.copy(HERE / "peers" / "deepeval_suite.py", scratch / "deepeval" / "test_deepeval.py")
+    provider = {"apiBaseUrl": server_url}
+    config = {"description": "200 cases x (completion + factuality)", "prompts": ["{{question}}"],
+              "providers": [{"id": "openai:chat:gpt-4o-mini", "config": provider}],
+              "defaultTest": {"options": {"provider": {"id": "openai:chat:gpt-4o", "config": provider}}},
+              "tests": [{"vars": {"question": row["messages"][0]["content"], "expected": row["messages"][1]["content"]},
+                         "assert": [{"type": "factuality", "value": "{{expected}}"}]} for row in rows]}
+    (scratch / "promptfoo" / "promptfooconfig.yaml").write_text(json.dumps(config, indent=1), encoding="utf-8")
+
+
+# -- the peers, installed on first use -------------------------------------------------------------------
+
+
+def install_peers() -> tuple[str | None, Path | None]:
+    """promptfoo (npm) and DeepEval (its own venv) under benchmarks/.peers; None for what cannot be installed."""
+    PEERS.mkdir(exist_ok=True)
+    promptfoo = PEERS / "promptfoo"
+    if not (promptfoo / "node_modules" / ".bin" / "promptfoo").exists() and shutil.which("npm"):
+        promptfoo.mkdir(exist_ok=True)
+        print("installing promptfoo (npm install promptfoo) ...", flush=True)
+        subprocess.run(["npm", "init", "-y"], cwd=promptfoo, capture_output=True, check=False)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "promptfoo"], cwd=promptfoo, capture_output=True, check=False)
+    venv = PEERS / "deepeval-venv"
+    python = venv / "bin" / "python"
+    if not python.exists():
+        print("installing DeepEval into benchmarks/.peers/deepeval-venv ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=False)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "deepeval"], capture_output=True, check=False)
+    has_deepeval = python.exists() and subprocess.run([str(python), "-c", "import deepeval"], capture_output=True).returncode == 0
+    return (str(python) if has_deepeval else None,
+            promptfoo if (promptfoo / "node_modules" / ".bin" / "promptfoo").exists() else None)
+
+
+# -- running and printing -------------------------------------------------------------------------------
+
+
+def run_variants(chosen: list[Variant], scratch: Path, sim: CountingSim, runs: int) -> dict[str, dict[str, Any]]:
+    env = {**environment(scratch), **QUIET_ENV, "OPENAI_BASE_URL": sim.url, "OPENAI_API_KEY": "sk-bench-0000",
+           "PYTHONPATH": os.pathsep.join((str(HERE), str(HERE / "peers"))), "PROMPTFOO_CONFIG_DIR": str(scratch / "promptfoo-home"), "BENCH_CASES": "cases.jsonl"}
+    figures: dict[str, dict[str, Any]] = {}
+    for variant in chosen:
+        folder = scratch / variant.folder
+        command = variant.command(folder)
+        times = 1 if variant.slow else runs
+        print(f"· {variant.name}: {'' if variant.slow else 'warm-up + '}{times} run(s) ...", flush=True)
+        if not variant.slow:
+            measure(command, folder, env, sim)
+        done = [measure(command, folder, env, sim) for _ in range(times)]
+        middle = median(done)
+        if middle.returncode not in variant.success:
+            print(f"  exit {middle.returncode}; last lines:\n    " + "\n    ".join(middle.output.splitlines()[-8:]))
+        figures[variant.key] = {"name": variant.name, "wall_s": round(middle.wall_s, 2), "spread": spread(done),
+                                "cpu_s": round(middle.cpu_s, 2), "max_in_flight": middle.peak_in_flight,
+                                "passed": variant.passed(middle.output), "exit": middle.returncode}
+    return figures
+
+
+def table(figures: dict[str, dict[str, Any]]) -> list[str]:
+    floor = CASES * 2 * LATENCY_S / CONCURRENCY
+    bound = figures.get("lower_bound", {}).get("wall_s")
+    lines = [f"{'variant':<66} {'median s':>9} {'range':>12} {'÷ bound':>8} {'÷ floor':>8} {'in flight':>9} {'CPU s':>6}  passed"]
+    for figure in figures.values():
+        ratio = f"{figure['wall_s'] / bound:.2f}×" if bound else "-"
+        lines.append(f"{figure['name']:<66} {figure['wall_s']:>9.2f} {figure['spread']:>12} {ratio:>8} "
+                     f"{figure['wall_s'] / floor:>7.2f}× {figure['max_in_flight']:>9} {figure['cpu_s']:>6.2f}  {figure['passed']}")
+    return lines
+
+
+def targets(figures: dict[str, dict[str, Any]], overhead: dict[str, Any]) -> list[str]:
+    lines = []
+    ours, bound = figures.get("ours", {}).get("wall_s"), figures.get("lower_bound", {}).get("wall_s")
+    if ours and bound:
+        ratio = ours / bound
+        lines.append(f"ours ÷ asyncio lower bound: {ratio:.2f}×  (target ≤ 1.5×: {'met' if ratio <= 1.5 else 'NOT met'}; "
+                     f"stretch ≤ 1.1×: {'met' if ratio <= 1.1 else 'not met'})")
+    for key in ("promptfoo", "deepeval_evaluate", "deepeval_pytest", "plain_sequential"):
+        peer = figures.get(key, {}).get("wall_s")
+        if ours and peer:
+            lines.append(f"{figures[key]['name']} ÷ ours: {peer / ours:.2f}×  (target ≥ 3×: {'met' if peer / ours >= 3 else 'NOT met'})")
+    if "promptfoo" in figures and ours:
+        cpu_ours, cpu_peer = figures["ours"]["cpu_s"], figures["promptfoo"]["cpu_s"]
+        lines.append(f"client CPU: ours {cpu_ours:.2f} s, promptfoo {cpu_peer:.2f} s")
+    per_case = overhead.get("per_case_ms")
+    if per_case is not None:
+        lines.append(f"plugin overhead per case at {overhead['cases']} cases: {per_case:.3f} ms with a cached model call, "
+                     f"{overhead['per_case_bare_ms']:.3f} ms with `case` only  (target < 1 ms: "
+                     f"{'met' if per_case < 1 else 'NOT met'})")
+    return lines
+
+
+def against_baseline(current: dict[str, Any]) -> list[str]:
+    if not BASELINE.exists():
+        return ["no baseline yet: run with --save-baseline to keep this run as one"]
+    old = json.loads(BASELINE.read_text(encoding="utf-8"))
+    lines = [f"against the baseline of {old.get('when', '?')} ({old.get('machine', '?')}):"]
+    for key, figure in current["variants"].items():
+        before = old.get("variants", {}).get(key, {}).get("wall_s")
+        if before:
+            lines.append(f"  {figure['name']:<66} {before:>7.2f} s → {figure['wall_s']:>7.2f} s ({figure['wall_s'] / before - 1:+.0%})")
+    for key, value in current["scale"].items():
+        before = old.get("scale", {}).get(key)
+        if isinstance(value, (int, float)) and before:
+            lines.append(f"  {key:<66} {before:>9} → {value:>9} ({value / before - 1:+.0%})")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="runs of each fast variant, after one warm-up (default 3)")
+    parser.add_argument("--quick", action="store_true", help="one run each, no slow variants (sequential ones), smaller scale part")
+    parser.add_argument("--no-peers", action="store_true", help="skip promptfoo and DeepEval")
+    parser.add_argument("--only", action="append", default=[], help="run only these variant keys (repeatable)")
+    parser.add_argument("--save-baseline", action="store_true", help="keep this run as benchmarks/baseline.json")
+    args = parser.parse_args()
+    deepeval_python, promptfoo = (None, None) if args.no_peers else install_peers()
+    chosen = [v for v in variants(deepeval_python, promptfoo)
+              if (not args.only or v.key in args.only) and not (args.quick and v.slow)]
+    runs = 1 if args.quick else args.runs
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs; python {sys.version.split()[0]}")
+    rows = cases(CASES)
+    with tempfile.TemporaryDirectory(prefix="distill-bench-") as folder:
+        scratch = Path(folder)
+        with CountingSim(seed=[write_jsonl(scratch / "seed.jsonl", rows)], latency_s=LATENCY_S) as sim:
+            lay_out(scratch, rows, sim.url)
+            figures = run_variants(chosen, scratch, sim, runs)
+        sizes = scale.measure_scale(scratch / "scale", 2_000 if args.quick else 10_000) if not args.only else {}
+    print(f"\n{CASES} cases × (completion + factuality judge), server latency {LATENCY_S} s, concurrency {CONCURRENCY}; "
+          f"floor {CASES * 2 * LATENCY_S / CONCURRENCY:.1f} s = {CASES * 2} calls × {LATENCY_S} s ÷ {CONCURRENCY}")
+    print("\n".join(table(figures)))
+    if sizes:
+        print("\n" + "\n".join(scale.lines(sizes)))
+    print("\n" + "\n".join(targets(figures, sizes)))
+    current = {"when": scale.today(), "machine": f"{os.cpu_count()} CPUs", "variants": figures,
+               "scale": {key: value for key, value in sizes.items() if isinstance(value, (int, float))}}
+    print("\n" + "\n".join(against_baseline(current)))
+    if args.save_baseline:
+        BASELINE.write_text(json.dumps(current, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print(f"saved as {BASELINE}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
