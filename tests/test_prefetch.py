@@ -72,6 +72,29 @@ def test_every_completion_and_judge_call_is_made_once(suite: pytest.Pytester, se
     assert len(judges) == CASES
 
 
+def test_a_graded_marker_with_arguments_asks_the_judge_what_the_test_asks(pytester: pytest.Pytester, server: SimServer,
+                                                                          tmp_path: Path) -> None:
+    cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES))
+    pytester.makepyfile(f"""
+        import pytest
+        from pytest_distill import criteria_match, text_quality
+
+        @pytest.mark.distill_dataset({str(cases)!r})
+        @pytest.mark.distill_grade("criteria_match", criteria="names the item and its number")
+        @pytest.mark.distill_grade("text_quality", threshold=2)
+        def test_answer(case, model):
+            answer = model.complete(case)
+            if int(case.id[1:]) % 2 == 0:
+                criteria_match(answer, "names the item and its number")
+                text_quality(answer, threshold=2)
+    """)
+    pytester.runpytest("-p", "no:cacheprovider").assert_outcomes(passed=CASES)
+    bodies = chat_bodies(server)
+    # Every case's two judge calls were made ahead (the odd cases never ask), and the even cases'
+    # own calls joined them: the requests are identical.
+    assert len(bodies) == len(set(bodies)) == 3 * CASES
+
+
 def test_a_test_that_calls_its_model_its_own_way_stops_being_prefetched(pytester: pytest.Pytester, server: SimServer,
                                                                          tmp_path: Path) -> None:
     cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES))

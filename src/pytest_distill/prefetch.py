@@ -28,7 +28,7 @@ import concurrent.futures
 import inspect
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -59,7 +59,6 @@ class Ahead:
     function: str
     model: Model | None = None
     completion: concurrent.futures.Future[Completion] | None = None
-    grades: list[concurrent.futures.Future[Any]] = field(default_factory=list)
 
 
 class Prefetcher:
@@ -103,16 +102,18 @@ class Prefetcher:
             if ahead.model.runtime.demand(ahead.completion) == 1:
                 self.stopped.add(ahead.function)
         if report.when == "teardown":
-            for grade in self.ahead.pop(report.nodeid).grades:
-                grade.cancel()
+            del self.ahead[report.nodeid]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[DIST] = node.config.getoption("dist", None)
 
-    def pytest_sessionfinish(self) -> None:
-        """Queued ahead grades are of no use any more; the ones under way end when the runtime closes."""
-        self.pool.shutdown(wait=False, cancel_futures=True)
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """After a whole run the helpers ahead are done or nearly (the tests waited for the same calls):
+        let them end. After -x, --maxfail or Ctrl-C, drop the queued ones; those under way end when
+        the runtime closes."""
+        stopped = bool(session.shouldstop or session.shouldfail) or exitstatus == pytest.ExitCode.INTERRUPTED
+        self.pool.shutdown(wait=not stopped, cancel_futures=stopped)
 
     # -- planning ------------------------------------------------------------------------------
 
@@ -137,21 +138,20 @@ class Prefetcher:
             return Ahead(function)
         model = self.model_for(name, params.get("distill_sample", 0))
         future = model.submit(case)
-        ahead = Ahead(function, model, future)
         declared = grade_markers(item, self.helpers)
         if declared:
-            future.add_done_callback(lambda done: self.grade_ahead(item, ahead, case, declared, done))
-        return ahead
+            future.add_done_callback(lambda done: self.grade_ahead(item, case, declared, done))
+        return Ahead(function, model, future)
 
-    def grade_ahead(self, item: pytest.Item, ahead: Ahead, case: Any, declared: list[AheadGrade],
+    def grade_ahead(self, item: pytest.Item, case: Any, declared: list[AheadGrade],
                     done: concurrent.futures.Future[Completion]) -> None:
         """Runs where the answer arrived (the runtime's loop): queue the helpers, never wait here."""
         if done.cancelled() or done.exception() is not None:
             return
         for grade in declared:
             try:
-                ahead.grades.append(self.pool.submit(self.run_helper, item, grade, case, done.result()))
-            except RuntimeError:
+                self.pool.submit(self.run_helper, item, grade, case, done.result())
+            except RuntimeError:  # the pool is shut down: the session is over
                 return
 
     def run_helper(self, item: pytest.Item, grade: AheadGrade, case: Any, output: Completion) -> None:
