@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -192,6 +196,31 @@ def test_wait_follows_the_job_and_prints_the_model_and_the_command_to_rerun(pyte
     model = re.search(r"distilled model (ft:\S+)", result.stdout.str()).group(1)
     again = pytester.runpytest("--model", model)
     assert again.ret == 0 and again.parseoutcomes() == {"passed": 10}
+
+
+def test_ctrl_c_while_waiting_leaves_the_job_running_and_still_writes_the_results(
+        pytester: pytest.Pytester, make_sim) -> None:
+    """A real SIGINT to a real pytest process: the tests had all run, so their results are whole."""
+    server = start_project(pytester, make_sim, job_seconds=60)
+    with subprocess.Popen([sys.executable, "-m", "pytest", "--distill", "--distill-wait", "--distill-timeout", "60",
+                           "--distill-results", "out/results.json"], cwd=pytester.path, env=os.environ,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if line.startswith("distill: following"):
+                process.send_signal(signal.SIGINT)
+                break
+        rest, _ = process.communicate(timeout=120)
+    output = "".join(seen) + rest
+    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert re.search(r"stopped following on Ctrl-C: ftjob-\S+ is left running; follow it again with: pytest --distill "
+                     r"--distill-wait", output), output
+    assert creates(server) == (1, 1)
+    assert not [r for r in requests_to(server, "POST", "/fine_tuning/jobs") if r.path.endswith("/cancel")]
+    document = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
+    assert len(document["cases"]) == 20 and document["distill"]["interrupted"] is True
 
 
 def test_wait_on_a_job_that_fails_exits_non_zero_with_the_error(pytester: pytest.Pytester, make_sim) -> None:

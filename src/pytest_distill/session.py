@@ -316,7 +316,7 @@ class DistillSession:
             return
         cache = getattr(self.config, "cache", None)
         dirs = (self.config.invocation_params.dir, self.config.rootpath)
-        out_dir = s.results.parent if s.results else cache.mkdir("distill") if cache else self.config.rootpath / "distilled"
+        out_dir = s.results.parent if s.results else cache.mkdir("distill") if cache else self.config.rootpath / ".distill"
         self.distill_outcome = outcome = loop.run_loop(loop.LoopInputs(
             settings=s, entries=self.entries, load=lambda spec: self.cases(spec, dirs), out_dir=out_dir,
             record=TrainingRecord(cache), args=self.config.invocation_params.args, say=self._say,
@@ -339,10 +339,12 @@ class DistillSession:
     def session_finish(self, session: pytest.Session) -> None:
         """Write the results file and compare with the baseline; a regression fails the session.
 
-        An interrupted run writes nothing: its partial results would make a misleading baseline."""
+        An interrupted run writes nothing: its partial results would make a misleading baseline. Ctrl-C
+        while following a training interrupts no test, so that run's results are whole and written."""
         if self.is_worker or not self.entries:
             return
-        if session.exitstatus == pytest.ExitCode.INTERRUPTED:
+        only_following = self.distill_outcome is not None and self.distill_outcome.interrupted
+        if session.exitstatus == pytest.ExitCode.INTERRUPTED and not only_following:
             if self.settings.results or self.baseline:
                 self.report_lines.append("distill: the run was interrupted: no results file written, no baseline comparison")
             return
