@@ -12,7 +12,7 @@ import pytest
 
 from pytest_distill.models.cache import CompletionCache
 from pytest_distill.models.client import Completion, ModelRuntime, Usage
-from pytest_distill.sim import SimServer
+from pytest_distill.sim import Fault, SimServer
 
 from .support import TEST_KEY, qa_rows, requests_to, write_jsonl
 
@@ -147,6 +147,17 @@ def test_refresh_calls_again_and_rewrites_every_entry(suite: pytest.Pytester, se
     assert results(suite, "--distill-cache=refresh") == first
     assert chat_posts(server) == 2 * CASES
     assert all("stale" not in entry.read_text(encoding="utf-8") for entry in entries(suite.path))
+
+
+def test_an_unusable_judge_answer_is_not_kept_so_the_next_run_asks_again(suite: pytest.Pytester, server: SimServer) -> None:
+    server.inject(Fault("judge_garbage", count=2 * CASES))
+    first = suite.runpytest("--distill-cache")
+    first.assert_outcomes(errors=CASES)
+    assert len(entries(suite.path)) == CASES
+    server.clear_requests()
+    assert {passed for _, _, passed in results(suite, "--distill-cache")} == {True, False}
+    assert chat_posts(server) == CASES
+    assert len(entries(suite.path)) == 2 * CASES
 
 
 def test_the_cache_holds_answers_only_never_the_key(suite: pytest.Pytester, server: SimServer) -> None:

@@ -157,13 +157,14 @@ def template(name: str) -> Template:
 def ask(judge: Model, template: Template, texts: Mapping[str, str]) -> tuple[Any, str]:
     """The judge's verdict and reasoning; one bad answer is asked again, two raise `JudgeError`."""
     messages = template.messages(texts)
+    params = {"temperature": 0, "response_format": template.response_format()}
     problems = []
     for attempt in range(ATTEMPTS):
-        completion = judge.runtime.chat(judge.name, messages, sample=attempt, temperature=0,
-                                        response_format=template.response_format())
+        completion = judge.runtime.chat(judge.name, messages, sample=attempt, **params)
         try:
             return template.read(completion)
         except UnusableAnswer as exc:
+            judge.runtime.uncache_chat(judge.name, messages, sample=attempt, **params)
             problems.append(f"answer {attempt + 1}: {exc}")
     raise JudgeError(f"{template.name}: the judge {judge.name!r} gave no usable answer in {ATTEMPTS} attempts:\n"
                      + "\n".join(problems))

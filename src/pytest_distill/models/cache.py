@@ -56,6 +56,11 @@ class CompletionCache:
         with contextlib.suppress(OSError):
             write_atomic(self._path(key), json.dumps(entry, ensure_ascii=False))
 
+    def drop(self, key: str) -> None:
+        """Remove the entry of `key`, if any."""
+        with contextlib.suppress(OSError):
+            self._path(key).unlink(missing_ok=True)
+
     def _path(self, key: str) -> Path:
         name = hashlib.sha256(f"{self.namespace}\n{key}".encode()).hexdigest()
         return self.directory / name[:2] / f"{name}.json"

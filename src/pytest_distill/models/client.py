@@ -146,6 +146,12 @@ class ModelRuntime:
             return self._known(key, None) or self._submit(key, lambda: self._local_chat(model, list(messages), params))
         return self._known(key, self.cache) or self._submit(key, lambda: self._answer(key, model, list(messages), params))
 
+    def uncache_chat(self, model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0, **params: Any) -> None:
+        """Drop an answer from the disk cache: one found unusable (a judge's answer that is not the verdict
+        asked for) is asked for again on the next run. This run keeps it, so its verdict stays one."""
+        if self.cache is not None:
+            self.cache.drop(chat_key(model, messages, sample=sample, **params))
+
     def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
         """Embedding vectors of texts, in order."""
         key = request_key("embed", {"model": model, "input": list(texts)})
