@@ -6,12 +6,18 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpcore2  # noqa: F401 - see below
 import pytest
 
 from pytest_distill.sim import SimServer
 
 from .support import HOBANNU, TEST_KEY
 from .toy_model import build_toy_model, texts_of
+
+# pytester's in-process runs put sys.modules back as they found it. httpx2 imports httpcore2 lazily and
+# keeps its exception classes once mapped, so an httpcore2 first imported inside such a run would come
+# back as a second copy whose timeouts httpx2 no longer recognises (a raw httpcore2.ReadTimeout, not the
+# SDK's APITimeoutError). Imported here, before any run, it is the one copy.
 
 
 @pytest.fixture(autouse=True)
