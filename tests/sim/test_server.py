@@ -182,7 +182,7 @@ def test_judge_refusal_has_null_content_and_a_refusal(client: openai.OpenAI, ser
 
 @pytest.mark.parametrize(
     "fields, match",
-    [({"kind": "404"}, "unknown fault kind"), ({"kind": "stall"}, "seconds"), ({"kind": "500", "count": 0}, "count")],
+    [({"kind": "418"}, "unknown fault kind"), ({"kind": "stall"}, "seconds"), ({"kind": "500", "count": 0}, "count")],
 )
 def test_an_invalid_fault_is_refused(fields: dict, match: str) -> None:
     with pytest.raises(ValueError, match=match):

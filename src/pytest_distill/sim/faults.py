@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-KINDS = ("429", "500", "stall", "malformed", "judge_garbage", "judge_refusal")
+KINDS = ("404", "429", "500", "stall", "malformed", "judge_garbage", "judge_refusal")
 JUDGE_KINDS = ("judge_garbage", "judge_refusal")
 
 
@@ -15,7 +15,8 @@ JUDGE_KINDS = ("judge_garbage", "judge_refusal")
 class Fault:
     """A fault for the next `count` matching requests to /v1.
 
-    kinds: "429" (rate limit, with `Retry-After: retry_after` when given), "500" (server
+    kinds: "404" (not found, as for an object deleted between a listing and its retrieval),
+    "429" (rate limit, with `Retry-After: retry_after` when given), "500" (server
     error), "stall" (wait `seconds`, then answer normally), "malformed" (200 with a body that
     is not JSON), "judge_garbage" (a judge answer whose content is not JSON) and
     "judge_refusal" (a judge answer with null content and a refusal). A request matches when

@@ -13,7 +13,8 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from email import policy
 from email.parser import BytesParser
@@ -51,15 +52,27 @@ class RequestRecord:
 
 
 class RequestLog:
-    """The requests seen, in arrival order, safe to append to from many handler threads."""
+    """The requests seen, in arrival order, and how many were served at once at the most; safe to use
+    from many handler threads."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._records: list[RequestRecord] = []
+        self._in_flight = 0
+        self.peak_in_flight = 0
 
-    def add(self, record: RequestRecord) -> None:
+    @contextmanager
+    def serving(self, record: RequestRecord) -> Iterator[None]:
+        """Log `record` and count it as in flight while the block runs."""
         with self._lock:
             self._records.append(record)
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
 
     def snapshot(self) -> list[RequestRecord]:
         """A copy, so callers can iterate while requests keep arriving."""
@@ -67,10 +80,11 @@ class RequestLog:
             return list(self._records)
 
     def clear(self) -> int:
-        """Forget all records; return how many there were."""
+        """Forget all records and the peak; return how many records there were."""
         with self._lock:
             count = len(self._records)
             self._records.clear()
+            self.peak_in_flight = self._in_flight
             return count
 
 
@@ -155,8 +169,13 @@ class SimServer:
         return self._log.snapshot()
 
     def clear_requests(self) -> None:
-        """Forget the requests seen so far."""
+        """Forget the requests seen so far, and their peak in flight."""
         self._log.clear()
+
+    @property
+    def peak_in_flight(self) -> int:
+        """The most /v1 requests served at once since the start (or `clear_requests`)."""
+        return self._log.peak_in_flight
 
     def inject(self, fault: Fault) -> None:
         """Apply `fault` to the next `fault.count` matching /v1 requests."""
@@ -187,27 +206,27 @@ class SimServer:
             body, uploads = parse_body(headers.get("content-type", ""), data)
         except ApiError as error:
             body, uploads, parse_error = None, {}, error
-        self._log.add(RequestRecord(method, path, query, _loggable(body, uploads)))
-        try:
-            self._authorize(headers.get("authorization"))
-            if parse_error is not None:
-                raise parse_error
-            time.sleep(self.latency_s)
-            api_path = path.removeprefix("/v1")
-            model = body.get("model") if isinstance(body, dict) else None
-            judging = _is_judge(method, api_path, body)
-            fault = self._faults.take(path, model if isinstance(model, str) else None, judge=judging)
-            if fault is not None and fault.kind not in JUDGE_KINDS:
-                early = _apply_fault(fault, model)
-                if early is not None:
-                    return early
-                fault = None
-            return self._api.handle(ApiRequest(method, api_path, query, body, uploads, rid, fault))
-        except ApiError as error:
-            return ApiResponse.error(error)
-        except Exception as exc:  # noqa: BLE001 - a simulator bug must reach the client as a 500, not a hang
-            traceback.print_exc(file=sys.stderr)
-            return ApiResponse.error(ApiError(500, f"The simulator failed: {exc!r}", type="server_error"))
+        with self._log.serving(RequestRecord(method, path, query, _loggable(body, uploads))):
+            try:
+                self._authorize(headers.get("authorization"))
+                if parse_error is not None:
+                    raise parse_error
+                time.sleep(self.latency_s)
+                api_path = path.removeprefix("/v1")
+                model = body.get("model") if isinstance(body, dict) else None
+                judging = _is_judge(method, api_path, body)
+                fault = self._faults.take(path, model if isinstance(model, str) else None, judge=judging)
+                if fault is not None and fault.kind not in JUDGE_KINDS:
+                    early = _apply_fault(fault, model)
+                    if early is not None:
+                        return early
+                    fault = None
+                return self._api.handle(ApiRequest(method, api_path, query, body, uploads, rid, fault))
+            except ApiError as error:
+                return ApiResponse.error(error)
+            except Exception as exc:  # noqa: BLE001 - a simulator bug must reach the client as a 500, not a hang
+                traceback.print_exc(file=sys.stderr)
+                return ApiResponse.error(ApiError(500, f"The simulator failed: {exc!r}", type="server_error"))
 
     def _authorize(self, header: str | None) -> None:
         scheme, _, token = (header or "").partition(" ")
@@ -297,7 +316,9 @@ def _is_judge(method: str, api_path: str, body: Any) -> bool:
 
 
 def _apply_fault(fault: Fault, model: object) -> ApiResponse | None:
-    """Raise a 429 or 500 fault's error, return a malformed fault's body, or stall and return None."""
+    """Raise a 404, 429 or 500 fault's error, return a malformed fault's body, or stall and return None."""
+    if fault.kind == "404":
+        raise not_found("No object with that id was found (it may have been deleted).")
     if fault.kind == "429":
         wait = f"Please try again in {fault.retry_after:g}s." if fault.retry_after is not None else "Please try again later."
         headers = {"retry-after": f"{fault.retry_after:g}"} if fault.retry_after is not None else {}
