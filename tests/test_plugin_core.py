@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_distill.sim import SimServer
+from pytest_distill.sim import Fault, SimServer
 
 from .support import HOBANNU, TEST_KEY, qa_rows, requests_to, write_jsonl
 
@@ -94,6 +94,37 @@ def test_stored_content_is_cached_so_a_second_collection_only_lists(pytester: py
     assert first == 12
     assert [r for r in sim.requests if r.path.endswith("/messages")] == []
     assert len(requests_to(sim, "GET", "/chat/completions")) == 1
+
+
+def test_the_first_collection_fetches_messages_several_at_once_within_the_bound(
+        pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
+    server = make_sim(seed=[write_jsonl(tmp_path / "many.jsonl", qa_rows(24))], latency_s=0.05)
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored"))
+    result = pytester.runpytest("--collect-only", "-q", "--distill-concurrency", "3")
+    result.stdout.fnmatch_lines(["24 tests collected*"])
+    assert len([r for r in server.requests if r.path.endswith("/messages")]) == 24
+    assert 2 <= server.peak_in_flight <= 3
+
+
+def test_a_completion_deleted_after_listing_errors_its_own_test_only(
+        pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
+    server = make_sim(seed=[write_jsonl(tmp_path / "few.jsonl", qa_rows(3))])
+    server.inject(Fault("404", path="/chat/completions/chatcmpl-q001/messages"))
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored"))
+    result = pytester.runpytest("--model", "gpt-4o", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*stored completion chatcmpl-q001: GET /chat/completions/chatcmpl-q001/messages*404*"])
+
+
+def test_a_damaged_cache_entry_is_fetched_again(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored:split=test"))
+    pytester.runpytest("--collect-only", "-q")
+    entries = sorted((pytester.path / ".pytest_cache").rglob("chatcmpl-hb-*.json"))
+    assert len(entries) == 12
+    entries[0].write_text("{", encoding="utf-8")
+    sim.clear_requests()
+    pytester.runpytest("--model", "gpt-4o").assert_outcomes(passed=12)
+    assert len([r for r in sim.requests if r.path.endswith("/messages")]) == 1
 
 
 def test_model_given_twice_runs_each_case_on_both(pytester: pytest.Pytester, sim: SimServer) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .atomic import write_atomic
-from .models.client import Completion, ModelRuntime, Usage
+from .models.client import Completion, ModelError, ModelRuntime, Usage
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 LIST_PARAMS = frozenset({"model", "limit", "order"})
@@ -159,25 +160,45 @@ def load_jsonl(path: Path, source: str) -> list[Case | BrokenCase]:
 
 class StoredCompletions:
     """Stored chat completions as cases. Their content never changes, so it is cached on disk by id:
-    a second collection of the same set makes only the list calls."""
+    a second collection of the same set makes only the list calls. The first makes one messages call
+    per completion; those run while the listing goes on, at most `--distill-concurrency` at once, since
+    10,000 of them one after another would take most of an hour against the API."""
 
     def __init__(self, runtime: ModelRuntime, cache_dir: Path | None) -> None:
         self.runtime, self.cache_dir = runtime, cache_dir
 
     def load(self, spec: DatasetSpec) -> list[Case | BrokenCase]:
-        cases: list[Case | BrokenCase] = []
-        for completion in self._list(spec):
-            try:
-                content = self._content(completion)
-                case = case_from_messages(completion.id, content["messages"], completion.metadata, spec.text)
-            except ValueError as exc:
-                cases.append(BrokenCase(completion.id, spec.text, f"stored completion {completion.id}: {exc}"))
-                continue
-            usage = content.get("usage") or {}
-            cases.append(Case(case.id, case.messages, case.expected, case.metadata, spec.text,
-                              origin_model=completion.model,
-                              origin_usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0))))
-        return cases
+        pool = ThreadPoolExecutor(self.runtime.concurrency, thread_name_prefix="distill-stored")
+        try:
+            contents = [(completion, self._content(pool, completion)) for completion in self._list(spec)]
+            return [self._case(spec, completion, content) for completion, content in contents]
+        finally:
+            pool.shutdown(cancel_futures=True)
+
+    def _content(self, pool: ThreadPoolExecutor, completion: Any) -> Future[dict[str, Any]]:
+        """Input messages and answer of one stored completion: from the disk cache, or being fetched."""
+        cached = self._cached(completion.id)
+        if cached is None:
+            return pool.submit(self._fetch, completion)
+        done: Future[dict[str, Any]] = Future()
+        done.set_result(cached)
+        return done
+
+    @staticmethod
+    def _case(spec: DatasetSpec, completion: Any, content: Future[dict[str, Any]]) -> Case | BrokenCase:
+        """The case of a stored completion; one deleted since it was listed is a broken case, not the set's end."""
+        try:
+            data = content.result()
+            case = case_from_messages(completion.id, data["messages"], completion.metadata, spec.text)
+        except ModelError as exc:
+            if exc.status != 404:
+                raise
+            return BrokenCase(completion.id, spec.text, f"stored completion {completion.id}: {exc}")
+        except ValueError as exc:
+            return BrokenCase(completion.id, spec.text, f"stored completion {completion.id}: {exc}")
+        usage = data.get("usage") or {}
+        return Case(case.id, case.messages, case.expected, case.metadata, spec.text, origin_model=completion.model,
+                    origin_usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)))
 
     def _list(self, spec: DatasetSpec) -> Iterator[Any]:
         wanted = spec.list_params.get("limit")
@@ -193,11 +214,18 @@ class StoredCompletions:
                 if wanted and count >= wanted:
                     return
 
-    def _content(self, completion: Any) -> dict[str, Any]:
-        """Input messages and answer of one stored completion, from the disk cache or the API."""
+    def _cached(self, completion_id: str) -> dict[str, Any] | None:
+        """Input messages and answer of a stored completion fetched before, from the disk cache."""
+        cached = self._cache_path(completion_id)
+        try:
+            data = json.loads(cached.read_text(encoding="utf-8")) if cached is not None else None
+        except (OSError, ValueError):
+            return None
+        return data if isinstance(data, dict) and isinstance(data.get("messages"), list) else None
+
+    def _fetch(self, completion: Any) -> dict[str, Any]:
+        """Input messages and answer of one stored completion from the API, then kept in the disk cache."""
         cached = self._cache_path(completion.id)
-        if cached and cached.is_file():
-            return json.loads(cached.read_text(encoding="utf-8"))
         endpoint = f"GET /chat/completions/{completion.id}/messages"
         with self.runtime.api_errors(endpoint):
             inputs = [_message_dict(m) for m in self.runtime.sdk().chat.completions.messages.list(completion.id, limit=PAGE_SIZE)]
