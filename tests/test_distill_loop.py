@@ -198,10 +198,9 @@ def test_wait_follows_the_job_and_prints_the_model_and_the_command_to_rerun(pyte
     assert again.ret == 0 and again.parseoutcomes() == {"passed": 10}
 
 
-def test_ctrl_c_while_waiting_leaves_the_job_running_and_still_writes_the_results(
-        pytester: pytest.Pytester, make_sim) -> None:
-    """A real SIGINT to a real pytest process: the tests had all run, so their results are whole."""
-    server = start_project(pytester, make_sim, job_seconds=60)
+def interrupt_at(pytester: pytest.Pytester, prefix: str) -> str:
+    """Run `pytest --distill --distill-wait` in its own process and send it a real SIGINT at the first line
+    that starts with `prefix`; its whole output, once it has exited with INTERRUPTED."""
     with subprocess.Popen([sys.executable, "-m", "pytest", "--distill", "--distill-wait", "--distill-timeout", "60",
                            "--distill-results", "out/results.json"], cwd=pytester.path, env=os.environ,
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
@@ -209,18 +208,38 @@ def test_ctrl_c_while_waiting_leaves_the_job_running_and_still_writes_the_result
         seen = []
         for line in process.stdout:
             seen.append(line)
-            if line.startswith("distill: following"):
+            if line.startswith(prefix):
                 process.send_signal(signal.SIGINT)
                 break
         rest, _ = process.communicate(timeout=120)
     output = "".join(seen) + rest
-    assert process.returncode == pytest.ExitCode.INTERRUPTED, output
+    assert process.returncode == pytest.ExitCode.INTERRUPTED and "Traceback" not in output, output
+    return output
+
+
+def test_ctrl_c_while_waiting_leaves_the_job_running_and_still_writes_the_results(
+        pytester: pytest.Pytester, make_sim) -> None:
+    """The tests had all run, so their results are whole."""
+    server = start_project(pytester, make_sim, job_seconds=60)
+    output = interrupt_at(pytester, "distill: following")
     assert re.search(r"stopped following on Ctrl-C: ftjob-\S+ is left running; follow it again with: pytest --distill "
                      r"--distill-wait", output), output
     assert creates(server) == (1, 1)
     assert not [r for r in requests_to(server, "POST", "/fine_tuning/jobs") if r.path.endswith("/cancel")]
     document = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
     assert len(document["cases"]) == 20 and document["distill"]["interrupted"] is True
+
+
+def test_ctrl_c_while_uploading_records_no_job_says_so_and_still_writes_the_results(
+        pytester: pytest.Pytester, make_sim) -> None:
+    server = start_project(pytester, make_sim)
+    server.inject(Fault("stall", path="/files", seconds=30))
+    output = interrupt_at(pytester, "distill: uploading distill-train.jsonl (12 examples)")
+    assert re.search(r"stopped on Ctrl-C while starting the openai training: nothing was recorded, so the next "
+                     r"--distill starts anew; the training file \S+distill-train.jsonl is kept", output), output
+    assert creates(server)[1] == 0
+    document = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
+    assert len(document["cases"]) == 20 and document["distill"]["run"] is None
 
 
 def test_wait_on_a_job_that_fails_exits_non_zero_with_the_error(pytester: pytest.Pytester, make_sim) -> None:

@@ -340,11 +340,11 @@ class DistillSession:
         """Write the results file and compare with the baseline; a regression fails the session.
 
         An interrupted run writes nothing: its partial results would make a misleading baseline. Ctrl-C
-        while following a training interrupts no test, so that run's results are whole and written."""
+        while starting or following a training interrupts no test, so that run's results are whole and written."""
         if self.is_worker or not self.entries:
             return
-        only_following = self.distill_outcome is not None and self.distill_outcome.interrupted
-        if session.exitstatus == pytest.ExitCode.INTERRUPTED and not only_following:
+        only_training = self.distill_outcome is not None and self.distill_outcome.interrupted
+        if session.exitstatus == pytest.ExitCode.INTERRUPTED and not only_training:
             if self.settings.results or self.baseline:
                 self.report_lines.append("distill: the run was interrupted: no results file written, no baseline comparison")
             return

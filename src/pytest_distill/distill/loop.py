@@ -149,6 +149,11 @@ def _train(inputs: LoopInputs, outcome: Outcome) -> None:
         outcome.failed = True
         notes.append(f"could not start training: {exc}")
         return
+    except KeyboardInterrupt:
+        outcome.interrupted = True
+        notes.append(f"stopped on Ctrl-C while starting the {s.backend} training: nothing was recorded, "
+                     f"so the next --distill starts anew; the training file {request.training_file} is kept")
+        return
     if not inputs.record.available:
         notes.append("pytest's cache is off: a second --distill cannot know about this training")
     if s.wait and run.active:
@@ -183,8 +188,8 @@ def _earlier(inputs: LoopInputs, trainer: Trainer, key: str, notes: list[str]) -
 def _follow(inputs: LoopInputs, trainer: Trainer, run: TrainingRun, outcome: Outcome) -> TrainingRun:
     """Follow to the end, the timeout, Ctrl-C or a lost connection; the last three leave it running."""
     again = f"follow it again with: {follow_command(inputs.args)}"
-    inputs.say(f"following {run.id} for up to {inputs.settings.timeout:g}s (Ctrl-C stops following, not the training)")
     try:
+        inputs.say(f"following {run.id} for up to {inputs.settings.timeout:g}s (Ctrl-C stops following, not the training)")
         run = trainer.follow(run, inputs.settings.timeout)
     except KeyboardInterrupt:
         outcome.interrupted = True

@@ -56,6 +56,8 @@ class OpenAITrainer:
         self.runtime, self.say = runtime, say
 
     def start(self, request: TrainingRequest) -> TrainingRun:
+        self.say(f"uploading {request.training_file.name} ({request.examples} examples) and creating a fine-tuning "
+                 f"job on {request.student}")
         training = self._upload(request.training_file)
         validation = self._upload(request.validation_file) if request.validation_file else None
         params = create_params(request, training, validation)
