@@ -168,35 +168,40 @@ class StoredCompletions:
         self.runtime, self.cache_dir = runtime, cache_dir
 
     def load(self, spec: DatasetSpec) -> list[Case | BrokenCase]:
+        """The cases in listing order; each fetched one is a case as soon as it arrives, so that only
+        cases, not the SDK's completion objects, are kept until the last one is in."""
+        cases: list[Case | BrokenCase | None] = []
+        fetching: list[tuple[int, Future[Case | BrokenCase]]] = []
         pool = ThreadPoolExecutor(self.runtime.concurrency, thread_name_prefix="distill-stored")
         try:
-            contents = [(completion, self._content(pool, completion)) for completion in self._list(spec)]
-            return [self._case(spec, completion, content) for completion, content in contents]
+            for completion in self._list(spec):
+                content = self._cached(completion.id)
+                if content is None:
+                    fetching.append((len(cases), pool.submit(self._fetched_case, spec, completion)))
+                cases.append(None if content is None else self._case(spec, completion, content))
+            for index, case in fetching:
+                cases[index] = case.result()
         finally:
             pool.shutdown(cancel_futures=True)
+        return [case for case in cases if case is not None]
 
-    def _content(self, pool: ThreadPoolExecutor, completion: Any) -> Future[dict[str, Any]]:
-        """Input messages and answer of one stored completion: from the disk cache, or being fetched."""
-        cached = self._cached(completion.id)
-        if cached is None:
-            return pool.submit(self._fetch, completion)
-        done: Future[dict[str, Any]] = Future()
-        done.set_result(cached)
-        return done
-
-    @staticmethod
-    def _case(spec: DatasetSpec, completion: Any, content: Future[dict[str, Any]]) -> Case | BrokenCase:
-        """The case of a stored completion; one deleted since it was listed is a broken case, not the set's end."""
+    def _fetched_case(self, spec: DatasetSpec, completion: Any) -> Case | BrokenCase:
+        """The case of a stored completion not cached yet; one deleted since it was listed is a broken
+        case, not the end of the whole set."""
         try:
-            data = content.result()
-            case = case_from_messages(completion.id, data["messages"], completion.metadata, spec.text)
+            return self._case(spec, completion, self._fetch(completion))
         except ModelError as exc:
             if exc.status != 404:
                 raise
             return BrokenCase(completion.id, spec.text, f"stored completion {completion.id}: {exc}")
+
+    @staticmethod
+    def _case(spec: DatasetSpec, completion: Any, content: dict[str, Any]) -> Case | BrokenCase:
+        try:
+            case = case_from_messages(completion.id, content["messages"], completion.metadata, spec.text)
         except ValueError as exc:
             return BrokenCase(completion.id, spec.text, f"stored completion {completion.id}: {exc}")
-        usage = data.get("usage") or {}
+        usage = content.get("usage") or {}
         return Case(case.id, case.messages, case.expected, case.metadata, spec.text, origin_model=completion.model,
                     origin_usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)))
 
