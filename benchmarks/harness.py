@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,34 +34,11 @@ class Run:
     output: str
 
 
-class CountingSim(SimServer):
-    """The simulator, counting how many requests it is answering at once (its latency included)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._gate = threading.Lock()
-        self.now = self.peak = 0
-
-    def reset_peak(self) -> None:
-        with self._gate:
-            self.peak = self.now
-
-    def respond(self, *args: Any, **kwargs: Any) -> Any:
-        with self._gate:
-            self.now += 1
-            self.peak = max(self.peak, self.now)
-        try:
-            return super().respond(*args, **kwargs)
-        finally:
-            with self._gate:
-                self.now -= 1
-
-
-def measure(command: Sequence[str], cwd: Path, env: Mapping[str, str], sim: CountingSim | None = None,
+def measure(command: Sequence[str], cwd: Path, env: Mapping[str, str], sim: SimServer | None = None,
             timeout_s: float = 1800.0) -> Run:
     """Run a command to its end; CPU and memory are its own and its children's (wait4)."""
     if sim is not None:
-        sim.reset_peak()
+        sim.clear_requests()
     with tempfile.TemporaryFile() as sink:
         started = time.perf_counter()
         process = subprocess.Popen(list(command), cwd=cwd, env=dict(env), stdout=sink, stderr=subprocess.STDOUT,
@@ -79,7 +55,7 @@ def measure(command: Sequence[str], cwd: Path, env: Mapping[str, str], sim: Coun
         process.returncode = os.waitstatus_to_exitcode(status)
         sink.seek(0)
         output = sink.read().decode(errors="replace")
-    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, sim.peak if sim else 0,
+    return Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, sim.peak_in_flight if sim else 0,
                process.returncode, output)
 
 

@@ -24,10 +24,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pytest_distill.sim import SimServer
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import CountingSim, cases, environment, measure, median, passed_of_pytest, spread, write_jsonl  # noqa: E402
+from harness import cases, environment, measure, median, passed_of_pytest, spread, write_jsonl  # noqa: E402
 import scale  # noqa: E402
 
 LATENCY_S = 0.2
@@ -153,7 +155,7 @@ def install_peers() -> tuple[str | None, Path | None]:
 # -- running and printing -------------------------------------------------------------------------------
 
 
-def run_variants(chosen: list[Variant], scratch: Path, sim: CountingSim, runs: int) -> dict[str, dict[str, Any]]:
+def run_variants(chosen: list[Variant], scratch: Path, sim: SimServer, runs: int) -> dict[str, dict[str, Any]]:
     env = {**environment(scratch), **QUIET_ENV, "OPENAI_BASE_URL": sim.url, "OPENAI_API_KEY": "sk-bench-0000",
            "PYTHONPATH": os.pathsep.join((str(HERE), str(HERE / "peers"))), "PROMPTFOO_CONFIG_DIR": str(scratch / "promptfoo-home"), "BENCH_CASES": "cases.jsonl"}
     figures: dict[str, dict[str, Any]] = {}
@@ -239,7 +241,7 @@ def main() -> int:
     rows = cases(CASES)
     with tempfile.TemporaryDirectory(prefix="distill-bench-") as folder:
         scratch = Path(folder)
-        with CountingSim(seed=[write_jsonl(scratch / "seed.jsonl", rows)], latency_s=LATENCY_S) as sim:
+        with SimServer(seed=[write_jsonl(scratch / "seed.jsonl", rows)], latency_s=LATENCY_S) as sim:
             lay_out(scratch, rows, sim.url)
             figures = run_variants(chosen, scratch, sim, runs)
         sizes = scale.measure_scale(scratch / "scale", 2_000 if args.quick else 10_000) if not args.only else {}

@@ -9,8 +9,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from harness import CountingSim, Run, cases, environment, measure, write_jsonl
+from pytest_distill.sim import SimServer
 
+from harness import Run, cases, environment, measure, write_jsonl
+
+REMOTE_CASES = 1_000
+REMOTE_LATENCY_S = 0.1
 STORED_SUITE = """
 import pytest
 
@@ -56,7 +60,7 @@ def measure_scale(folder: Path, count: int) -> dict[str, Any]:
     rows = cases(count)
     folder.mkdir()
     print(f"· scale: {count} cases (collection twice, then the overhead runs) ...", flush=True)
-    with CountingSim(seed=[write_jsonl(folder / "seed.jsonl", rows)]) as sim:
+    with SimServer(seed=[write_jsonl(folder / "seed.jsonl", rows)]) as sim:
         env = {**environment(folder), "OPENAI_BASE_URL": sim.url, "OPENAI_API_KEY": "sk-bench-0000"}
         pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:randomly"]
         stored = suite(folder / "stored", STORED_SUITE, rows)
@@ -67,8 +71,9 @@ def measure_scale(folder: Path, count: int) -> dict[str, Any]:
         calling = suite(folder / "calling", CALLING_SUITE, rows)
         measure([*pytest, "--distill-cache", "--distill-concurrency", "16"], calling, env)
         from_cache = measure([*pytest, "--distill-cache"], calling, env)
+        remote = remote_collection(folder / "remote", rows[:REMOTE_CASES])
     shutil.rmtree(folder, ignore_errors=True)
-    return {
+    return {**remote,
         "cases": count,
         "collect_first_s": round(first.wall_s, 2), "collect_first_mb": round(first.max_rss_mb),
         "collect_cached_s": round(cached.wall_s, 2), "collect_cached_mb": round(cached.max_rss_mb),
@@ -76,6 +81,19 @@ def measure_scale(folder: Path, count: int) -> dict[str, Any]:
         "per_case_bare_ms": round(per_case_ms(bare, plain, count), 3), "per_case_ms": round(per_case_ms(from_cache, plain, count), 3),
         "ok": all(run.returncode == 0 for run in (first, cached, plain, bare, from_cache)),
     }
+
+
+def remote_collection(folder: Path, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A first collection where every call takes REMOTE_LATENCY_S, as against the API: one messages call
+    per stored completion, run --distill-concurrency at once (one after another they would take
+    len(rows) * REMOTE_LATENCY_S)."""
+    folder.mkdir()
+    with SimServer(seed=[write_jsonl(folder / "seed.jsonl", rows)], latency_s=REMOTE_LATENCY_S) as sim:
+        env = {**environment(folder), "OPENAI_BASE_URL": sim.url, "OPENAI_API_KEY": "sk-bench-0000"}
+        run = measure([sys.executable, "-m", "pytest", "-q", "-p", "no:randomly", "--collect-only"],
+                      suite(folder / "stored", STORED_SUITE, rows), env, sim)
+    return {"remote_cases": len(rows), "remote_latency_s": REMOTE_LATENCY_S, "remote_collect_first_s": round(run.wall_s, 2),
+            "remote_peak_in_flight": run.peak_in_flight, "remote_ok": run.returncode == 0}
 
 
 def per_case_ms(ours: Run, plain: Run, count: int) -> float:
@@ -90,6 +108,10 @@ def lines(sizes: dict[str, Any]) -> list[str]:
         f"{n} tests: plain pytest {sizes['plain_run_s']:.2f} s; pytest-distill with `case` {sizes['bare_run_s']:.2f} s; "
         f"with `model.complete(case)` from --distill-cache {sizes['cached_call_run_s']:.2f} s"
         + ("" if sizes["ok"] else "  (a run did not pass: see above)"),
+        f"first collection of {sizes['remote_cases']} stored cases at {sizes['remote_latency_s']:g} s a call: "
+        f"{sizes['remote_collect_first_s']:.2f} s, {sizes['remote_peak_in_flight']} calls in flight at the most "
+        f"(one after another: at least {sizes['remote_cases'] * sizes['remote_latency_s']:.0f} s)"
+        + ("" if sizes["remote_ok"] else "  (the run did not pass)"),
     ]
 
 
