@@ -142,6 +142,7 @@ def test_the_html_report_shows_each_case_with_model_text_escaped(
     for (row,) in tests.values():
         extra = "".join(e["content"] for e in row["extras"] if e["format_type"] == "html")
         assert "<h4>Input</h4>" in extra and "Output of gpt-4o" in extra and "string_check" in extra
+        assert "<h4>Reference</h4>" in extra
         assert '<td class="col-model">gpt-4o</td>' in row["resultsTableRow"]
         shown.append(extra + "".join(row["resultsTableRow"]) + row["log"])
     text = "".join(shown)

@@ -29,6 +29,8 @@ class Entry:
     case_id: str | None = None
     model: str | None = None
     input: list[dict[str, Any]] | None = None
+    expected: str | None = None
+    """The case's reference answer, shown beside the output in the HTML report."""
     output: str | None = None
     grades: list[Grade] = field(default_factory=list)
     usage: dict[str, int] | None = None

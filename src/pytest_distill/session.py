@@ -233,7 +233,7 @@ class DistillSession:
             case = params.get("case")
             item.stash[ENTRY] = Entry(
                 nodeid=item.nodeid, case_id=getattr(case, "id", None), model=params.get("model"),
-                input=getattr(case, "messages", None))
+                input=getattr(case, "messages", None), expected=getattr(case, "expected", None))
         return item.stash[ENTRY]
 
     def call_scope(self, item: pytest.Item) -> Iterator[grades.Scope]:

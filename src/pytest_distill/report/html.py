@@ -78,7 +78,7 @@ def _verdict(grade: Grade) -> str:
 
 
 def entry_extra(entry: Entry) -> dict[str, Any]:
-    """The details of one test as a pytest-html `extras.html`: input messages, output, grades, error."""
+    """The details of one test as a pytest-html `extras.html`: input messages, output, reference, grades, error."""
     parts = ['<div class="distill-entry">']
     if entry.input:
         parts.append("<h4>Input</h4>")
@@ -86,6 +86,8 @@ def entry_extra(entry: Entry) -> dict[str, Any]:
                   for message in entry.input]
     if entry.output is not None:
         parts.append(f"<h4>Output of {escape(entry.model or '')}</h4><pre>{escape(entry.output)}</pre>")
+    if entry.expected is not None:
+        parts.append(f"<h4>Reference</h4><pre>{escape(entry.expected)}</pre>")
     if entry.grades:
         rows = "".join(
             f'<tr><td>{escape(g.name)}</td><td>{g.score:g}</td>'
