@@ -236,7 +236,7 @@ def test_ctrl_c_while_uploading_records_no_job_says_so_and_still_writes_the_resu
     server.inject(Fault("stall", path="/files", seconds=30))
     output = interrupt_at(pytester, "distill: uploading distill-train.jsonl (12 examples)")
     assert re.search(r"stopped on Ctrl-C while starting the openai training: nothing was recorded, so the next "
-                     r"--distill starts anew; the training file \S+distill-train.jsonl is kept", output), output
+                     r"--distill starts anew \(.*\); the training file \S+distill-train.jsonl is kept", output), output
     assert creates(server)[1] == 0
     document = json.loads((pytester.path / "out" / "results.json").read_text(encoding="utf-8"))
     assert len(document["cases"]) == 20 and document["distill"]["run"] is None

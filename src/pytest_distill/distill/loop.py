@@ -152,7 +152,8 @@ def _train(inputs: LoopInputs, outcome: Outcome) -> None:
     except KeyboardInterrupt:
         outcome.interrupted = True
         notes.append(f"stopped on Ctrl-C while starting the {s.backend} training: nothing was recorded, "
-                     f"so the next --distill starts anew; the training file {request.training_file} is kept")
+                     f"so the next --distill starts anew (a job created in that very moment would run on "
+                     f"unknown to it); the training file {request.training_file} is kept")
         return
     if not inputs.record.available:
         notes.append("pytest's cache is off: a second --distill cannot know about this training")
