@@ -80,6 +80,19 @@ def test_a_rejected_request_fails_at_once_with_its_status(runtime: ModelRuntime,
     assert len(requests_to(sim, "POST", "/chat/completions")) == 1
 
 
+def test_an_optional_parameter_the_model_refuses_is_dropped_and_a_needed_one_is_not(
+        runtime: ModelRuntime, sim: SimServer) -> None:
+    first = runtime.chat("o4-mini", QUESTION, optional={"temperature": 0})
+    again = runtime.chat("o4-mini", QUESTION, sample=1, optional={"temperature": 0})
+    assert first.text == again.text and first.served_model == "o4-mini-2025-04-16"
+    sent = [r.body.get("temperature") for r in requests_to(sim, "POST", "/chat/completions")]
+    assert sent == [0, None, None]
+    with pytest.raises(ModelError, match=r"\(HTTP 400\): .*Unsupported parameter: 'max_tokens'") as raised:
+        runtime.chat("o4-mini", QUESTION, max_tokens=5, optional={"temperature": 0})
+    assert (raised.value.status, raised.value.param) == (400, "max_tokens")
+    assert len(requests_to(sim, "POST", "/chat/completions")) == 4
+
+
 def test_an_unknown_model_is_a_404_model_error(runtime: ModelRuntime) -> None:
     with pytest.raises(ModelError, match=r"for model 'gpt-9' failed \(HTTP 404\)"):
         runtime.chat("gpt-9", QUESTION)

@@ -298,6 +298,17 @@ def test_grader_model_and_judge_override_choose_who_judges(pytester: pytest.Pyte
     assert sorted(body["model"] for body in judge_requests(sim)) == ["gpt-4o-2024-11-20", "gpt-4o-mini"]
 
 
+def test_a_reasoning_judge_that_refuses_temperature_is_asked_without_it_from_then_on(
+        pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(FACT_SUITE.format(spec="stored:app=hobannu,split=test,limit=4", extra=""))
+    result = pytester.runpytest("--model", "gpt-4o", "--grader-model", "o4-mini", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4)
+    bodies = judge_requests(sim)
+    assert [body.get("temperature") for body in bodies] == [0, None, None, None, None]
+    for body in bodies:
+        validate_request("post", "/chat/completions", body)
+
+
 def test_the_embedding_model_comes_from_the_ini_setting(pytester: pytest.Pytester, sim: SimServer) -> None:
     pytester.makeini("[pytest]\ndistill_embedding_model = text-embedding-3-large\n")
     pytester.makepyfile("""

@@ -38,6 +38,21 @@ def test_requests_the_simulator_cannot_honour_are_400s(client: openai.OpenAI, pa
     assert raised.value.response.json()["error"]["param"] == param
 
 
+@pytest.mark.parametrize(
+    "params, param, code",
+    [({"temperature": 0}, "temperature", "unsupported_value"), ({"max_tokens": 50}, "max_tokens", "unsupported_parameter")],
+)
+def test_a_reasoning_model_refuses_what_o_series_models_refuse(
+        client: openai.OpenAI, params: dict, param: str, code: str) -> None:
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="o4-mini", messages=[user("hi")], **params)
+    error = raised.value.response.json()["error"]
+    assert (error["param"], error["code"], error["type"]) == (param, code, "invalid_request_error")
+    answer = client.chat.completions.create(model="o4-mini", messages=[user(capital_question("Peru"))],
+                                            temperature=1, max_completion_tokens=50)
+    assert (answer.model, answer.choices[0].message.content) == ("o4-mini-2025-04-16", capital_answer("Peru"))
+
+
 def test_an_invalid_role_is_a_400(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError, match="messages\\[0\\].role"):
         narrator = {"role": "narrator", "content": "hi"}

@@ -27,6 +27,8 @@ from ..models.client import Completion
 from ..models.handle import Model
 
 ATTEMPTS = 2
+STEADY = {"temperature": 0}
+"""Asked of every judge, left out for a judge that refuses it (reasoning models take only their default)."""
 RAW_LIMIT = 2000
 DEFAULT_JUDGE = "gpt-4o"
 TAG = re.compile(r"</?(?:question|expected|criteria|output)>", re.IGNORECASE)
@@ -157,14 +159,14 @@ def template(name: str) -> Template:
 def ask(judge: Model, template: Template, texts: Mapping[str, str]) -> tuple[Any, str]:
     """The judge's verdict and reasoning; one bad answer is asked again, two raise `JudgeError`."""
     messages = template.messages(texts)
-    params = {"temperature": 0, "response_format": template.response_format()}
+    params = {"response_format": template.response_format()}
     problems = []
     for attempt in range(ATTEMPTS):
-        completion = judge.runtime.chat(judge.name, messages, sample=attempt, **params)
+        completion = judge.runtime.chat(judge.name, messages, sample=attempt, optional=STEADY, **params)
         try:
             return template.read(completion)
         except UnusableAnswer as exc:
-            judge.runtime.uncache_chat(judge.name, messages, sample=attempt, **params)
+            judge.runtime.uncache_chat(judge.name, messages, sample=attempt, optional=STEADY, **params)
             problems.append(f"answer {attempt + 1}: {exc}")
     raise JudgeError(f"{template.name}: the judge {judge.name!r} gave no usable answer in {ATTEMPTS} attempts:\n"
                      + "\n".join(problems))

@@ -18,7 +18,7 @@ import re
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -78,8 +78,10 @@ class ModelError(Exception):
     The plugin reports it as an error of the test, not a failure of the model under test.
     """
 
-    def __init__(self, model: str, endpoint: str, message: str, status: int | None = None) -> None:
-        self.model, self.endpoint, self.status = model, endpoint, status
+    def __init__(self, model: str, endpoint: str, message: str, status: int | None = None,
+                 param: str | None = None) -> None:
+        self.model, self.endpoint, self.status, self.param = model, endpoint, status, param
+        """`param`: the request parameter the API blamed, when it named one."""
         where = f"{endpoint} for model {model!r}" if model else endpoint
         code = f" (HTTP {status})" if status else ""
         super().__init__(f"{where} failed{code}: {message}")
@@ -131,12 +133,27 @@ class ModelRuntime:
         self._answers: dict[str, Any] = {}
         """Results of finished calls by request key, read from any thread without a trip through the loop."""
         self._local: LocalModels | None = None
+        self._refused: dict[str, set[str]] = {}
+        """Optional parameters each model refused (see `chat`)."""
 
     # -- public, synchronous -------------------------------------------------------------------
 
-    def chat(self, model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0, **params: Any) -> Completion:
-        """A chat completion; waits for it. `sample` tells apart deliberate repeats of one request."""
-        return self.wait(self.submit_chat(model, messages, sample=sample, **params))
+    def chat(self, model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0,
+             optional: Mapping[str, Any] | None = None, **params: Any) -> Completion:
+        """A chat completion; waits for it. `sample` tells apart deliberate repeats of one request.
+
+        `optional` parameters are wished for, not needed: one the API refuses for this model (a 400 that
+        names it, as reasoning models refuse `temperature=0`) is left out of this and every later call
+        to the model."""
+        while True:
+            sent = self._sendable(model, params, optional)
+            try:
+                return self.wait(self.submit_chat(model, messages, sample=sample, **sent))
+            except ModelError as exc:
+                if exc.status != 400 or exc.param not in (optional or {}) or exc.param not in sent:
+                    raise
+                with self._lock:
+                    self._refused.setdefault(model, set()).add(exc.param)
 
     def submit_chat(self, model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0,
                     **params: Any) -> concurrent.futures.Future[Completion]:
@@ -146,11 +163,18 @@ class ModelRuntime:
             return self._known(key, None) or self._submit(key, lambda: self._local_chat(model, list(messages), params))
         return self._known(key, self.cache) or self._submit(key, lambda: self._answer(key, model, list(messages), params))
 
-    def uncache_chat(self, model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0, **params: Any) -> None:
+    def uncache_chat(self, model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0,
+                     optional: Mapping[str, Any] | None = None, **params: Any) -> None:
         """Drop an answer from the disk cache: one found unusable (a judge's answer that is not the verdict
         asked for) is asked for again on the next run. This run keeps it, so its verdict stays one."""
         if self.cache is not None:
-            self.cache.drop(chat_key(model, messages, sample=sample, **params))
+            self.cache.drop(chat_key(model, messages, sample=sample, **self._sendable(model, params, optional)))
+
+    def _sendable(self, model: str, params: Mapping[str, Any], optional: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The parameters to send: `params`, and the optional ones this model has not refused."""
+        with self._lock:
+            refused = set(self._refused.get(model, ()))
+        return {**{name: value for name, value in (optional or {}).items() if name not in refused}, **params}
 
     def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
         """Embedding vectors of texts, in order."""
@@ -345,7 +369,7 @@ class ModelRuntime:
                 except openai.APIStatusError as exc:
                     last = self._message(exc)
                     if exc.status_code not in RETRYABLE_STATUS and exc.status_code < 500:
-                        raise ModelError(model, endpoint, last, exc.status_code) from None
+                        raise ModelError(model, endpoint, last, exc.status_code, getattr(exc, "param", None)) from None
                     delay = _retry_after(exc) or _backoff(attempt)
                     if exc.status_code == 429:
                         self._resume_at = max(self._resume_at, time.monotonic() + delay)

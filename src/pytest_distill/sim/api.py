@@ -159,6 +159,8 @@ class SimApi:
         if body.get("n") not in (None, 1):
             raise bad_request("The simulator answers with n=1 only.", param="n")
         card = self._chat_model(model)
+        if card.kind == "reasoning":
+            _check_reasoning_params(body)
         store = bool(body.get("store"))
         metadata = body.get("metadata")
         if metadata is not None:
@@ -434,6 +436,18 @@ class SimApi:
         if isinstance(limit, int) and count_tokens(text) > limit:
             return truncate_tokens(text, limit), None, "length"
         return text, None, "stop"
+
+
+def _check_reasoning_params(body: Mapping[str, Any]) -> None:
+    """What a reasoning model refuses, in the real API's words: a sampling temperature but its
+    default, and `max_tokens` (it counts reasoning in `max_completion_tokens`)."""
+    temperature = body.get("temperature")
+    if temperature is not None and temperature != 1:
+        raise bad_request(f"Unsupported value: 'temperature' does not support {temperature} with this model. "
+                          "Only the default (1) value is supported.", param="temperature", code="unsupported_value")
+    if body.get("max_tokens") is not None:
+        raise bad_request("Unsupported parameter: 'max_tokens' is not supported with this model. "
+                          "Use 'max_completion_tokens' instead.", param="max_tokens", code="unsupported_parameter")
 
 
 def chat_completion(

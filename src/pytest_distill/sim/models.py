@@ -33,7 +33,8 @@ NEAR_MATCH = 0.8
 SAME_DOMAIN = 0.1
 CARRIES_OVER = 0.8
 
-Kind = Literal["teacher", "student", "embedding", "fine-tuned"]
+Kind = Literal["teacher", "student", "reasoning", "embedding", "fine-tuned"]
+"""A reasoning model knows what the teacher knows, and refuses sampling parameters as o-series models do."""
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,15 @@ BASE_MODELS: dict[str, ModelCard] = {
         ModelCard("gpt-4o-2024-11-20", "teacher", 1739331543),
         ModelCard("gpt-4o-mini", "student", 1721172741),
         ModelCard("gpt-4o-mini-2024-07-18", "student", 1721172717),
+        ModelCard("o4-mini", "reasoning", 1744225308),
+        ModelCard("o4-mini-2025-04-16", "reasoning", 1744133506),
         ModelCard("text-embedding-3-small", "embedding", 1705948997, dimensions=1536),
         ModelCard("text-embedding-3-large", "embedding", 1705953180, dimensions=3072),
     )
 }
 
 # What an alias answers as, like the real API names the snapshot in every response.
-SNAPSHOTS = {"gpt-4o": "gpt-4o-2024-08-06", "gpt-4o-mini": "gpt-4o-mini-2024-07-18"}
+SNAPSHOTS = {"gpt-4o": "gpt-4o-2024-08-06", "gpt-4o-mini": "gpt-4o-mini-2024-07-18", "o4-mini": "o4-mini-2025-04-16"}
 
 
 # The snapshots a fine-tuning job may start from (besides fine-tuned models, which may be tuned further).
@@ -179,7 +182,7 @@ class ModelZoo:
         if card is None:
             fine_tune = self._fine_tunes()[name]
             return fine_tune.trained.lookup(key) or self._carried_over(fine_tune, key) or self.answer(fine_tune.base, messages)
-        if card.kind == "teacher":
+        if card.kind in ("teacher", "reasoning"):
             return self.knowledge.answer(key) or GENERIC_ANSWER
         return self.knowledge.student_answer(key) or GENERIC_ANSWER
 
