@@ -14,7 +14,7 @@ import pytest
 from pytest_distill.report.cost import PriceTable
 from pytest_distill.sim import SimServer
 
-from .support import qa_rows, write_jsonl
+from .support import qa_rows, requests_to, write_jsonl
 
 GRADED_SUITE = """
 import pytest
@@ -122,6 +122,37 @@ def html_data(path: Path) -> dict[str, Any]:
     blob = re.search(r'data-jsonblob="([^"]*)"', path.read_text(encoding="utf-8"))
     assert blob is not None
     return json.loads(html.unescape(blob.group(1)))
+
+
+JUDGED_SUITE = """
+import pytest
+from pytest_distill import factuality
+
+@pytest.mark.distill_dataset("stored:split=test")
+@pytest.mark.distill_grade("factuality")
+def test_reply(case, model):
+    assert factuality(model.complete(case), case.expected)
+"""
+
+
+def test_the_summary_counts_what_judging_took_once_per_distinct_judge_call(
+        pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(JUDGED_SUITE)
+    result = pytester.runpytest(*BOTH)
+    judge_calls = [r for r in requests_to(sim, "POST", "/chat/completions") if r.body.get("response_format")]
+    assert len(judge_calls) < 24, "a right student answer asks the judge what the teacher's did"
+    line = next(line for line in result.stdout.lines if line.startswith("judging: "))
+    match = re.fullmatch(rf"judging: gpt-4o took {len(judge_calls)} calls, ([\d,]+) / ([\d,]+) tokens in/out, "
+                         r"\$(\d+\.\d+)", line)
+    assert match, line
+    tokens = [int(group.replace(",", "")) for group in match.groups()[:2]]
+    cost = PriceTable.with_defaults("").price("gpt-4o").cost(*tokens)
+    assert tokens[0] > len(judge_calls) * 100 and match.group(3) == f"{cost:.4f}"
+    under_xdist = pytester.runpytest(*BOTH, "-n", "2")
+    under_xdist.stdout.fnmatch_lines([line])
+    pytester.runpytest(*BOTH, "--distill-cache")
+    from_cache = pytester.runpytest(*BOTH, "--distill-cache")
+    from_cache.stdout.no_fnmatch_line("judging: *")
 
 
 def test_the_html_report_shows_each_case_with_model_text_escaped(

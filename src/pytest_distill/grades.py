@@ -63,6 +63,8 @@ class Scope:
     question: str | None = None
     embedding_model: Any = None
     """The session's model for `embedding_similarity` (a `Model`, like `judge`)."""
+    judging: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    """The judge calls of the test's grading, by request: model, input and output tokens."""
 
 
 _scope: ContextVar[Scope | None] = ContextVar("pytest_distill_scope", default=None)
@@ -79,6 +81,14 @@ def record(grade: Grade) -> Grade:
     if scope is not None:
         scope.grades.append(grade)
     return grade
+
+
+def record_judging(request: str, model: str, prompt_tokens: int, completion_tokens: int) -> None:
+    """Note a judge call on the running test (if any), by its request: identical requests of several
+    tests are one call, so the summary counts each request once."""
+    scope = _scope.get()
+    if scope is not None:
+        scope.judging[request] = (model, prompt_tokens, completion_tokens)
 
 
 @contextmanager

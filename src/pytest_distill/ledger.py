@@ -36,6 +36,8 @@ class Entry:
     usage: dict[str, int] | None = None
     latency_s: float | None = None
     error: str | None = None
+    judging: dict[str, tuple[str, int, int]] = field(default_factory=dict)
+    """The judge calls of this test's grading, by request: model, input and output tokens."""
     outcome: str = "passed"
     """passed, failed, error or skipped: the test's own outcome."""
     sample: int = 0
@@ -137,6 +139,26 @@ def _model_stats(model: str, entries: list[Entry]) -> ModelStats:
         completion_tokens=sum((entry.usage or {}).get("completion_tokens", 0) for entry in entries),
         latencies=tuple(entry.latency_s for entry in entries if entry.latency_s),
     )
+
+
+@dataclass(frozen=True)
+class JudgingStats:
+    """What one judge model was asked over the run: calls and tokens."""
+
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+def judging(entries: Sequence[Entry]) -> dict[str, JudgingStats]:
+    """Per judge model, the calls and tokens of all grading in the run, each distinct request once
+    (answers from --distill-cache cost nothing and are not noted)."""
+    calls = {request: call for entry in entries for request, call in entry.judging.items()}
+    by_model: dict[str, list[tuple[str, int, int]]] = {}
+    for call in calls.values():
+        by_model.setdefault(call[0], []).append(call)
+    return {model: JudgingStats(len(group), sum(c[1] for c in group), sum(c[2] for c in group))
+            for model, group in by_model.items()}
 
 
 def without_param(nodeid: str, param_id: str) -> str:

@@ -19,7 +19,7 @@ from .distill import backends, loop
 from .distill.record import TrainingRecord
 from .graders import embedding, judged
 from .graders.judged import JudgeError
-from .ledger import PROPERTY, Entry, entry_of, summarize, verdict_changes
+from .ledger import PROPERTY, Entry, entry_of, judging, summarize, verdict_changes
 from .models import hf
 from .models.cache import CompletionCache
 from .models.client import ModelError, ModelRuntime
@@ -244,11 +244,12 @@ class DistillSession:
         return grades.scoped(scope)
 
     def finish_call(self, item: pytest.Item, scope: grades.Scope) -> None:
-        """Keep the grades made in the test, on the entry and as JUnit properties."""
-        if not scope.grades and ENTRY not in item.stash:
+        """Keep the grades made in the test (on the entry and as JUnit properties) and what judging took."""
+        if not scope.grades and not scope.judging and ENTRY not in item.stash:
             return
         entry = self.entry(item)
         entry.grades.extend(scope.grades)
+        entry.judging = scope.judging
         for grade in scope.grades:
             item.user_properties.append((f"grade:{grade.name}", f"{'pass' if grade.passed else 'fail'} score={grade.score:g}: {grade.reason}"))
 
@@ -303,7 +304,7 @@ class DistillSession:
     def summary(self) -> table.SummaryTable:
         entries = self.ledger()
         return table.build(summarize(entries), verdict_changes(entries), self.prices, self.settings.teacher,
-                           shorter_prompt=self.settings.student_system is not None)
+                           shorter_prompt=self.settings.student_system is not None, judging=judging(entries))
 
     def distill_after_run(self, session: pytest.Session) -> None:
         """With --distill or --distill-dry-run: the gate, the training file and the training, once.

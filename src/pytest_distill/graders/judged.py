@@ -22,8 +22,8 @@ from typing import Any
 
 import jsonschema
 
-from ..grades import Grade, current, record
-from ..models.client import Completion
+from ..grades import Grade, current, record, record_judging
+from ..models.client import Completion, chat_key
 from ..models.handle import Model
 
 ATTEMPTS = 2
@@ -163,6 +163,9 @@ def ask(judge: Model, template: Template, texts: Mapping[str, str]) -> tuple[Any
     problems = []
     for attempt in range(ATTEMPTS):
         completion = judge.runtime.chat(judge.name, messages, sample=attempt, optional=STEADY, **params)
+        if not completion.cached:
+            record_judging(chat_key(judge.name, messages, sample=attempt), judge.name, completion.usage.prompt_tokens,
+                           completion.usage.completion_tokens)
         try:
             return template.read(completion)
         except UnusableAnswer as exc:

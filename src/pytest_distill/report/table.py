@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..ledger import ModelStats, Repeats
+from ..ledger import JudgingStats, ModelStats, Repeats
 from .cost import PriceTable
 
 
@@ -32,7 +32,8 @@ def _dollars(value: float | None) -> str:
 
 
 def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], prices: PriceTable,
-          teacher: str, shorter_prompt: bool = False) -> SummaryTable:
+          teacher: str, shorter_prompt: bool = False,
+          judging: Mapping[str, JudgingStats] | None = None) -> SummaryTable:
     """Rows are models; per grader the pass rate, mean score and count; then errors, tokens, latency, cost."""
     graders = list(dict.fromkeys(name for model in stats.values() for name in model.graders))
     header = ["model", "pass rate", "cases", "errors", *(f"{name} rate/mean/n" for name in graders)]
@@ -54,13 +55,24 @@ def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], price
         row += [f"{model.prompt_tokens:,} / {model.completion_tokens:,}",
                 f"{_seconds(model.latency(0.5))} / {_seconds(model.latency(0.95))}", _dollars(costs[name])]
         rows.append(row)
-    notes = cost_notes(costs, teacher)
+    notes = cost_notes(costs, teacher) + judging_notes(judging or {}, prices)
     if shorter_prompt:
         notes += prompt_notes(stats, teacher)
     if repeats:
         notes.append("verdict changed: the share of repeated cases (--distill-repeat) that passed in one repeat "
                      "and failed in another")
     return SummaryTable(header, rows, notes)
+
+
+def judging_notes(judging: Mapping[str, JudgingStats], prices: PriceTable) -> list[str]:
+    """What the model-graded checks cost: they are calls too, often more tokens than the answers."""
+    notes = []
+    for name, judge in judging.items():
+        price = prices.price(name)
+        cost = f", {_dollars(price.cost(judge.prompt_tokens, judge.completion_tokens))}" if price else ""
+        notes.append(f"judging: {name} took {judge.calls:,} calls, {judge.prompt_tokens:,} / "
+                     f"{judge.completion_tokens:,} tokens in/out{cost}")
+    return notes
 
 
 def prompt_notes(stats: Mapping[str, ModelStats], teacher: str) -> list[str]:
