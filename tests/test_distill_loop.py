@@ -242,12 +242,17 @@ def test_ctrl_c_while_uploading_records_no_job_says_so_and_still_writes_the_resu
     assert len(document["cases"]) == 20 and document["distill"]["run"] is None
 
 
-def test_wait_on_a_job_that_fails_exits_non_zero_with_the_error(pytester: pytest.Pytester, make_sim) -> None:
-    start_project(pytester, make_sim, train=qa_rows(6, "train", "t"))
+def test_wait_on_a_job_that_fails_exits_non_zero_with_the_error_and_a_rerun_starts_anew(
+        pytester: pytest.Pytester, make_sim) -> None:
+    server = start_project(pytester, make_sim, train=qa_rows(6, "train", "t"))
     result = pytester.runpytest("--distill", "--distill-wait", "--distill-min-examples", "5")
     result.stdout.fnmatch_lines(["distill: job ftjob-*: failed | Training file has 6 example(s), but must have at least 10 examples",
                                  "ftjob-* failed: Training file has 6 example(s), but must have at least 10 examples"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+    again = pytester.runpytest("--distill", "--distill-min-examples", "5")
+    again.stdout.fnmatch_lines(["the earlier training ftjob-* of the same data failed (Training file has 6 example(s), "
+                                "but must have at least 10 examples); starting a new one"])
+    assert creates(server) == (2, 2)
 
 
 def test_wait_gives_up_at_the_timeout_leaving_the_job_running(pytester: pytest.Pytester, make_sim) -> None:

@@ -182,7 +182,8 @@ def _earlier(inputs: LoopInputs, trainer: Trainer, key: str, notes: list[str]) -
     if run.status == "succeeded":
         notes.append(f"the same data was already trained by {run.id}: no new training started")
         return run
-    notes.append(f"the earlier training {run.id} of the same data {run.status}; starting a new one")
+    notes.append(f"the earlier training {run.id} of the same data {run.status}"
+                 + (f" ({run.error})" if run.error else "") + "; starting a new one")
     return None
 
 
