@@ -9,6 +9,7 @@ import pytest
 
 from .datasets import Case
 from .models.handle import Model
+from .recording import Recorder
 from .session import SESSION, SIM_URL, DistillSession
 from .settings import add_options
 
@@ -57,18 +58,18 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
         try:
             return (yield)
         finally:
-            session.finish_call(item, scope)
+            session.recorder.finish_call(item, scope)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    item.config.stash[SESSION].annotate(item, call, report)
+    item.config.stash[SESSION].recorder.annotate(item, call, report)
     return report
 
 
 def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
-    return DistillSession.test_status(report)
+    return Recorder.test_status(report)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -18,23 +18,19 @@ from .datasets import BrokenCase, Case, DatasetError, StoredCompletions, load_js
 from .distill import backends, loop
 from .distill.record import TrainingRecord
 from .graders import embedding, judged
-from .graders.judged import JudgeError
-from .ledger import PROPERTY, Entry, entry_of, judging, summarize, verdict_changes
+from .ledger import Entry, judging, summarize, verdict_changes
 from .models import hf
 from .models.cache import CompletionCache
 from .models.client import ModelError, ModelRuntime
 from .models.handle import Model
 from .report import baseline, html, results, table, terminal
+from .recording import Recorder
 from .report.cost import PriceTable
 from .settings import Settings, resolve
 
 SESSION = pytest.StashKey["DistillSession"]()
-ENTRY = pytest.StashKey[Entry]()
 SIM_URL = "distill_sim_url"
 SIM_KEY = "distill-sim"
-ERROR_PROPERTY = "distill_error"
-TEST_ERRORS = (ModelError, DatasetError, JudgeError)
-"""Exceptions that are the environment's fault, not the model's: reported as errors, never failures."""
 GRADED_AHEAD = {helper.__name__: helper for helper in (
     judged.factuality, judged.semantic_similarity, judged.sentiment, judged.criteria_match, judged.text_quality,
     judged.custom_prompt, embedding.embedding_similarity)}
@@ -42,15 +38,13 @@ GRADED_AHEAD = {helper.__name__: helper for helper in (
 
 
 class DistillSession:
-    """Registered as a plugin too, for the hooks that get no `config`: `pytest_runtest_logreport` and
-    pytest-html's table hooks."""
+    """Registered as a plugin too, for pytest-html's table hooks, which get no `config`."""
 
     def __init__(self, config: pytest.Config) -> None:
         self.config = config
         self.settings: Settings = resolve(config)
         self.is_worker = hasattr(config, "workerinput")
-        self.entries: list[Entry] = []
-        self._entry_of_node: dict[str, Entry] = {}
+        self.recorder = Recorder(collects=not self.is_worker)
         self.prices = PriceTable.with_defaults(self.settings.prices)
         self.baseline: baseline.Baseline | None = None
         self.comparison: baseline.Comparison | None = None
@@ -82,6 +76,7 @@ class DistillSession:
             self.sim = SimServer(seed=list(self.settings.sim_seed), state_dir=state_dir).start()
         if self.settings.cache != "off" and getattr(self.config, "cache", None) is None:
             raise pytest.UsageError("--distill-cache keeps its answers in pytest's cache: drop -p no:cacheprovider")
+        self.config.pluginmanager.register(self.recorder, "distill-recorder")
         self.config.pluginmanager.register(
             prefetch.Prefetcher(self.model, self.call_scope, GRADED_AHEAD, self.settings.concurrency), prefetch.PLUGIN_NAME)
 
@@ -211,7 +206,7 @@ class DistillSession:
 
     def model_under_test(self, request: pytest.FixtureRequest, sample: int) -> Model:
         """The `model` fixture: its answers are recorded as the test's output."""
-        entry = self.entry(request.node)
+        entry = self.recorder.entry(request.node)
         entry.sample = sample
         return Model(request.param, self.runtime, system=self._system_for(request.param), sample=sample,
                      on_complete=entry.add_completion)
@@ -226,16 +221,6 @@ class DistillSession:
 
     # -- running -------------------------------------------------------------------------------
 
-    def entry(self, item: pytest.Item) -> Entry:
-        """The item's entry, made on first use from its parameters."""
-        if ENTRY not in item.stash:
-            params = getattr(getattr(item, "callspec", None), "params", {})
-            case = params.get("case")
-            item.stash[ENTRY] = Entry(
-                nodeid=item.nodeid, case_id=getattr(case, "id", None), model=params.get("model"),
-                input=getattr(case, "messages", None), expected=getattr(case, "expected", None))
-        return item.stash[ENTRY]
-
     def call_scope(self, item: pytest.Item) -> Iterator[grades.Scope]:
         """The grading scope of one test call: the session's judge, and the case's question."""
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
@@ -243,63 +228,12 @@ class DistillSession:
                              embedding_model=Model(self.settings.embedding_model, self.runtime))
         return grades.scoped(scope)
 
-    def finish_call(self, item: pytest.Item, scope: grades.Scope) -> None:
-        """Keep the grades made in the test (on the entry and as JUnit properties) and what judging took."""
-        if not scope.grades and not scope.judging and ENTRY not in item.stash:
-            return
-        entry = self.entry(item)
-        entry.grades.extend(scope.grades)
-        entry.judging = scope.judging
-        for grade in scope.grades:
-            item.user_properties.append((f"grade:{grade.name}", f"{'pass' if grade.passed else 'fail'} score={grade.score:g}: {grade.reason}"))
-
-    def annotate(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
-        """Mark environment failures as errors and attach the entry to the teardown report."""
-        if ENTRY not in item.stash and not (call.excinfo and call.excinfo.errisinstance(TEST_ERRORS)):
-            return
-        entry = self.entry(item)
-        if call.excinfo is not None and call.excinfo.errisinstance(TEST_ERRORS):
-            entry.error = str(call.excinfo.value)
-            entry.outcome = "error"
-            report.longrepr = f"{call.excinfo.typename}: {entry.error}"
-            if report.when == "call":
-                report.user_properties.append((ERROR_PROPERTY, entry.error))
-        elif report.when == "setup" and report.failed:
-            entry.outcome = "error"
-        elif report.when == "call":
-            entry.outcome = report.outcome
-            if report.failed and entry.grades:
-                report.sections.append(("distill grades", "\n\n".join("\n".join(g.explain()) for g in entry.grades)))
-        elif report.when == "setup" and report.skipped:
-            entry.outcome = "skipped"
-        if report.when == "teardown":
-            report.user_properties.append((PROPERTY, entry.to_json()))
-
-    @staticmethod
-    def test_status(report: pytest.TestReport) -> tuple[str, str, str] | None:
-        """A call that failed for an environment reason reads as ERROR, apart from failures."""
-        if report.when == "call" and report.failed and any(name == ERROR_PROPERTY for name, _ in report.user_properties):
-            return "error", "E", "ERROR"
-        return None
-
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """On the controller, take the entry out of a (local or worker) teardown report, before JUnit
-        would write it as a property, and hand its details to pytest-html as an extra."""
-        if not self.is_worker and report.when == "teardown":
-            entry = entry_of(report.user_properties)
-            if entry is not None:
-                self.entries.append(entry)
-                self._entry_of_node[entry.nodeid] = entry
-                report.user_properties = [(name, value) for name, value in report.user_properties if name != PROPERTY]
-                report.extras = [*getattr(report, "extras", []), html.entry_extra(entry)]
-
     # -- the end of the session (controller only) --------------------------------------------------
 
     def ledger(self) -> list[Entry]:
         """The entries in one order (models as given, then node ids), the same under xdist as serial."""
         order = {model: index for index, model in enumerate(self.settings.models_under_test)}
-        return sorted(self.entries, key=lambda entry: (order.get(entry.model or "", len(order)), entry.nodeid))
+        return sorted(self.recorder.entries, key=lambda entry: (order.get(entry.model or "", len(order)), entry.nodeid))
 
     def summary(self) -> table.SummaryTable:
         entries = self.ledger()
@@ -319,7 +253,7 @@ class DistillSession:
         dirs = (self.config.invocation_params.dir, self.config.rootpath)
         out_dir = s.results.parent if s.results else cache.mkdir("distill") if cache else self.config.rootpath / ".distill"
         self.distill_outcome = outcome = loop.run_loop(loop.LoopInputs(
-            settings=s, entries=self.entries, load=lambda spec: self.cases(spec, dirs), out_dir=out_dir,
+            settings=s, entries=self.recorder.entries, load=lambda spec: self.cases(spec, dirs), out_dir=out_dir,
             record=TrainingRecord(cache), args=self.config.invocation_params.args, say=self._say,
             trainer=lambda: backends.make_trainer(s.backend, backends.TrainerContext(s, self.runtime, self._say))))
         self.distill_record.update(outcome.to_dict())
@@ -342,7 +276,7 @@ class DistillSession:
 
         An interrupted run writes nothing: its partial results would make a misleading baseline. Ctrl-C
         while starting or following a training interrupts no test, so that run's results are whole and written."""
-        if self.is_worker or not self.entries:
+        if self.is_worker or not self.recorder.entries:
             return
         only_training = self.distill_outcome is not None and self.distill_outcome.interrupted
         if session.exitstatus == pytest.ExitCode.INTERRUPTED and not only_training:
@@ -361,7 +295,7 @@ class DistillSession:
     def terminal_summary(self, reporter: Any) -> None:
         if self.is_worker:
             return
-        if self.entries:
+        if self.recorder.entries:
             terminal.write_summary(reporter, self.summary())
         if self.distill_outcome is not None:
             reporter.write_sep("-", "distillation")
@@ -376,7 +310,7 @@ class DistillSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, summary: list[str]) -> None:
-        if self.entries:
+        if self.recorder.entries:
             summary.append(html.summary_html(self.summary(), self.report_lines, self.comparison))
 
     @pytest.hookimpl(optionalhook=True)
@@ -385,4 +319,4 @@ class DistillSession:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        html.add_row_cells(cells, self._entry_of_node.get(report.nodeid))
+        html.add_row_cells(cells, self.recorder.entry_of_node(report.nodeid))

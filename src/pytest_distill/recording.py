@@ -1,0 +1,97 @@
+"""What each test leaves behind: its entry (case, model, output, grades, judging, outcome).
+
+An entry is made on the test's item, filled while the test runs, and travels on the teardown report's
+user properties, so that under xdist it reaches the controller, which collects them. Environment
+failures (network, dataset, judge) are marked as errors here, apart from the model's failures.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from . import grades
+from .datasets import DatasetError
+from .graders.judged import JudgeError
+from .ledger import PROPERTY, Entry, entry_of
+from .models.client import ModelError
+from .report import html
+
+ENTRY = pytest.StashKey[Entry]()
+ERROR_PROPERTY = "distill_error"
+TEST_ERRORS = (ModelError, DatasetError, JudgeError)
+"""Exceptions that are the environment's fault, not the model's: reported as errors, never failures."""
+
+
+class Recorder:
+    """The entries of a session. Registered as a plugin for `pytest_runtest_logreport`, which gets no
+    `config`; only the controller (or a serial run) collects."""
+
+    def __init__(self, collects: bool) -> None:
+        self.collects = collects
+        self.entries: list[Entry] = []
+        self._by_node: dict[str, Entry] = {}
+
+    def entry_of_node(self, nodeid: str) -> Entry | None:
+        return self._by_node.get(nodeid)
+
+    @staticmethod
+    def entry(item: pytest.Item) -> Entry:
+        """The item's entry, made on first use from its parameters."""
+        if ENTRY not in item.stash:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            case = params.get("case")
+            item.stash[ENTRY] = Entry(
+                nodeid=item.nodeid, case_id=getattr(case, "id", None), model=params.get("model"),
+                input=getattr(case, "messages", None), expected=getattr(case, "expected", None))
+        return item.stash[ENTRY]
+
+    def finish_call(self, item: pytest.Item, scope: grades.Scope) -> None:
+        """Keep the grades made in the test (on the entry and as JUnit properties) and what judging took."""
+        if not scope.grades and not scope.judging and ENTRY not in item.stash:
+            return
+        entry = self.entry(item)
+        entry.grades.extend(scope.grades)
+        entry.judging = scope.judging
+        for grade in scope.grades:
+            item.user_properties.append((f"grade:{grade.name}", f"{'pass' if grade.passed else 'fail'} score={grade.score:g}: {grade.reason}"))
+
+    def annotate(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
+        """Mark environment failures as errors and attach the entry to the teardown report."""
+        if ENTRY not in item.stash and not (call.excinfo and call.excinfo.errisinstance(TEST_ERRORS)):
+            return
+        entry = self.entry(item)
+        if call.excinfo is not None and call.excinfo.errisinstance(TEST_ERRORS):
+            entry.error = str(call.excinfo.value)
+            entry.outcome = "error"
+            report.longrepr = f"{call.excinfo.typename}: {entry.error}"
+            if report.when == "call":
+                report.user_properties.append((ERROR_PROPERTY, entry.error))
+        elif report.when == "setup" and report.failed:
+            entry.outcome = "error"
+        elif report.when == "call":
+            entry.outcome = report.outcome
+            if report.failed and entry.grades:
+                report.sections.append(("distill grades", "\n\n".join("\n".join(g.explain()) for g in entry.grades)))
+        elif report.when == "setup" and report.skipped:
+            entry.outcome = "skipped"
+        if report.when == "teardown":
+            report.user_properties.append((PROPERTY, entry.to_json()))
+
+    @staticmethod
+    def test_status(report: pytest.TestReport) -> tuple[str, str, str] | None:
+        """A call that failed for an environment reason reads as ERROR, apart from failures."""
+        if report.when == "call" and report.failed and any(name == ERROR_PROPERTY for name, _ in report.user_properties):
+            return "error", "E", "ERROR"
+        return None
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """On the controller, take the entry out of a (local or worker) teardown report, before JUnit
+        would write it as a property, and hand its details to pytest-html as an extra."""
+        if self.collects and report.when == "teardown":
+            entry = entry_of(report.user_properties)
+            if entry is not None:
+                self.entries.append(entry)
+                self._by_node[entry.nodeid] = entry
+                report.user_properties = [(name, value) for name, value in report.user_properties if name != PROPERTY]
+                report.extras = [*getattr(report, "extras", []), html.entry_extra(entry)]
