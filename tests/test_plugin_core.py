@@ -103,7 +103,7 @@ def test_the_first_collection_fetches_messages_several_at_once_within_the_bound(
     result = pytester.runpytest("--collect-only", "-q", "--distill-concurrency", "3")
     result.stdout.fnmatch_lines(["24 tests collected*"])
     assert len([r for r in server.requests if r.path.endswith("/messages")]) == 24
-    assert 2 <= server.peak_in_flight <= 3
+    assert 2 <= server.peak_in_flight <= 3  # one page lists all 24, so only messages calls overlap
 
 
 def test_a_completion_deleted_after_listing_errors_its_own_test_only(
