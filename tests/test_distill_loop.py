@@ -255,6 +255,16 @@ def test_wait_on_a_job_that_fails_exits_non_zero_with_the_error_and_a_rerun_star
     assert creates(server) == (2, 2)
 
 
+def test_a_fine_tuned_model_that_does_not_exist_yet_errors_every_case_saying_so(pytester: pytest.Pytester, make_sim) -> None:
+    start_project(pytester, make_sim)
+    result = pytester.runpytest("--model", "ft:gpt-4o-mini-2024-07-18:sim::notyet")
+    result.assert_outcomes(errors=10)
+    result.stdout.fnmatch_lines([
+        "*POST /chat/completions for model 'ft:gpt-4o-mini-2024-07-18:sim::notyet' failed (HTTP 404): *does not exist* "
+        "(a fine-tuned model exists once its job has succeeded: `pytest --distill --distill-wait` follows the job and "
+        "prints the model's name)"])
+
+
 def test_wait_gives_up_at_the_timeout_leaving_the_job_running(pytester: pytest.Pytester, make_sim) -> None:
     start_project(pytester, make_sim, job_seconds=60)
     result = pytester.runpytest("--distill", "--distill-wait", "--distill-timeout", "0.2")

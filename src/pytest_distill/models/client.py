@@ -72,6 +72,10 @@ class Completion:
         return self.text
 
 
+NOT_YET = ("a fine-tuned model exists once its job has succeeded: `pytest --distill --distill-wait` follows "
+           "the job and prints the model's name")
+
+
 class ModelError(Exception):
     """A model call that failed for a reason outside the test (network, auth, limits, server).
 
@@ -369,6 +373,8 @@ class ModelRuntime:
                 except openai.APIStatusError as exc:
                     last = self._message(exc)
                     if exc.status_code not in RETRYABLE_STATUS and exc.status_code < 500:
+                        if exc.status_code == 404 and model.startswith("ft:"):
+                            last += f" ({NOT_YET})"
                         raise ModelError(model, endpoint, last, exc.status_code, getattr(exc, "param", None)) from None
                     delay = _retry_after(exc) or _backoff(attempt)
                     if exc.status_code == 429:
