@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from pytest_distill.sim import SimServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,3 +32,9 @@ def qa_rows(count: int, split: str = "test", prefix: str = "q") -> list[dict[str
 def requests_to(server: SimServer, method: str, path: str) -> list[Any]:
     """The requests the simulator saw for one method and path (path relative to /v1, prefix match)."""
     return [r for r in server.requests if r.method == method and r.path.removeprefix("/v1").startswith(path)]
+
+
+def qa_suite(pytester: pytest.Pytester, tmp_path: Path, suite: str, count: int) -> pytest.Pytester:
+    """A project whose test file is `suite` with `{spec}` set to a JSONL file of `count` qa_rows."""
+    pytester.makepyfile(suite.format(spec=str(write_jsonl(tmp_path / "cases.jsonl", qa_rows(count)))))
+    return pytester

@@ -14,7 +14,7 @@ from pytest_distill.models.cache import CompletionCache
 from pytest_distill.models.client import Completion, ModelRuntime, Usage
 from pytest_distill.sim import Fault, SimServer
 
-from .support import TEST_KEY, qa_rows, requests_to, write_jsonl
+from .support import TEST_KEY, qa_rows, qa_suite, requests_to, write_jsonl
 
 CASES = 8
 QUESTION = [{"role": "user", "content": "What is item q1?"}]
@@ -48,8 +48,7 @@ def server(make_sim: Any, tmp_path: Path) -> SimServer:
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester, tmp_path: Path) -> pytest.Pytester:
-    pytester.makepyfile(SUITE.format(spec=str(write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES)))))
-    return pytester
+    return qa_suite(pytester, tmp_path, SUITE, CASES)
 
 
 def results(pytester: pytest.Pytester, *args: str) -> list[tuple[str, str, bool]]:

@@ -14,7 +14,7 @@ import pytest
 
 from pytest_distill.sim import Fault, SimServer
 
-from .support import qa_rows, requests_to, write_jsonl
+from .support import qa_rows, qa_suite, requests_to, write_jsonl
 
 CASES = 16
 GRADED_SUITE = """
@@ -36,8 +36,7 @@ def server(make_sim: Any, tmp_path: Path) -> SimServer:
 
 @pytest.fixture
 def suite(pytester: pytest.Pytester, tmp_path: Path) -> pytest.Pytester:
-    pytester.makepyfile(GRADED_SUITE.format(spec=str(write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES)))))
-    return pytester
+    return qa_suite(pytester, tmp_path, GRADED_SUITE, CASES)
 
 
 def results(pytester: pytest.Pytester, *args: str) -> list[dict[str, Any]]:
