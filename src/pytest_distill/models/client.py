@@ -79,13 +79,13 @@ NOT_YET = ("a fine-tuned model exists once its job has succeeded: `pytest --dist
 class ModelError(Exception):
     """A model call that failed for a reason outside the test (network, auth, limits, server).
 
-    The plugin reports it as an error of the test, not a failure of the model under test.
+    The plugin reports it as an error of the test, not a failure of the model under test. `status` is
+    the HTTP status, `param` the request parameter the API blamed, when it named one.
     """
 
     def __init__(self, model: str, endpoint: str, message: str, status: int | None = None,
                  param: str | None = None) -> None:
         self.model, self.endpoint, self.status, self.param = model, endpoint, status, param
-        """`param`: the request parameter the API blamed, when it named one."""
         where = f"{endpoint} for model {model!r}" if model else endpoint
         code = f" (HTTP {status})" if status else ""
         super().__init__(f"{where} failed{code}: {message}")
