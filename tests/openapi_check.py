@@ -1,4 +1,4 @@
-"""Validate requests and responses against OpenAI's own OpenAPI spec (../shared/openai-openapi).
+"""Validate requests and responses against OpenAI's own OpenAPI spec (a copy in tests/openai-openapi, MIT).
 
 The spec is OpenAPI 3.1 but still carries a few OpenAPI 3.0 spellings that JSON Schema 2020-12
 reads differently; `_normalise` rewrites those before validating, and `_apply_errata` corrects
@@ -18,7 +18,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SPEC_PATH = Path(__file__).resolve().parents[2] / "shared" / "openai-openapi" / "openapi.json"
+SPEC_PATH = Path(__file__).resolve().parent / "openai-openapi" / "openapi.json"
 SPEC_URI = "urn:openai-openapi"
 
 @cache

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from pytest_distill.models.cache import CompletionCache
-from pytest_distill.models.client import Completion, ModelRuntime, Usage
+from pytest_distill.models.client import ModelRuntime
+from pytest_distill.models.types import Completion, Usage
 from pytest_distill.sim import Fault, SimServer
 
 from .support import TEST_KEY, qa_rows, qa_suite, requests_to, write_jsonl

@@ -19,7 +19,7 @@ from pytest_distill import (
 )
 from pytest_distill.graders.judged import Template, UnusableAnswer, custom_scale, template
 from pytest_distill.grades import Scope, scoped
-from pytest_distill.models.client import Completion, Usage
+from pytest_distill.models.types import Completion, Usage
 from pytest_distill.sim import Fault, SimServer
 
 from .openapi_check import validate_request

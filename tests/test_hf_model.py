@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_distill.models.client import ModelError, ModelRuntime
+from pytest_distill.models.client import ModelRuntime
+from pytest_distill.models.types import ModelError
 from pytest_distill.models.hf import LocalModels
 
 from .support import HOBANNU, write_jsonl

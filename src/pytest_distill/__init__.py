@@ -7,7 +7,7 @@ from .graders.embedding import embedding_similarity
 from .graders.judged import (
     JudgeError, criteria_match, custom_prompt, factuality, semantic_similarity, sentiment, text_quality,
 )
-from .models.client import Completion, ModelError, Usage
+from .models.types import Completion, ModelError, Usage
 from .models.handle import Model
 
 __all__ = [

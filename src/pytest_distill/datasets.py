@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_atomic
-from .models.client import Completion, ModelError, ModelRuntime, Usage
+from .models.client import ModelRuntime
+from .models.types import Completion, ModelError, Usage
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 LIST_PARAMS = frozenset({"model", "limit", "order"})

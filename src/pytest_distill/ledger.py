@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .grades import Grade
-from .models.client import Completion
+from .models.types import Completion
 
 PROPERTY = "distill"
 NO_MODEL = "-"

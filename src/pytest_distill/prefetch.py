@@ -33,7 +33,7 @@ from typing import Any
 
 import pytest
 
-from .models.client import Completion
+from .models.types import Completion
 from .models.handle import Model
 
 PLUGIN_NAME = "distill-prefetch"

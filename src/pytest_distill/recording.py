@@ -13,7 +13,7 @@ from . import grades
 from .datasets import DatasetError
 from .graders.judged import JudgeError
 from .ledger import PROPERTY, Entry, entry_of
-from .models.client import ModelError
+from .models.types import ModelError
 from .report import html
 
 ENTRY = pytest.StashKey[Entry]()

@@ -21,7 +21,8 @@ from .graders import embedding, judged
 from .ledger import Entry, judging, summarize, verdict_changes
 from .models import hf
 from .models.cache import CompletionCache
-from .models.client import ModelError, ModelRuntime
+from .models.client import ModelRuntime
+from .models.types import ModelError
 from .models.handle import Model
 from .report import baseline, html, results, table, terminal
 from .recording import Recorder

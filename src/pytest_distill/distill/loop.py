@@ -17,7 +17,7 @@ from typing import Any
 from ..atomic import write_atomic
 from ..datasets import BrokenCase, Case, DatasetError
 from ..ledger import Entry, summarize
-from ..models.client import ModelError
+from ..models.types import ModelError
 from ..settings import Settings
 from . import training
 from .backends import Trainer, TrainingError, TrainingRequest, TrainingRun

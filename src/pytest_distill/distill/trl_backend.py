@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..models.client import LOCAL_PREFIX, ModelError
+from ..models.types import LOCAL_PREFIX, ModelError
 from ..models.hf import (INSTALL, HFName, chat_messages, context_length, load_base, missing_packages,
                          resolve_base)
 from ..settings import Settings

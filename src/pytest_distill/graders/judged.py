@@ -23,7 +23,8 @@ from typing import Any
 import jsonschema
 
 from ..grades import Grade, current, record, record_judging
-from ..models.client import Completion, chat_key
+from ..models.client import chat_key
+from ..models.types import Completion
 from ..models.handle import Model
 
 ATTEMPTS = 2

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import write_atomic
-from .client import Completion, Usage
+from .types import Completion, Usage
 
 VERSION = 1
 MODES = ("off", "on", "refresh")

@@ -20,10 +20,11 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import openai
+
+from .types import LOCAL_PREFIX, Completion, ModelError, Usage
 
 if TYPE_CHECKING:
     from .cache import CompletionCache
@@ -34,61 +35,13 @@ T = TypeVar("T")
 RETRYABLE_STATUS = {408, 409, 429}
 MAX_RETRY_AFTER_S = 120.0
 MAX_BACKOFF_S = 30.0
-LOCAL_PREFIX = "hf:"
-"""Models named `hf:...` run in this process (models/hf.py), not on the API."""
 WAIT_TICK_S = 1.0
 """While a caller waits longer than this for an answer, `on_wait(seconds waited)` is called once per tick."""
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,}|Bearer\s+\S+)")
 
 
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def to_dict(self) -> dict[str, int]:
-        return {"prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
-                "total_tokens": self.total_tokens}
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A model's answer: `str(completion)` is its text, so it can be passed to any helper."""
-
-    text: str
-    model: str
-    usage: Usage
-    latency_s: float
-    served_model: str = ""
-    refusal: str | None = None
-    cached: bool = False
-    """Answered from the on-disk cache (`--distill-cache`): `latency_s` is the original call's."""
-
-    def __str__(self) -> str:
-        return self.text
-
-
 NOT_YET = ("a fine-tuned model exists once its job has succeeded: `pytest --distill --distill-wait` follows "
            "the job and prints the model's name")
-
-
-class ModelError(Exception):
-    """A model call that failed for a reason outside the test (network, auth, limits, server).
-
-    The plugin reports it as an error of the test, not a failure of the model under test. `status` is
-    the HTTP status, `param` the request parameter the API blamed, when it named one.
-    """
-
-    def __init__(self, model: str, endpoint: str, message: str, status: int | None = None,
-                 param: str | None = None) -> None:
-        self.model, self.endpoint, self.status, self.param = model, endpoint, status, param
-        where = f"{endpoint} for model {model!r}" if model else endpoint
-        code = f" (HTTP {status})" if status else ""
-        super().__init__(f"{where} failed{code}: {message}")
 
 
 def redact(text: str, secret: str | None) -> str:

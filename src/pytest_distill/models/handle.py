@@ -8,7 +8,8 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from .client import Completion, ModelRuntime
+from .client import ModelRuntime
+from .types import Completion
 
 
 def is_snapshot_of(served: str | None, name: str) -> bool:

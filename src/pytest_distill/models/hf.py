@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .client import LOCAL_PREFIX, Completion, ModelError, Usage
+from .types import LOCAL_PREFIX, Completion, ModelError, Usage
 
 INSTALL = 'pip install "pytest-distill[trl]"'
 RUNTIME_PACKAGES = ("torch", "transformers", "peft")
