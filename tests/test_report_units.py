@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from pytest_distill.errors import ConfigError
 from pytest_distill.grades import Grade
 from pytest_distill.ledger import Entry, summarize, verdict_changes, without_param
 from pytest_distill.report import table
@@ -37,8 +38,8 @@ def test_ini_lines_add_to_and_override_the_defaults() -> None:
 
 
 @pytest.mark.parametrize("text", ["gpt-4o 2.5", "gpt-4o two 10", "gpt-4o 2.5 -1"])
-def test_a_bad_price_line_is_a_usage_error_naming_the_line(text: str) -> None:
-    with pytest.raises(pytest.UsageError, match=r"ini distill_prices line 2: .*gpt-4o"):
+def test_a_bad_price_line_is_a_config_error_naming_the_line(text: str) -> None:
+    with pytest.raises(ConfigError, match=r"ini distill_prices line 2: .*gpt-4o"):
         PriceTable.parse(f"gpt-4o-mini 0.15 0.60\n{text}")
 
 

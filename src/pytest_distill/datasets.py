@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import write_atomic
+from .errors import DistillError
 from .models.client import ModelRuntime
 from .models.types import Completion, ModelError, Usage
 
@@ -22,7 +23,7 @@ LIST_PARAMS = frozenset({"model", "limit", "order"})
 PAGE_SIZE = 100
 
 
-class DatasetError(Exception):
+class DatasetError(DistillError):
     """A dataset that cannot be read at all, or a case in it that is broken."""
 
 

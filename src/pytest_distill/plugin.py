@@ -1,17 +1,29 @@
-"""The pytest hooks of pytest-distill: each one forwards to the session object in `config.stash`."""
+"""The pytest hooks of pytest-distill, and the one place where its plugin objects are registered.
+
+Per process: the session (`config.stash[SESSION]`: settings, runtime, datasets, fixtures), the
+`Recorder` (each test's grades and outcome) and the `Prefetcher` (calls started ahead). On the
+controller only, like pytest's junitxml: the `Reporter` (summary, results file, baseline, HTML) and,
+with `--distill`/`--distill-dry-run`, the `DistillStep` (the gate and the training).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Generator
 from typing import Any
 
 import pytest
 
+from . import prefetch
 from .datasets import Case
+from .distill.plugin import PLUGIN_NAME as TRAINING, DistillStep
+from .errors import DistillError
 from .models.handle import Model
 from .recording import Recorder
+from .report.reporter import PLUGIN_NAME as REPORTER, Reporter
 from .session import SESSION, SIM_URL, DistillSession
-from .settings import add_options
+from .settings import add_options, is_worker
+
+RECORDER = "distill-recorder"
+PLUGINS = (RECORDER, prefetch.PLUGIN_NAME, REPORTER, TRAINING)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -22,17 +34,32 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "distill_dataset(spec): the cases of this test: 'stored[:KEY=VALUE,...]' or a .jsonl path")
     config.addinivalue_line("markers", "distill_grade(helper, **arguments): the test grades its model's answer with this "
                             "model-graded helper (expected= is the case's reference); its judge call starts ahead")
-    session = DistillSession(config)
-    config.stash[SESSION] = session
-    config.pluginmanager.register(session, "distill-session")
-    session.start()
+    session = config.stash[SESSION] = DistillSession(config)
+    settings, plugins = session.settings, config.pluginmanager
+    recorder = Recorder(collects=not is_worker(config), scope_for=session.call_scope)
+    plugins.register(recorder, RECORDER)
+    plugins.register(prefetch.Prefetcher(session.model, session.call_scope, prefetch.GRADED_AHEAD, settings.concurrency),
+                     prefetch.PLUGIN_NAME)
+    try:
+        if not is_worker(config):
+            reporter = Reporter(settings, recorder)
+            plugins.register(reporter, REPORTER)
+            if settings.distill or settings.dry_run:
+                plugins.register(DistillStep(config, settings, recorder.entries, lambda: session.runtime,
+                                             session.cases_for_training, reporter.add_training), TRAINING)
+        session.start()
+    except DistillError as exc:
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
     if session is not None:
         session.stop()
-        config.pluginmanager.unregister(session)
+    for name in PLUGINS:
+        plugin = config.pluginmanager.get_plugin(name)
+        if plugin is not None:
+            config.pluginmanager.unregister(plugin)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -49,37 +76,6 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.config.stash[SESSION].parametrize(metafunc)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Generator[None, None, None]:
-    session = item.config.stash[SESSION]
-    with session.call_scope(item) as scope:
-        try:
-            return (yield)
-        finally:
-            session.recorder.finish_call(item, scope)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    item.config.stash[SESSION].recorder.annotate(item, call, report)
-    return report
-
-
-def pytest_report_teststatus(report: pytest.TestReport) -> tuple[str, str, str] | None:
-    return Recorder.test_status(report)
-
-
-def pytest_sessionfinish(session: pytest.Session) -> None:
-    distill = session.config.stash[SESSION]
-    distill.distill_after_run(session)
-    distill.session_finish(session)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    terminalreporter.config.stash[SESSION].terminal_summary(terminalreporter)
 
 
 @pytest.fixture

@@ -33,13 +33,19 @@ from typing import Any
 
 import pytest
 
-from .models.types import Completion
+from .graders import embedding, judged
 from .models.handle import Model
+from .models.types import Completion
+from .settings import is_worker
 
 PLUGIN_NAME = "distill-prefetch"
 """Registered under this name, so `-p no:distill-prefetch` turns prefetching off."""
 MARKER = "distill_grade"
 LOOKAHEAD_PER_SLOT = 4
+GRADED_AHEAD: Mapping[str, Callable[..., Any]] = {helper.__name__: helper for helper in (
+    judged.factuality, judged.semantic_similarity, judged.sentiment, judged.criteria_match, judged.text_quality,
+    judged.custom_prompt, embedding.embedding_similarity)}
+"""The helpers a `distill_grade` marker may name: their model calls can start ahead of the test."""
 DIST = "distill_dist"
 """workerinput key: the controller's `--dist` mode (xdist sets a worker's own to "no")."""
 
@@ -198,7 +204,7 @@ def worker_queue(config: pytest.Config) -> Callable[[], list[int]] | None:
     after the running one, which pytest passes to each item's protocol. Under `--dist worksteal` an
     idle worker takes the back half of another's queue: only the front half is sure to stay here.
     """
-    if not hasattr(config, "workerinput"):
+    if not is_worker(config):
         return None
     stealing = config.workerinput.get(DIST) == "worksteal"  # type: ignore[attr-defined]
     for plugin in config.pluginmanager.get_plugins():

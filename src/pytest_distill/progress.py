@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from .models.client import ModelRuntime
+from .settings import is_worker
 
 FIRST_AFTER_S = 2.0
 EVERY_S = 5.0
@@ -54,5 +55,5 @@ def attach(runtime: ModelRuntime, config: pytest.Config) -> None:
     """Show progress for this runtime when this process writes to a terminal."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None and reporter.isatty() and not hasattr(config, "workerinput"):
+    if reporter is not None and capture is not None and reporter.isatty() and not is_worker(config):
         runtime.on_wait = Progress(runtime, reporter, capture)

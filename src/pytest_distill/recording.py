@@ -7,6 +7,9 @@ failures (network, dataset, judge) are marked as errors here, apart from the mod
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
+from contextlib import AbstractContextManager
+
 import pytest
 
 from . import grades
@@ -23,11 +26,11 @@ TEST_ERRORS = (ModelError, DatasetError, JudgeError)
 
 
 class Recorder:
-    """The entries of a session. Registered as a plugin for `pytest_runtest_logreport`, which gets no
-    `config`; only the controller (or a serial run) collects."""
+    """The entries of a session, a plugin object in every process: each test's grades are recorded
+    where it runs; only the controller (or a serial run) collects the entries."""
 
-    def __init__(self, collects: bool) -> None:
-        self.collects = collects
+    def __init__(self, collects: bool, scope_for: Callable[[pytest.Item], AbstractContextManager[grades.Scope]]) -> None:
+        self.collects, self.scope_for = collects, scope_for
         self.entries: list[Entry] = []
         self._by_node: dict[str, Entry] = {}
 
@@ -44,6 +47,25 @@ class Recorder:
                 nodeid=item.nodeid, case_id=getattr(case, "id", None), model=params.get("model"),
                 input=getattr(case, "messages", None), expected=getattr(case, "expected", None))
         return item.stash[ENTRY]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
+        """The test runs in its grading scope; what it graded is kept whatever its outcome."""
+        with self.scope_for(item) as scope:
+            try:
+                return (yield)
+            finally:
+                self.finish_call(item, scope)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item: pytest.Item,
+                                  call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        self.annotate(item, call, report)
+        return report
+
+    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
+        return self.test_status(report)
 
     def finish_call(self, item: pytest.Item, scope: grades.Scope) -> None:
         """Keep the grades made in the test (on the entry and as JUnit properties) and what judging took."""

@@ -165,6 +165,11 @@ class Settings:
         return pairs
 
 
+def is_worker(config: pytest.Config) -> bool:
+    """True in an xdist worker process: the controller alone does what must happen once."""
+    return hasattr(config, "workerinput")
+
+
 def add_options(parser: pytest.Parser) -> None:
     """Declare every option in one group, with its ini twin beside it."""
     group = parser.getgroup("distill", "pytest-distill: evaluate and distill LLMs")

@@ -18,6 +18,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
 
+from ..errors import DistillError
 from ..models.client import ModelRuntime
 from ..settings import Settings
 
@@ -26,7 +27,7 @@ BACKENDS: dict[str, str] = {"openai": "openai_jobs", "trl": "trl_backend"}
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
 
 
-class TrainingError(Exception):
+class TrainingError(DistillError):
     """Training could not be started or followed; the message is for the user."""
 
 

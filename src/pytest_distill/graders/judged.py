@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 
+from ..errors import DistillError
 from ..grades import Grade, current, record, record_judging
 from ..models.client import chat_key
 from ..models.types import Completion
@@ -39,7 +40,7 @@ ANSWER_RULES = (
 )
 
 
-class JudgeError(Exception):
+class JudgeError(DistillError):
     """The judge gave no usable answer (refused, not JSON, off the scale) twice: the test errors."""
 
 

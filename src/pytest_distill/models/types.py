@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..errors import DistillError
+
 LOCAL_PREFIX = "hf:"
 """Models named `hf:...` run in this process (models/hf.py), not on the API."""
 
@@ -43,7 +45,7 @@ class Completion:
         return self.text
 
 
-class ModelError(Exception):
+class ModelError(DistillError):
     """A model call that failed for a reason outside the test (network, auth, limits, server).
 
     The plugin reports it as an error of the test, not a failure of the model under test. `status` is

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pytest
 
+from ..errors import ConfigError
 from ..ledger import NO_MODEL, without_param
 from .results import SCHEMA, VERSION
 from .table import percent
@@ -46,20 +46,20 @@ def load(path: Path) -> Baseline:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise pytest.UsageError(f"{where}: no such file (write one with --distill-results {path})") from None
+        raise ConfigError(f"{where}: no such file (write one with --distill-results {path})") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise pytest.UsageError(f"{where}: cannot be read: {exc}") from None
+        raise ConfigError(f"{where}: cannot be read: {exc}") from None
     try:
         results = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise pytest.UsageError(f"{where}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        raise ConfigError(f"{where}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
     version = results.get("version") if isinstance(results, dict) else None
     if version != VERSION:
-        raise pytest.UsageError(f"{where}: results schema version {version!r}; this pytest-distill reads version "
+        raise ConfigError(f"{where}: results schema version {version!r}; this pytest-distill reads version "
                                 f"{VERSION} (write a new baseline with --distill-results)")
     problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(results))
     if problem is not None:
-        raise pytest.UsageError(f"{where}: not a pytest-distill results file: at {problem.json_path}: {problem.message}")
+        raise ConfigError(f"{where}: not a pytest-distill results file: at {problem.json_path}: {problem.message}")
     return Baseline(path, results)
 
 
@@ -68,10 +68,10 @@ def pair_models(baseline_models: Sequence[str], run_models: Sequence[str], mappi
     names, then, when each run has a single model, the two of them."""
     for old, new in mapping.items():
         if old not in baseline_models:
-            raise pytest.UsageError(f"--distill-baseline-model {old}={new}: the baseline has no model {old!r} "
+            raise ConfigError(f"--distill-baseline-model {old}={new}: the baseline has no model {old!r} "
                                     f"(it has {', '.join(baseline_models)})")
         if new not in run_models:
-            raise pytest.UsageError(f"--distill-baseline-model {old}={new}: {new!r} is not a model under test "
+            raise ConfigError(f"--distill-baseline-model {old}={new}: {new!r} is not a model under test "
                                     f"(they are {', '.join(run_models)})")
     pairs = {new: old for old, new in mapping.items()}
     for model in run_models:

@@ -9,8 +9,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import pytest
-
+from ..errors import ConfigError
 from ..settings import DEFAULT_PRICES
 
 SNAPSHOT = re.compile(r"(?P<alias>.+)-\d{4}-\d{2}-\d{2}")
@@ -45,10 +44,10 @@ class PriceTable:
                 name, price_in, price_out = fields
                 prices[name] = Price(float(price_in), float(price_out))
             except ValueError:
-                raise pytest.UsageError(
+                raise ConfigError(
                     f"{where} line {number}: expected `MODEL INPUT_PER_1M OUTPUT_PER_1M`, got {line.strip()!r}") from None
             if min(prices[name].input_per_1m, prices[name].output_per_1m) < 0:
-                raise pytest.UsageError(f"{where} line {number}: a price cannot be negative: {line.strip()!r}")
+                raise ConfigError(f"{where} line {number}: a price cannot be negative: {line.strip()!r}")
         return cls(prices)
 
     @classmethod

@@ -1,0 +1,116 @@
+"""`Reporter`: the end of the run, on the controller (or a serial run) only, like pytest's `LogXML`.
+
+It is made in `pytest_configure` where it works, never on an xdist worker, so nothing in it asks
+which process it is in. It reads the baseline at start-up (a bad one stops the run before any model
+call), and at the end orders the ledger, writes the results file, compares with the baseline, and
+writes the summary to the terminal and the pytest-html report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from ..ledger import Entry, judging, summarize, verdict_changes
+from ..recording import Recorder
+from ..settings import Settings
+from . import baseline, html, results, table, terminal
+from .cost import PriceTable
+
+PLUGIN_NAME = "distill-reporter"
+
+
+@dataclass
+class TrainingReport:
+    """What the distillation step hands over: its summary lines and its block of the results file."""
+
+    lines: Sequence[str]
+    record: dict[str, Any]
+    interrupted: bool
+    """Ctrl-C came while starting or following a training: the tests themselves all ran."""
+
+
+@dataclass
+class Reporter:
+    settings: Settings
+    recorder: Recorder
+    prices: PriceTable = field(init=False)
+    baseline: baseline.Baseline | None = field(init=False, default=None)
+    comparison: baseline.Comparison | None = field(init=False, default=None)
+    training: TrainingReport | None = field(init=False, default=None)
+    lines: list[str] = field(init=False, default_factory=list)
+    """Lines for the end of the terminal and the HTML summary: the results file, the baseline."""
+
+    def __post_init__(self) -> None:
+        """Prices and the baseline are checked now: a mistake in either stops the run before any call."""
+        s = self.settings
+        self.prices = PriceTable.with_defaults(s.prices)
+        if s.baseline is None:
+            if s.baseline_models:
+                raise pytest.UsageError("--distill-baseline-model needs --distill-baseline")
+            return
+        self.baseline = baseline.load(s.baseline)
+        baseline.pair_models(self.baseline.models, s.models_under_test, s.baseline_map())
+
+    def ledger(self) -> list[Entry]:
+        """The entries in one order (models as given, then node ids), the same under xdist as serial."""
+        order = {model: index for index, model in enumerate(self.settings.models_under_test)}
+        return sorted(self.recorder.entries, key=lambda entry: (order.get(entry.model or "", len(order)), entry.nodeid))
+
+    def summary(self) -> table.SummaryTable:
+        entries = self.ledger()
+        return table.build(summarize(entries), verdict_changes(entries), self.prices, self.settings.teacher,
+                           shorter_prompt=self.settings.student_system is not None, judging=judging(entries))
+
+    def add_training(self, lines: list[str], record: dict[str, Any], interrupted: bool) -> None:
+        """The distillation step's outcome: printed under "distillation", written under "distill"."""
+        self.training = TrainingReport(lines, record, interrupted)
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Write the results file and compare with the baseline; a regression fails the session.
+
+        An interrupted run writes nothing: its partial results would make a misleading baseline. Ctrl-C
+        while starting or following a training interrupts no test, so that run's results are whole and written."""
+        if not self.recorder.entries:
+            return
+        only_training = self.training is not None and self.training.interrupted
+        if session.exitstatus == pytest.ExitCode.INTERRUPTED and not only_training:
+            if self.settings.results or self.baseline:
+                self.lines.append("distill: the run was interrupted: no results file written, no baseline comparison")
+            return
+        document = results.document(self.ledger(), self.training.record if self.training else {})
+        if self.settings.results:
+            results.write(self.settings.results, document)
+            self.lines.append(f"distill: results written to {self.settings.results}")
+        if self.baseline is not None:
+            self.comparison = baseline.compare(self.baseline, document, self.settings.baseline_map(), self.settings.tolerance)
+            if self.comparison.regressions:
+                session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if self.recorder.entries:
+            terminal.write_summary(terminalreporter, self.summary())
+        if self.training is not None:
+            terminalreporter.write_sep("-", "distillation")
+            for line in self.training.lines:
+                terminalreporter.write_line(line)
+        for line in self.lines:
+            terminalreporter.write_line(line)
+        if self.comparison is not None:
+            terminal.write_comparison(terminalreporter, self.comparison)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(self, summary: list[str]) -> None:
+        if self.recorder.entries:
+            summary.append(html.summary_html(self.summary(), self.lines, self.comparison))
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_header(self, cells: list[str]) -> None:
+        html.add_header_cells(cells)
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        html.add_row_cells(cells, self.recorder.entry_of_node(report.nodeid))
