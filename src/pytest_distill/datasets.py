@@ -45,7 +45,7 @@ class Case:
         """The last user message: what the model was asked."""
         for message in reversed(self.messages):
             if message.get("role") == "user":
-                return _text(message.get("content"))
+                return content_text(message.get("content"))
         return ""
 
     def replay(self, model: str) -> Completion:
@@ -121,7 +121,7 @@ def case_from_messages(case_id: str, messages: Any, metadata: Any, source: str) 
             raise ValueError(f"message {index} has unknown role {role!r} (expected one of {', '.join(sorted(ROLES))})")
     if messages[-1]["role"] != "assistant":
         raise ValueError("no assistant answer: the last message must be the assistant's reference answer")
-    expected = _text(messages[-1].get("content"))
+    expected = content_text(messages[-1].get("content"))
     if not expected.strip():
         raise ValueError("the assistant answer is empty")
     if not any(message["role"] == "user" for message in messages[:-1]):
@@ -256,7 +256,7 @@ def _message_dict(message: Any) -> dict[str, Any]:
     return data
 
 
-def _text(content: Any) -> str:
+def content_text(content: Any) -> str:
     """Message content as text: a string, or the text parts of a list of content parts."""
     if isinstance(content, str):
         return content

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..datasets import BrokenCase, Case
+from ..datasets import BrokenCase, Case, content_text
 from ..models.handle import is_snapshot_of
 
 SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -34,7 +34,7 @@ class Example:
 
     @property
     def answer(self) -> str:
-        return _text(self.messages[-1].get("content"))
+        return content_text(self.messages[-1].get("content"))
 
     def line(self) -> str:
         return json.dumps({"messages": self.messages}, ensure_ascii=False, sort_keys=True)
@@ -151,7 +151,7 @@ def format_problem(messages: Sequence[dict[str, Any]]) -> str | None:
             return f"message {index} is a {role} message after the conversation started"
         if role == "assistant" and not users:
             return f"message {index} is an assistant turn before any user message"
-        if role in ("user", "assistant") and not _text(message.get("content")).strip() and not message.get("tool_calls"):
+        if role in ("user", "assistant") and not content_text(message.get("content")).strip() and not message.get("tool_calls"):
             return f"message {index} ({role}) is empty"
         users += role == "user"
     if not users:
@@ -163,7 +163,7 @@ def format_problem(messages: Sequence[dict[str, Any]]) -> str | None:
 
 def input_key(messages: Iterable[dict[str, Any]]) -> str:
     """What makes two inputs the same question: the turns after the system prompt, whitespace aside."""
-    turns = [(m.get("role"), " ".join(_text(m.get("content")).split())) for m in messages if m.get("role") not in SYSTEM_ROLES]
+    turns = [(m.get("role"), " ".join(content_text(m.get("content")).split())) for m in messages if m.get("role") not in SYSTEM_ROLES]
     return json.dumps(turns, ensure_ascii=False)
 
 
@@ -171,18 +171,10 @@ def estimate_tokens(messages: Iterable[dict[str, Any]]) -> int:
     """About one token per CJK character and per four other characters, plus each message's framing."""
     total = 3
     for message in messages:
-        text = _text(message.get("content"))
+        text = content_text(message.get("content"))
         wide = len(_WIDE.findall(text))
         total += 4 + wide + (len(text) - wide + 3) // 4
     return total
-
-
-def _text(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return ""
 
 
 def _some(items: Sequence[str]) -> str:
