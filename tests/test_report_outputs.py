@@ -9,12 +9,14 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 
 from pytest_distill.report.cost import PriceTable
 from pytest_distill.sim import SimServer
 
-from .support import qa_rows, requests_to, write_jsonl
+from .sim.data import wait_for_job
+from .support import TEST_KEY, qa_rows, requests_to, write_jsonl
 
 GRADED_SUITE = """
 import pytest
@@ -254,3 +256,27 @@ def test_a_bad_price_line_in_the_ini_file_stops_the_run_at_start_up(pytester: py
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: ini distill_prices line 2: expected `MODEL INPUT_PER_1M OUTPUT_PER_1M`, got 'gpt-4o 2.50'"])
     assert sim.requests == []
+
+
+def fine_tune(server: SimServer, rows: list[dict[str, Any]]) -> str:
+    """A fine-tuned model of gpt-4o-mini on the simulator, trained on `rows`: its name."""
+    client = openai.OpenAI(base_url=server.url, api_key=TEST_KEY)
+    data = "".join(json.dumps(row) + "\n" for row in rows).encode()
+    training = client.files.create(file=("train.jsonl", data), purpose="fine-tune").id
+    job, _ = wait_for_job(client, client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=training).id)
+    assert job.fine_tuned_model is not None, job
+    return job.fine_tuned_model
+
+
+def test_a_fine_tuned_model_is_priced_at_the_fine_tuned_rate_and_a_model_without_answers_costs_dash(
+        pytester: pytest.Pytester, make_sim) -> None:
+    server = make_sim(job_seconds=0.1)
+    tuned = fine_tune(server, qa_rows(10, "train", "t"))
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test"))
+    result = pytester.runpytest("--model", tuned, "--model", "gpt-4.1-nano")
+    rows = table_rows(result.stdout.str())
+    tokens = [int(n.replace(",", "")) for n in rows[tuned]["tokens in/out"].split(" / ")]
+    assert tokens[0] > 0
+    fine_tuned_rate = (tokens[0] * 0.30 + tokens[1] * 1.20) / 1e6 / 12 * 1000
+    assert rows[tuned]["cost/1k cases"] == f"${fine_tuned_rate:.4f}"
+    assert rows["gpt-4.1-nano"]["errors"] == "12" and rows["gpt-4.1-nano"]["cost/1k cases"] == "-"

@@ -11,15 +11,24 @@ from pytest_distill.report import table
 from pytest_distill.report.cost import Price, PriceTable
 
 
-@pytest.mark.parametrize("name, base", [
+@pytest.mark.parametrize("name, alias", [
     ("gpt-4o-mini", "gpt-4o-mini"),
     ("gpt-4o-mini-2024-07-18", "gpt-4o-mini"),
-    ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "gpt-4o-mini"),
-    ("ft:gpt-4o-2024-08-06:acme:support:xyz", "gpt-4o"),
+    ("ft:gpt-4o-mini-2024-07-18:acme::abc123", "ft:gpt-4o-mini"),
+    ("ft:gpt-4o-2024-08-06:acme:support:xyz", "ft:gpt-4o"),
 ])
-def test_fine_tuned_models_and_snapshots_are_priced_like_their_base(name: str, base: str) -> None:
+def test_snapshots_are_priced_like_their_alias_and_fine_tunes_at_the_fine_tuned_rate(name: str, alias: str) -> None:
     prices = PriceTable.with_defaults("")
-    assert prices.price(name) == prices.price(base) is not None
+    assert prices.price(name) == prices.price(alias) is not None
+
+
+@pytest.mark.parametrize("base, price", [
+    ("gpt-4o-mini", Price(0.30, 1.20)), ("gpt-4o", Price(3.75, 15.00)), ("gpt-4.1", Price(3.00, 12.00)),
+    ("gpt-4.1-mini", Price(0.80, 3.20)), ("gpt-4.1-nano", Price(0.20, 0.80)),
+])
+def test_a_fine_tuned_model_costs_what_openai_bills_for_fine_tunes_not_its_base_price(base: str, price: Price) -> None:
+    prices = PriceTable.with_defaults("")
+    assert prices.price(f"ft:{base}:acme::abc123") == price != prices.price(base)
 
 
 def test_an_unknown_model_has_no_price_and_so_no_cost() -> None:

@@ -99,6 +99,8 @@ class ModelStats:
     prompt_tokens: int
     completion_tokens: int
     latencies: tuple[float, ...]
+    answered: int = 0
+    """Tests in which the model gave an answer (a completion, replays included): what its cost is averaged over."""
 
     @property
     def pass_rate(self) -> float | None:
@@ -138,6 +140,7 @@ def _model_stats(model: str, entries: list[Entry]) -> ModelStats:
         prompt_tokens=sum((entry.usage or {}).get("prompt_tokens", 0) for entry in entries),
         completion_tokens=sum((entry.usage or {}).get("completion_tokens", 0) for entry in entries),
         latencies=tuple(entry.latency_s for entry in entries if entry.latency_s),
+        answered=sum(entry.usage is not None for entry in entries),
     )
 
 

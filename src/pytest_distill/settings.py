@@ -20,7 +20,13 @@ gpt-4.1 2.00 8.00
 gpt-4.1-mini 0.40 1.60
 gpt-4.1-nano 0.10 0.40
 o4-mini 1.10 4.40
+ft:gpt-4o 3.75 15.00
+ft:gpt-4o-mini 0.30 1.20
+ft:gpt-4.1 3.00 12.00
+ft:gpt-4.1-mini 0.80 3.20
+ft:gpt-4.1-nano 0.20 0.80
 """
+"""List prices in US dollars per 1M tokens; OpenAI bills a fine-tuned model (`ft:BASE`) above its base."""
 
 
 @dataclass(frozen=True)

@@ -56,16 +56,13 @@ class PriceTable:
         return cls({**cls.parse(DEFAULT_PRICES).prices, **cls.parse(text).prices})
 
     def price(self, model: str) -> Price | None:
-        """The model's own line, else (for `ft:BASE:org::id`) `ft:BASE`'s or BASE's, else its alias's."""
+        """The model's own line, else (for `ft:BASE:org::id`) the fine-tuned price `ft:BASE`, else BASE's;
+        a dated snapshot (`gpt-4o-mini-2024-07-18`) right after its own name is looked up as its alias."""
         names = [model]
         if model.startswith("ft:"):
             base = model.split(":")[1]
             names += [f"ft:{base}", base]
-        for name in list(names):
-            snapshot = SNAPSHOT.fullmatch(name)
-            if snapshot:
-                names.append(snapshot["alias"])
-        return next((self.prices[name] for name in names if name in self.prices), None)
+        return next((self.prices[name] for name in names for name in _with_alias(name) if name in self.prices), None)
 
     def per_1000_cases(self, model: str, prompt_tokens: int, completion_tokens: int, cases: int) -> float | None:
         """The estimated cost of 1,000 cases like these, or None without a price (or without cases)."""
@@ -73,3 +70,9 @@ class PriceTable:
         if price is None or not cases:
             return None
         return 1000 * price.cost(prompt_tokens, completion_tokens) / cases
+
+
+def _with_alias(name: str) -> list[str]:
+    """`gpt-4o-mini-2024-07-18` is priced as itself, else as `gpt-4o-mini`."""
+    snapshot = SNAPSHOT.fullmatch(name)
+    return [name, snapshot["alias"]] if snapshot else [name]

@@ -40,8 +40,7 @@ def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], price
     if repeats:
         header.append("verdict changed")
     header += ["tokens in/out", "latency p50/p95", "cost/1k cases"]
-    costs = {name: prices.per_1000_cases(name, model.prompt_tokens, model.completion_tokens,
-                                         model.counted + model.errors)
+    costs = {name: prices.per_1000_cases(name, model.prompt_tokens, model.completion_tokens, model.answered)
              for name, model in stats.items()}
     rows = []
     for name, model in stats.items():
