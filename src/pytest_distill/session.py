@@ -50,9 +50,15 @@ class DistillSession:
             raise pytest.UsageError("--distill-cache keeps its answers in pytest's cache: drop -p no:cacheprovider")
         if s.sim and not is_worker(self.config):
             from .sim import SimServer
+            from .sim.seed import SeedError
 
+            # --distill-sim-seed paths are relative to where pytest was started; the ini's are already absolute.
+            seeds = [self.config.invocation_params.dir / path for path in s.sim_seed]
             # Its files and jobs live in pytest's cache, so a model distilled in one session exists in the next.
-            self.sim = SimServer(seed=list(s.sim_seed), state_dir=self.cache_dir("distill-sim")).start()
+            try:
+                self.sim = SimServer(seed=seeds, state_dir=self.cache_dir("distill-sim")).start()
+            except SeedError as exc:
+                raise pytest.UsageError(f"--distill-sim-seed / ini distill_sim_seed: {exc}") from None
 
     def stop(self) -> None:
         if self._runtime is not None:
@@ -148,10 +154,16 @@ class DistillSession:
             else:
                 cases = load_jsonl(spec.path, text)
             if not cases:
-                raise DatasetError(f"dataset {text!r} has no cases" +
-                                   (": no stored completion matches its filters" if spec.stored else ""))
+                raise DatasetError(f"dataset {text!r} has no cases" + (f": {self._no_stored_cases()}" if spec.stored else ""))
             self._datasets[key] = cases
         return self._datasets[key]
+
+    def _no_stored_cases(self) -> str:
+        """Why a stored spec found nothing; an unseeded simulator stores nothing, so say how to seed it."""
+        if self.settings.sim and not self.settings.sim_seed:
+            return ("the simulator (--distill-sim) holds no stored completions: seed it with --distill-sim-seed "
+                    "FILE.jsonl (repeatable) or the ini setting distill_sim_seed, one chat-format case a line")
+        return "no stored completion matches its filters"
 
     # -- fixtures ------------------------------------------------------------------------------
 

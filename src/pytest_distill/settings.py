@@ -103,7 +103,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("student_system", "--distill-student-system", "distill_student_system", None, "train and run the student with this system prompt"),
     Option("prices", None, "distill_prices", DEFAULT_PRICES, "lines MODEL INPUT_PER_1M OUTPUT_PER_1M for the cost column"),
     Option("embedding_model", None, "distill_embedding_model", "text-embedding-3-small", "model for embedding_similarity"),
-    Option("sim_seed", None, "distill_sim_seed", (), "JSONL files that seed the simulator's stored completions"),
+    Option("sim_seed", "--distill-sim-seed", "distill_sim_seed", (), "a JSONL file that seeds the simulator's stored "
+           "completions (repeatable; the command line's replace the ini's)", Path, action="append"),
 )
 
 
@@ -210,7 +211,7 @@ def resolve(config: pytest.Config) -> Settings:
 
 def _convert(opt: Option, raw: Any, source: str | None) -> Any:
     if isinstance(raw, list):
-        return tuple(raw)
+        return tuple(opt.convert(value) if isinstance(value, str) else value for value in raw)
     if isinstance(raw, bool):
         return raw
     try:
