@@ -65,6 +65,6 @@ def test_grades_made_inside_a_scope_are_recorded_and_outside_are_not() -> None:
 
 def test_a_failing_grade_reads_as_grader_verdict_score_rule_and_reason() -> None:
     grade = Grade("semantic_similarity", 2.0, False, "different meaning", ">= 4 of 1-5")
-    assert repr(grade) == "<semantic_similarity FAIL: score 2 (passes when >= 4 of 1-5); different meaning>"
-    assert grade.explain() == ["semantic_similarity: failed", "score: 2", "passes when: >= 4 of 1-5", "reason: different meaning"]
+    assert repr(grade) == "<semantic_similarity FAIL score=2>"
+    assert grade.explain() == ["semantic_similarity: FAILED, score 2, passes when >= 4 of 1-5", "  reason: different meaning"]
     assert Grade.from_dict(grade.to_dict()) == grade

@@ -276,8 +276,9 @@ def test_a_failing_factuality_prints_the_choice_its_meaning_and_the_reasoning(py
     result = pytester.runpytest()
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines([
-        "*distill grades*", "factuality: failed", "score: 0", "passes when: choice in A, B, C, E",
-        "reason: choice D: there is a disagreement between the submitted answer and the expert answer. "
+        "test_a_failing_factuality_prints_the_choice_its_meaning_and_the_reasoning.py:4: assert factuality(*)",
+        "factuality: FAILED, score 0, passes when choice in A, B, C, E",
+        "  reason: choice D: there is a disagreement between the submitted answer and the expert answer. "
         "Judge's reasoning: Compared the output with the expected answer by word overlap*"])
 
 

@@ -280,3 +280,57 @@ def test_a_fine_tuned_model_is_priced_at_the_fine_tuned_rate_and_a_model_without
     fine_tuned_rate = (tokens[0] * 0.30 + tokens[1] * 1.20) / 1e6 / 12 * 1000
     assert rows[tuned]["cost/1k cases"] == f"${fine_tuned_rate:.4f}"
     assert rows["gpt-4.1-nano"]["errors"] == "12" and rows["gpt-4.1-nano"]["cost/1k cases"] == "-"
+
+
+ALL_FAIL_SUITE = """
+import pytest
+from pytest_distill import factuality
+
+@pytest.mark.distill_dataset("{spec}")
+def test_reply(case, model):
+    answer = model.complete(case)
+    assert factuality(answer, case.expected)
+"""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_failing_graded_assert_says_its_verdict_once_in_a_few_lines(
+        pytester: pytest.Pytester, make_sim, tmp_path: Path, workers: list[str]) -> None:
+    """12 failing cases: each failure is its line, the grader's verdict and rule, the judge's reasoning,
+    the output and the reference, once; no object reprs."""
+    seeds = qa_rows(12)
+    make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", seeds)])
+    for row in seeds:
+        row["messages"][-1]["content"] = "Nobody has ever counted the items."
+    pytester.makepyfile(ALL_FAIL_SUITE.format(spec=str(write_jsonl(tmp_path / "cases.jsonl", seeds))))
+    result = pytester.runpytest("--model", "gpt-4o", *workers)
+    result.assert_outcomes(failed=12)
+    output = result.stdout.str()
+    lines = result.stdout.lines
+    failures = lines[lines.index(next(line for line in lines if "= FAILURES =" in line)) + 1:
+                     lines.index(next(line for line in lines if "distill summary" in line))]
+    assert len([line for line in failures if not line.startswith("[gw")]) == 12 * 6, "\n".join(failures)
+    assert output.count("Judge's reasoning") == 12 and output.count("passes when choice in A, B, C, E") == 12
+    assert "Completion(" not in output and "<factuality" not in output
+    result.stdout.fnmatch_lines(["_* test_reply[[]q000-gpt-4o[]] _*",
+                                 "test_a_failing_graded_assert_says_its_verdict_once_in_a_few_lines.py:7: "
+                                 "assert factuality(answer, case.expected)",
+                                 "factuality: FAILED, score 0, passes when choice in A, B, C, E",
+                                 "  reason: choice D: *Judge's reasoning: *",
+                                 "output: Item q0 is number 0.", "reference: Nobody has ever counted the items."])
+
+
+def test_with_a_long_traceback_pytests_assert_message_is_short_and_the_verdict_follows_once(
+        pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
+    seeds = qa_rows(1)
+    make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", seeds)])
+    seeds[0]["messages"][-1]["content"] = "Nobody has ever counted the items."
+    pytester.makepyfile(ALL_FAIL_SUITE.format(spec=str(write_jsonl(tmp_path / "cases.jsonl", seeds))))
+    result = pytester.runpytest("--model", "gpt-4o", "--tb=long")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines([
+        "E       AssertionError: assert <factuality FAIL score=0>",
+        "E        +  where <factuality FAIL score=0> = factuality(Completion('Item q0 is number 0.', model='gpt-4o'), "
+        "'Nobody has ever counted the items.')",
+        "*- distill grades -*", "factuality: FAILED, score 0, passes when choice in A, B, C, E"])
+    assert result.stdout.str().count("Judge's reasoning") == 1

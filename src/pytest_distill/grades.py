@@ -33,9 +33,8 @@ class Grade:
         return self.passed
 
     def __repr__(self) -> str:
-        verdict = "PASS" if self.passed else "FAIL"
-        rule = f" (passes when {self.threshold})" if self.threshold else ""
-        return f"<{self.name} {verdict}: score {self.score:g}{rule}; {self.reason}>"
+        """Short, because pytest's assertion rewriting prints it twice; `explain()` says the rest once."""
+        return f"<{self.name} {'PASS' if self.passed else 'FAIL'} score={self.score:g}>"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -46,12 +45,9 @@ class Grade:
                    threshold=data.get("threshold", ""), args=data.get("args"))
 
     def explain(self) -> list[str]:
-        """Lines for a failing assert: grader, verdict, score, threshold and reason apart."""
-        lines = [f"{self.name}: {'passed' if self.passed else 'failed'}", f"score: {self.score:g}"]
-        if self.threshold:
-            lines.append(f"passes when: {self.threshold}")
-        lines.append(f"reason: {self.reason}")
-        return lines
+        """Lines for a failing test: grader, verdict, score and passing rule on one line, the reason below."""
+        rule = f", passes when {self.threshold}" if self.threshold else ""
+        return [f"{self.name}: {'passed' if self.passed else 'FAILED'}, score {self.score:g}{rule}", f"  reason: {self.reason}"]
 
 
 @dataclass

@@ -36,7 +36,9 @@ def pytest_configure(config: pytest.Config) -> None:
                             "model-graded helper (expected= is the case's reference); its judge call starts ahead")
     session = config.stash[SESSION] = DistillSession(config)
     settings, plugins = session.settings, config.pluginmanager
-    recorder = Recorder(collects=not is_worker(config), scope_for=session.call_scope)
+    # pytest's default traceback style (and no --showlocals): a failed graded assert shows its verdict alone.
+    compact = config.getoption("tbstyle") == "auto" and not config.getoption("showlocals")
+    recorder = Recorder(collects=not is_worker(config), scope_for=session.call_scope, compact=compact)
     plugins.register(recorder, RECORDER)
     plugins.register(prefetch.Prefetcher(session.model, session.call_scope, prefetch.GRADED_AHEAD, settings.concurrency),
                      prefetch.PLUGIN_NAME)

@@ -16,7 +16,7 @@ from . import grades
 from .datasets import DatasetError
 from .graders.judged import JudgeError
 from .ledger import PROPERTY, Entry, entry_of
-from .models.types import ModelError
+from .models.types import ModelError, shorten
 from .report import html
 
 ENTRY = pytest.StashKey[Entry]()
@@ -29,8 +29,11 @@ class Recorder:
     """The entries of a session, a plugin object in every process: each test's grades are recorded
     where it runs; only the controller (or a serial run) collects the entries."""
 
-    def __init__(self, collects: bool, scope_for: Callable[[pytest.Item], AbstractContextManager[grades.Scope]]) -> None:
+    def __init__(self, collects: bool, scope_for: Callable[[pytest.Item], AbstractContextManager[grades.Scope]],
+                 compact: bool = False) -> None:
         self.collects, self.scope_for = collects, scope_for
+        self.compact = compact
+        """pytest's default traceback style: a failed graded assert is shown as its line and its verdict alone."""
         self.entries: list[Entry] = []
         self._by_node: dict[str, Entry] = {}
 
@@ -92,12 +95,26 @@ class Recorder:
             entry.outcome = "error"
         elif report.when == "call":
             entry.outcome = report.outcome
-            if report.failed and entry.grades:
-                report.sections.append(("distill grades", "\n\n".join("\n".join(g.explain()) for g in entry.grades)))
+            if report.failed:
+                self._explain_failure(item, call, report, entry)
         elif report.when == "setup" and report.skipped:
             entry.outcome = "skipped"
         if report.when == "teardown":
             report.user_properties.append((PROPERTY, entry.to_json()))
+
+    def _explain_failure(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport, entry: Entry) -> None:
+        """Say each failed grade once: in place of the traceback when the failing assert was on a grade
+        (pytest's default style), else as a "distill grades" section below pytest's own report."""
+        lines = verdict_lines(entry)
+        if not lines:
+            return
+        excinfo = call.excinfo
+        asserted = excinfo is not None and excinfo.errisinstance(AssertionError) and any(
+            repr(grade) in str(excinfo.value) for grade in entry.grades if not grade.passed)
+        if self.compact and excinfo is not None and asserted:
+            report.longrepr = "\n".join([failing_line(item, excinfo), *lines])
+        else:
+            report.sections.append(("distill grades", "\n".join(lines)))
 
     @staticmethod
     def test_status(report: pytest.TestReport) -> tuple[str, str, str] | None:
@@ -117,3 +134,29 @@ class Recorder:
                 self._by_node[entry.nodeid] = entry
                 report.user_properties = [(name, value) for name, value in report.user_properties if name != PROPERTY]
                 report.extras = [*getattr(report, "extras", []), html.entry_extra(entry)]
+
+
+SHOWN = 300
+"""How much of an output or a reference a failure shows."""
+
+
+def verdict_lines(entry: Entry) -> list[str]:
+    """Every failed grade of a test with its rule and reason, then the output and reference it judged, once."""
+    failed = [grade for grade in entry.grades if not grade.passed]
+    if not failed:
+        return []
+    lines = [line for grade in failed for line in grade.explain()]
+    if entry.output is not None:
+        lines.append(f"output: {shorten(entry.output, SHOWN)}")
+    if entry.expected is not None:
+        lines.append(f"reference: {shorten(entry.expected, SHOWN)}")
+    return lines
+
+
+def failing_line(item: pytest.Item, excinfo: pytest.ExceptionInfo[BaseException]) -> str:
+    """`test_x.py:15: assert factuality(answer, case.expected)`: the test's line that failed."""
+    for frame in reversed(excinfo.traceback):
+        if frame.path == item.path:
+            statement = " ".join(line.strip() for line in str(frame.statement).splitlines())
+            return f"{item.location[0]}:{frame.lineno + 1}: {statement}"
+    return item.location[0]

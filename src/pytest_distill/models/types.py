@@ -44,6 +44,16 @@ class Completion:
     def __str__(self) -> str:
         return self.text
 
+    def __repr__(self) -> str:
+        """Short, for pytest's assertion messages: the text's beginning and the model."""
+        return f"Completion({shorten(self.text, 40)!r}, model={self.model!r})"
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` on one line, cut to at most `width` characters with an ellipsis (any script: no word splitting)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= width else flat[:width - 1] + "…"
+
 
 class ModelError(DistillError):
     """A model call that failed for a reason outside the test (network, auth, limits, server).
