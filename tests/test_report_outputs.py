@@ -30,16 +30,20 @@ BOTH = ("--model", "gpt-4o", "--model", "gpt-4o-mini")
 
 
 def table_rows(output: str) -> dict[str, dict[str, str]]:
-    """The distill summary table of a run's output: {model: {column: cell}}."""
+    """The distill summary table of a run's output: {model: {column: cell}}, its blocks (a table wider
+    than the terminal is cut into blocks of columns, each led by the model) put back together."""
     lines = output.splitlines()
     start = next(i for i, line in enumerate(lines) if "distill summary" in line) + 1
-    header = re.split(r"\s{2,}", lines[start].strip())
-    rows = {}
-    for line in lines[start + 1:]:
+    rows: dict[str, dict[str, str]] = {}
+    header: list[str] = []
+    for line in lines[start:]:
         cells = re.split(r"\s{2,}", line.strip())
-        if len(cells) != len(header):
+        if cells[0] == "model":
+            header = cells
+        elif header and len(cells) == len(header):
+            rows.setdefault(cells[0], {}).update(zip(header, cells, strict=True))
+        elif line.strip():
             break
-        rows[cells[0]] = dict(zip(header, cells))
     return rows
 
 
@@ -334,3 +338,45 @@ def test_with_a_long_traceback_pytests_assert_message_is_short_and_the_verdict_f
         "'Nobody has ever counted the items.')",
         "*- distill grades -*", "factuality: FAILED, score 0, passes when choice in A, B, C, E"])
     assert result.stdout.str().count("Judge's reasoning") == 1
+
+
+WIDE_SUITE = """
+import pytest
+from pytest_distill import criteria_match, factuality, string_check, valid_json
+
+@pytest.mark.distill_dataset("stored:split=test")
+def test_reply(case, model):
+    answer = model.complete(case)
+    factuality(answer, case.expected)
+    criteria_match(answer, "answers the question")
+    string_check(answer, case.expected)
+    valid_json(answer)
+"""
+
+
+@pytest.mark.parametrize("columns", [80, 100])
+def test_the_summary_fits_the_terminal_width_with_every_cell_still_there(
+        pytester: pytest.Pytester, sim: SimServer, monkeypatch: pytest.MonkeyPatch, columns: int) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    pytester.makepyfile(WIDE_SUITE)
+    result = pytester.runpytest("--model", "gpt-4o-2024-11-20", "--model", "gpt-4o-mini", "--distill-results", "r.json")
+    lines = result.stdout.lines
+    start = next(i for i, line in enumerate(lines) if "distill summary" in line)
+    summary = lines[start:next(i for i in range(start + 1, len(lines)) if lines[i].startswith("=="))]
+    assert summary and max(len(line) for line in summary) <= columns, "\n".join(summary)
+    rows = table_rows(result.stdout.str())
+    results = read_results(pytester.path / "r.json")["summary"]
+    for model in ("gpt-4o-2024-11-20", "gpt-4o-mini"):
+        for grader in ("factuality", "criteria_match", "string_check", "valid_json"):
+            g = results[model][grader]
+            assert rows[model][f"{grader} rate/mean/n"] == f"{g['pass_rate']:.0%} / {g['mean_score']:.2f} / {g['n']}"
+        assert {"cost/1k cases", "tokens in/out", "latency p50/p95"} <= set(rows[model])
+    assert any(line.startswith("cost: ") for line in summary)
+
+
+def test_a_model_name_too_long_for_the_terminal_is_cut_in_the_middle() -> None:
+    from pytest_distill.report.terminal import render_table
+    name = "ft:gpt-4o-mini-2024-07-18:a-very-long-organisation-name:support-replies:mjFTTajP"
+    lines = render_table(["model", "pass rate", "cost/1k cases"], [[name, "50%", "$0.0400"]], width=60)
+    assert max(len(line) for line in lines) <= 60
+    assert any(line.startswith("ft:gpt-4o-mini-20") and "…" in line and ":mjFTTajP" in line for line in lines)
