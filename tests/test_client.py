@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from pytest_distill import Model, ModelError
+from pytest_distill import Model, ModelError, Usage
 from pytest_distill.models.client import ModelRuntime, redact
 from pytest_distill.sim import Fault, SimServer
 
@@ -66,7 +68,7 @@ def test_retries_are_bounded_and_the_error_names_model_endpoint_and_status(sim: 
     runtime = ModelRuntime(max_attempts=2)
     try:
         sim.inject(Fault("500", count=5))
-        with pytest.raises(ModelError, match=r"POST /chat/completions for model 'gpt-4o' failed: gave up after 2 attempts; last: HTTP 500"):
+        with pytest.raises(ModelError, match=r"model 'gpt-4o' at http://127\.0\.0\.1:\d+/v1: POST /chat/completions failed: gave up after 2 attempts; last: HTTP 500"):
             runtime.chat("gpt-4o", QUESTION)
         assert len(requests_to(sim, "POST", "/chat/completions")) == 2
     finally:
@@ -94,7 +96,7 @@ def test_an_optional_parameter_the_model_refuses_is_dropped_and_a_needed_one_is_
 
 
 def test_an_unknown_model_is_a_404_model_error(runtime: ModelRuntime) -> None:
-    with pytest.raises(ModelError, match=r"for model 'gpt-9' failed \(HTTP 404\)"):
+    with pytest.raises(ModelError, match=r"model 'gpt-9' at http://127\.0\.0\.1:\d+/v1: POST /chat/completions failed \(HTTP 404\)"):
         runtime.chat("gpt-9", QUESTION)
 
 
@@ -133,3 +135,84 @@ def test_model_outside_pytest_makes_its_own_runtime(sim: SimServer) -> None:
         assert model.complete("ホバンヌは何人制ですか?").text
     finally:
         model.runtime.close()
+
+
+@pytest.mark.parametrize("sample", [0, 1])
+def test_an_answer_whose_content_is_a_list_of_parts_gives_its_text(runtime: ModelRuntime, sim: SimServer, sample: int) -> None:
+    plain = runtime.chat("gpt-4o", QUESTION, sample=10)
+    sim.inject(Fault("list_content"))
+    assert runtime.chat("gpt-4o", QUESTION, sample=sample).text == plain.text != ""
+
+
+def test_null_usage_numbers_count_as_none_used(runtime: ModelRuntime, sim: SimServer) -> None:
+    sim.inject(Fault("null_usage"))
+    completion = runtime.chat("gpt-4o", QUESTION)
+    assert completion.text and completion.usage == Usage(0, 0)
+
+
+def test_an_answer_without_a_message_is_a_model_error_asked_once(runtime: ModelRuntime, sim: SimServer) -> None:
+    sim.inject(Fault("no_message"))
+    with pytest.raises(ModelError, match=r"at http://127\.0\.0\.1:\d+/v1: POST /chat/completions failed: the server's "
+                                         r"answer is off the API's shape: its first choice has no message"):
+        runtime.chat("gpt-4o", QUESTION)
+    assert len(requests_to(sim, "POST", "/chat/completions")) == 1
+
+
+def test_no_rest_follows_the_last_attempt(sim: SimServer) -> None:
+    runtime = ModelRuntime(max_attempts=2)
+    try:
+        sim.inject(Fault("500", count=2))
+        with pytest.raises(ModelError, match="gave up after 2 attempts"):
+            runtime.chat("gpt-4o", QUESTION)
+        assert runtime.retries == 1
+    finally:
+        runtime.close()
+
+
+class ExplainingServer(ThreadingHTTPServer):
+    """A server that refuses every request with a 400 in a shape other than OpenAI's (as Ollama,
+    FastAPI-based servers and proxies do)."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        super().__init__(("127.0.0.1", 0), _Refuse)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _Refuse(BaseHTTPRequestHandler):
+    server: ExplainingServer
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(400)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(self.server.body)))
+        self.end_headers()
+        self.wfile.write(self.server.body)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("body, said", [
+    (b'{"error": "model \\"gpt-4o\\" not found, try pulling it first"}', 'model "gpt-4o" not found, try pulling it first'),
+    (b'{"detail": "Model gpt-4o is not served here"}', "Model gpt-4o is not served here"),
+    (b'{"object": "error", "message": "The model `gpt-4o` does not exist.", "code": 404}', "The model `gpt-4o` does not exist."),
+], ids=["ollama", "fastapi", "vllm"])
+def test_a_refusal_quotes_the_server_s_own_explanation(body: bytes, said: str) -> None:
+    server = ExplainingServer(body)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    runtime = ModelRuntime(base_url=server.url, api_key=TEST_KEY)
+    try:
+        with pytest.raises(ModelError) as raised:
+            runtime.chat("gpt-4o", QUESTION)
+    finally:
+        runtime.close()
+        server.shutdown()
+        server.server_close()
+    assert raised.value.status == 400
+    assert str(raised.value) == f"model 'gpt-4o' at {server.url}: POST /chat/completions failed (HTTP 400): Error code: 400 - {said}"

@@ -113,7 +113,7 @@ def test_a_completion_deleted_after_listing_errors_its_own_test_only(
     pytester.makepyfile(STUDENT_SUITE.format(spec="stored"))
     result = pytester.runpytest("--model", "gpt-4o", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*stored completion chatcmpl-q001: GET /chat/completions/chatcmpl-q001/messages*404*"])
+    result.stdout.fnmatch_lines(["*stored completion chatcmpl-q001: http://127.0.0.1:*/v1: GET /chat/completions/chatcmpl-q001/messages*404*"])
 
 
 def test_a_damaged_cache_entry_is_fetched_again(pytester: pytest.Pytester, sim: SimServer) -> None:
@@ -159,13 +159,13 @@ def test_japanese_cases_from_a_jsonl_file_are_answered_and_graded(pytester: pyte
 
 def test_an_auth_failure_is_an_error_that_names_the_call_but_never_the_key(
         pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
-    make_sim(api_key="sk-the-right-key-0000000000000000")
+    sim = make_sim(api_key="sk-the-right-key-0000000000000000")
     cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(3))
     pytester.makepyfile(STUDENT_SUITE.format(spec=str(cases)))
     result = pytester.runpytest("-rA", "--junitxml", "junit.xml")
     result.assert_outcomes(errors=3)
     text = result.stdout.str() + result.stderr.str() + (pytester.path / "junit.xml").read_text()
-    assert "POST /chat/completions for model 'gpt-4o-mini' failed (HTTP 401)" in text
+    assert "model under test 'gpt-4o-mini' at " + sim.url + ": POST /chat/completions failed (HTTP 401)" in text
     assert TEST_KEY not in text and TEST_KEY[:12] not in text and TEST_KEY[-6:] not in text
 
 

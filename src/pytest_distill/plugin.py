@@ -102,18 +102,18 @@ def model(request: pytest.FixtureRequest, distill_sample: int) -> Model:
 def teacher(request: pytest.FixtureRequest) -> Model:
     """The teacher; a case stored from the teacher replays its stored answer without a call."""
     session = request.config.stash[SESSION]
-    return session.model(session.settings.teacher)
+    return session.model(session.settings.teacher, role="teacher")
 
 
 @pytest.fixture
 def student(request: pytest.FixtureRequest) -> Model:
     """The student base model."""
     session = request.config.stash[SESSION]
-    return session.model(session.settings.student)
+    return session.model(session.settings.student, role="student")
 
 
 @pytest.fixture
 def judge(request: pytest.FixtureRequest) -> Model:
     """The grader model used by the model-graded helpers."""
     session = request.config.stash[SESSION]
-    return session.model(session.settings.judge)
+    return session.model(session.settings.judge, role="judge")

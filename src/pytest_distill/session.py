@@ -20,13 +20,14 @@ from .models import hf
 from .models.cache import CompletionCache
 from .models.client import ModelRuntime
 from .models.handle import Model
-from .models.types import ModelError
+from .models.types import Endpoint, ModelError
 from .recording import Recorder
 from .settings import Settings, is_worker, resolve
 
 SESSION = pytest.StashKey["DistillSession"]()
 SIM_URL = "distill_sim_url"
 SIM_KEY = "distill-sim"
+UNDER_TEST = "model under test"
 
 
 class DistillSession:
@@ -56,7 +57,8 @@ class DistillSession:
             seeds = [self.config.invocation_params.dir / path for path in s.sim_seed]
             # Its files and jobs live in pytest's cache, so a model distilled in one session exists in the next.
             try:
-                self.sim = SimServer(seed=seeds, state_dir=self.cache_dir("distill-sim")).start()
+                # It takes its own key only: the user's real OPENAI_API_KEY is never sent to it.
+                self.sim = SimServer(seed=seeds, state_dir=self.cache_dir("distill-sim"), api_key=SIM_KEY).start()
             except SeedError as exc:
                 raise pytest.UsageError(f"--distill-sim-seed / ini distill_sim_seed: {exc}") from None
 
@@ -74,14 +76,22 @@ class DistillSession:
 
     @property
     def runtime(self) -> ModelRuntime:
-        """The process's model runtime, made on first use so that collection-only runs start nothing."""
+        """The process's model runtime, made on first use so that collection-only runs start nothing.
+
+        Under --distill-sim every endpoint is the simulator, with the simulator's key: a real key in
+        OPENAI_API_KEY (or an endpoint's variable) is never sent to it."""
         if self._runtime is None:
-            url = self.sim_url
-            key = (os.environ.get("OPENAI_API_KEY") or SIM_KEY) if url else None
-            self._runtime = ModelRuntime(base_url=url, api_key=key, concurrency=self.settings.concurrency,
-                                         cache=self._completion_cache(url))
+            url, s = self.sim_url, self.settings
+            endpoints = [Endpoint(e.name, url, key=SIM_KEY) for e in s.endpoints] if url else s.endpoints
+            self._runtime = ModelRuntime(base_url=url, api_key=SIM_KEY if url else None, concurrency=s.concurrency,
+                                         request_timeout=s.request_timeout, cache=self._completion_cache(url),
+                                         endpoints=endpoints)
             progress.attach(self._runtime, self.config)
         return self._runtime
+
+    def endpoints(self) -> dict[str, str]:
+        """Each endpoint's base URL as reports may show it (never a key), by name; "" is the default."""
+        return self.runtime.endpoints()
 
     def _completion_cache(self, url: str | None) -> CompletionCache | None:
         """`--distill-cache`: answers under pytest's cache directory, kept apart per server."""
@@ -179,11 +189,11 @@ class DistillSession:
         entry = Recorder.entry(request.node)
         entry.sample = sample
         return Model(request.param, self.runtime, system=self._system_for(request.param), sample=sample,
-                     on_complete=entry.add_completion)
+                     on_complete=entry.add_completion, role=UNDER_TEST)
 
-    def model(self, name: str, sample: int = 0) -> Model:
+    def model(self, name: str, sample: int = 0, role: str = UNDER_TEST) -> Model:
         """A model that a test uses but does not test (teacher, student, judge), or one that prefetch asks."""
-        return Model(name, self.runtime, system=self._system_for(name), sample=sample)
+        return Model(name, self.runtime, system=self._system_for(name), sample=sample, role=role)
 
     def _system_for(self, name: str) -> str | None:
         """The shorter student system prompt applies to every model but the teacher and the judge."""
@@ -194,6 +204,6 @@ class DistillSession:
     def call_scope(self, item: pytest.Item) -> AbstractContextManager[grades.Scope]:
         """The grading scope of one test call: the session's judge, and the case's question."""
         case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
-        scope = grades.Scope(judge=self.model(self.settings.judge), question=getattr(case, "question", None),
-                             embedding_model=Model(self.settings.embedding_model, self.runtime))
+        scope = grades.Scope(judge=self.model(self.settings.judge, role="judge"), question=getattr(case, "question", None),
+                             embedding_model=Model(self.settings.embedding_model, self.runtime, role="embeddings"))
         return grades.scoped(scope)

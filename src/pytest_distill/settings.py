@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from .models.types import ENDPOINT_NAME, RESERVED_ENDPOINT_NAMES, Endpoint, url_problem
+
 DEFAULT_PRICES = """\
 gpt-4o 2.50 10.00
 gpt-4o-mini 0.15 0.60
@@ -38,7 +40,9 @@ class Option:
     ini: str | None
     default: Any
     help: str
-    convert: Callable[[str], Any] = str
+    convert: Callable[[Any], Any] = str
+    each: bool = True
+    """For a list (linelist, paths): convert each value; False gives `convert` the whole list."""
     action: str = "store"
 
 
@@ -54,6 +58,37 @@ def _positive(text: str) -> int:
     if value < 1:
         raise ValueError(f"{text} is not a whole number of at least 1")
     return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError(f"{text} is not a number of seconds above 0")
+    return value
+
+
+def _endpoints(lines: list[str]) -> tuple[Endpoint, ...]:
+    """`distill_endpoints`: one `NAME BASE_URL [API_KEY_ENV]` a line; a bad line stops the run at start-up."""
+    endpoints: dict[str, Endpoint] = {}
+    for number, line in enumerate(lines, 1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        where = f"line {number}"  # never the line itself: a key pasted in place of its variable's name stays unsaid
+        if len(fields) not in (2, 3):
+            raise ValueError(f"{where}: expected NAME BASE_URL [API_KEY_ENV]")
+        name, url, key_env = fields[0], fields[1], fields[2] if len(fields) == 3 else None
+        if not ENDPOINT_NAME.fullmatch(name) or name in RESERVED_ENDPOINT_NAMES:
+            raise ValueError(f"{where}: {name!r} cannot name an endpoint (a letter, then letters, digits, . _ -; "
+                             f"not {' or '.join(RESERVED_ENDPOINT_NAMES)}, which keep their meaning in model names)")
+        if name in endpoints:
+            raise ValueError(f"{where}: the endpoint {name!r} is declared twice")
+        if url_problem(url):
+            raise ValueError(f"{where}: the base URL is not usable: {url_problem(url)}")
+        if key_env is not None and not key_env.isidentifier():
+            raise ValueError(f"{where}: API_KEY_ENV is the name of an environment variable, not a key")
+        endpoints[name] = Endpoint(name, url, key_env)
+    return tuple(endpoints.values())
 
 
 def _cache_mode(text: str) -> str:
@@ -85,7 +120,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("results", "--distill-results", "distill_results", None, "write the JSON results file here", Path),
     Option("baseline", "--distill-baseline", "distill_baseline", None, "compare with an earlier results file", Path),
     Option("tolerance", "--distill-tolerance", "distill_tolerance", 0.0, "allowed pass-rate drop below the baseline", _rate),
-    Option("concurrency", "--distill-concurrency", "distill_concurrency", 8, "model calls in flight at once in this process", _positive),
+    Option("concurrency", "--distill-concurrency", "distill_concurrency", 8, "model calls in flight at once in this process, per endpoint",
+           _positive),
+    Option("request_timeout", "--distill-request-timeout", "distill_request_timeout", 120.0, "bound in seconds on one model request",
+           _seconds),
+    Option("endpoints", None, "distill_endpoints", (), "lines NAME BASE_URL [API_KEY_ENV]: servers that NAME:MODEL names", _endpoints,
+           each=False),
     Option("cache", "--distill-cache", "distill_cache", "off", "reuse identical model calls from an on-disk cache (=refresh rewrites it)", _cache_mode, action="optional"),
     Option("sim", "--distill-sim", None, False, "run against the bundled offline OpenAI-compatible simulator", action="store_true"),
     Option("filter", "--distill-filter", "distill_filter", False, "train only on teacher answers that pass the suite's deterministic checks", _flag, action="store_true"),
@@ -129,6 +169,8 @@ class Settings:
     baseline: Path | None = None
     tolerance: float = 0.0
     concurrency: int = 8
+    request_timeout: float = 120.0
+    endpoints: tuple[Endpoint, ...] = ()
     cache: str = "off"
     sim: bool = False
     filter: bool = False
@@ -182,7 +224,7 @@ def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("distill", "pytest-distill: evaluate and distill LLMs")
     for opt in OPTIONS:
         if opt.ini:
-            kind = "paths" if opt.dest == "sim_seed" else "linelist" if opt.dest == "models" else "string"
+            kind = "paths" if opt.dest == "sim_seed" else "linelist" if opt.dest in ("models", "endpoints") else "string"
             parser.addini(opt.ini, opt.help, type=kind, default=None if kind == "string" else [])
         if not opt.flag:
             continue
@@ -210,11 +252,11 @@ def resolve(config: pytest.Config) -> Settings:
 
 
 def _convert(opt: Option, raw: Any, source: str | None) -> Any:
-    if isinstance(raw, list):
-        return tuple(opt.convert(value) if isinstance(value, str) else value for value in raw)
     if isinstance(raw, bool):
         return raw
     try:
+        if isinstance(raw, list) and opt.each:
+            return tuple(opt.convert(value) if isinstance(value, str) else value for value in raw)
         return opt.convert(raw)
     except ValueError as exc:
         raise pytest.UsageError(f"{source}: {exc}") from None

@@ -29,7 +29,7 @@ def embedding_similarity(output: Any, expected: str, threshold: float = 0.8, *,
     if expected is None:
         raise ValueError("embedding_similarity: expected is None (the case has no reference answer)")
     embedder = scope_model("embedding_similarity", model, "embedding_model", "model", DEFAULT_EMBEDDING_MODEL)
-    first, second = embedder.runtime.embed(embedder.name, [str(output), str(expected)])
+    first, second = embedder.embed([str(output), str(expected)])
     score = cosine(first, second)
     reason = f"cosine similarity {score:.3f} between the {embedder.name} embeddings of output and reference"
     return record(Grade("embedding_similarity", score, score >= threshold, reason, f"cosine >= {threshold:g}"))

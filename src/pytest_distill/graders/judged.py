@@ -164,7 +164,7 @@ def ask(judge: Model, template: Template, texts: Mapping[str, str]) -> tuple[Any
     params = {"response_format": template.response_format()}
     problems = []
     for attempt in range(ATTEMPTS):
-        completion = judge.runtime.chat(judge.name, messages, sample=attempt, optional=STEADY, **params)
+        completion = judge.chat(messages, sample=attempt, optional=STEADY, **params)
         if not completion.cached:
             record_judging(chat_key(judge.name, messages, sample=attempt), judge.name, completion.usage.prompt_tokens,
                            completion.usage.completion_tokens)
@@ -188,7 +188,7 @@ def scope_model(helper: str, given: Model | str | None, role: str, param: str, e
     default = getattr(current(), role, None)
     if default is None:
         raise TypeError(f'{helper}() outside a pytest test needs {param}=Model("{example}")')
-    return default if given is None else Model(given, default.runtime)
+    return default if given is None else Model(given, default.runtime, role=default.role)
 
 
 def judged(template: Template, texts: Mapping[str, Any], judge: Model | str | None) -> Grade:

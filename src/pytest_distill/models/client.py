@@ -4,6 +4,12 @@ Tests are synchronous and run one after another, but an eval suite spends its ti
 model. So all calls run on one asyncio loop in a background thread: one concurrency bound, one shared
 back-off when the server says 429, and identical requests made once. A synchronous `chat()` is a
 blocking wait on that loop; prefetching is the same call without the wait.
+
+A model named `NAME:MODEL`, where NAME is a declared `Endpoint`, is MODEL on that endpoint's server:
+each endpoint has its own client, key, concurrency bound, 429 pause and outage state, all on the one
+loop. Everything a server sends back is read as hostile: an answer off the API's shape, an outage or
+a key the SDK cannot send becomes a `ModelError` that names the model, the base URL and the problem,
+never the key.
 """
 
 from __future__ import annotations
@@ -19,12 +25,13 @@ import threading
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import openai
 
-from .types import LOCAL_PREFIX, Completion, ModelError, Usage
+from .types import LOCAL_PREFIX, Completion, Endpoint, ModelError, Usage, shown_url, url_problem
 
 if TYPE_CHECKING:
     from .cache import CompletionCache
@@ -38,6 +45,9 @@ MAX_BACKOFF_S = 30.0
 WAIT_TICK_S = 1.0
 """While a caller waits longer than this for an answer, `on_wait(seconds waited)` is called once per tick."""
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,}|Bearer\s+\S+)")
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+EXPLANATION_CHARS = 500
+"""How much of a server's own explanation of an error an error message quotes."""
 
 
 NOT_YET = ("a fine-tuned model exists once its job has succeeded: `pytest --distill --distill-wait` follows "
@@ -62,16 +72,99 @@ def chat_key(model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0,
     return request_key("chat", {"model": model, "messages": list(messages), "params": params, "sample": sample})
 
 
-class ModelRuntime:
-    """One process's model calls: bounded, deduplicated, retried with a shared back-off.
+class OffShape(ValueError):
+    """A 200 answer that is not what the API's schema says it is."""
 
-    Counters for progress, each counting distinct calls (a request joined while under way or after it
-    finished counts once): `started`, `done`, `in_flight` (on the wire now), `retries`, `cache_hits`.
+
+@dataclass(frozen=True)
+class _Failure:
+    """One attempt that failed: what to say (already redacted), the status, and the rest before the
+    next attempt (None: another attempt would fail the same way). `answered`: the server said something."""
+
+    message: str
+    status: int | None = None
+    param: str | None = None
+    delay: float | None = None
+    answered: bool = True
+
+
+class _Line:
+    """One endpoint as the runtime uses it: its clients, its concurrency bound, its 429 pause, and
+    whether it is down (its whole retry ladder failed without the server ever answering)."""
+
+    def __init__(self, endpoint: Endpoint) -> None:
+        self.endpoint = endpoint
+        self.url = shown_url(endpoint.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
+        self.async_client: openai.AsyncOpenAI | None = None
+        self.sync_client: openai.OpenAI | None = None
+        self.semaphore: asyncio.Semaphore | None = None
+        self.resume_at = 0.0
+        self.heard_at = 0.0
+        """When the server last answered anything (an error status too): proof it is not down."""
+        self.down: str | None = None
+        """Why every call to this endpoint now errors at once."""
+        self.went_down: asyncio.Event | None = None
+        """Set when `down` is; wakes the calls resting between attempts (loop thread only)."""
+
+    @property
+    def paused_s(self) -> float:
+        return max(0.0, self.resume_at - time.monotonic())
+
+    def problem(self) -> str | None:
+        """What keeps a client from being made (a base URL that is no URL, a key HTTP cannot carry), in
+        words that never quote the key."""
+        url = self.endpoint.base_url or os.environ.get("OPENAI_BASE_URL")
+        source = "the endpoint's base URL" if self.endpoint.base_url else "OPENAI_BASE_URL"
+        if url is not None and url_problem(url):
+            return f"{source} is not a usable URL: {url_problem(url)}"
+        env = self.endpoint.key_env
+        if self.endpoint.key is None and env is not None and not os.environ.get(env):
+            return f"{env} is not set: set it, or run offline with --distill-sim"
+        return _key_problem(self.endpoint.key if self.endpoint.key is not None else os.environ.get(env or "", ""),
+                            "the key" if self.endpoint.key is not None else str(env))
+
+    def make(self, cls: type[T], timeout: float, **options: Any) -> T:
+        """An SDK client for this endpoint. The key goes straight from where it is kept into the SDK,
+        never into a local variable, and a constructor that fails says why without its frame."""
+        problem = self.problem()
+        if problem is not None:
+            raise ModelError("", "client", problem, base_url=self.url)
+        endpoint = self.endpoint
+        if endpoint.key is None and endpoint.key_env is None:
+            options["default_headers"] = {"Authorization": openai.Omit()}
+        try:
+            return cls(base_url=endpoint.base_url, timeout=timeout, **options,
+                       api_key=endpoint.key if endpoint.key is not None else os.environ.get(endpoint.key_env or "", "no-key"))
+        except Exception as exc:  # whatever the SDK or httpx raise here: its frame holds the key
+            failure = type(exc).__name__
+        # Raised here, outside the handler: the error carries no trace of the constructor's frame.
+        raise ModelError("", "client", f"the client could not be made: {failure}", base_url=self.url)
+
+
+def _key_problem(key: str, source: str) -> str | None:
+    """A key that no HTTP header can carry (a pasted curly quote, a space): say where, never what."""
+    for position, char in enumerate(key):
+        if not ("!" <= char <= "~"):
+            kind = "a space" if char.isspace() else "a character that is not ASCII" if ord(char) > 127 else "a control character"
+            return f"{source} holds {kind} at position {position + 1}: an API key is plain ASCII (check for a copy-paste error)"
+    return None
+
+
+class ModelRuntime:
+    """One process's model calls: bounded, deduplicated, retried with a back-off per endpoint.
+
+    `endpoints` are the declared ones besides the default (`base_url`, `api_key`, else the OPENAI_*
+    environment). Counters for progress, each counting distinct calls (a request joined while under
+    way or after it finished counts once): `started`, `done`, `in_flight` (on the wire now),
+    `retries`, `cache_hits`.
     """
 
     def __init__(self, *, base_url: str | None = None, api_key: str | None = None, concurrency: int = 8,
-                 request_timeout: float = 120.0, max_attempts: int = 6, cache: CompletionCache | None = None) -> None:
-        self.base_url, self._api_key = base_url, api_key
+                 request_timeout: float = 120.0, max_attempts: int = 6, cache: CompletionCache | None = None,
+                 endpoints: Sequence[Endpoint] = ()) -> None:
+        default = _Line(Endpoint("", base_url, key=api_key))
+        self._lines = {"": default, **{endpoint.name: _Line(endpoint) for endpoint in endpoints}}
+        self.base_url = base_url
         self.concurrency, self.request_timeout, self.max_attempts = concurrency, request_timeout, max_attempts
         self.cache = cache
         self.on_wait: Callable[[float], None] | None = None
@@ -81,10 +174,6 @@ class ModelRuntime:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
-        self._async_client: openai.AsyncOpenAI | None = None
-        self._sync_client: openai.OpenAI | None = None
-        self._semaphore: asyncio.Semaphore | None = None
-        self._resume_at = 0.0
         self._calls: dict[str, asyncio.Future[Any]] = {}
         """Calls under way, by request key (touched on the loop thread only)."""
         self._answers: dict[str, Any] = {}
@@ -92,6 +181,10 @@ class ModelRuntime:
         self._local: LocalModels | None = None
         self._refused: dict[str, set[str]] = {}
         """Optional parameters each model refused (see `chat`)."""
+
+    def endpoints(self) -> dict[str, str]:
+        """Each endpoint's base URL as reports may show it (never a key), by name ("" is the default)."""
+        return {name: line.url for name, line in self._lines.items()}
 
     # -- public, synchronous -------------------------------------------------------------------
 
@@ -115,7 +208,7 @@ class ModelRuntime:
     def submit_chat(self, model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0,
                     **params: Any) -> concurrent.futures.Future[Completion]:
         """Start a chat completion (or join the identical one under way) without waiting for it."""
-        key = chat_key(model, messages, sample=sample, **params)
+        key = self._chat_key(model, messages, sample, params)
         if model.startswith(LOCAL_PREFIX):
             return self._known(key, None) or self._submit(key, lambda: self._local_chat(model, list(messages), params))
         return self._known(key, self.cache) or self._submit(key, lambda: self._answer(key, model, list(messages), params))
@@ -125,7 +218,15 @@ class ModelRuntime:
         """Drop an answer from the disk cache: one found unusable (a judge's answer that is not the verdict
         asked for) is asked for again on the next run. This run keeps it, so its verdict stays one."""
         if self.cache is not None:
-            self.cache.drop(chat_key(model, messages, sample=sample, **self._sendable(model, params, optional)))
+            self.cache.drop(self._chat_key(model, messages, sample, self._sendable(model, params, optional)))
+
+    def _chat_key(self, model: str, messages: Sequence[dict[str, Any]], sample: int, params: Mapping[str, Any]) -> str:
+        """`chat_key`, plus the server for a model on a declared endpoint: re-pointing an endpoint never
+        serves the old server's cached answers."""
+        line, _ = self._route(model)
+        if line.endpoint.name:
+            return chat_key(model, messages, sample=sample, **params, _server=line.url)
+        return chat_key(model, messages, sample=sample, **params)
 
     def _sendable(self, model: str, params: Mapping[str, Any], optional: Mapping[str, Any] | None) -> dict[str, Any]:
         """The parameters to send: `params`, and the optional ones this model has not refused."""
@@ -152,8 +253,8 @@ class ModelRuntime:
 
     @property
     def paused_s(self) -> float:
-        """How long every call still waits because the server said 429 (0 when not paused)."""
-        return max(0.0, self._resume_at - time.monotonic())
+        """How long calls still wait because a server said 429 (0 when none is paused)."""
+        return max(line.paused_s for line in self._lines.values())
 
     def demand(self, future: concurrent.futures.Future[Any]) -> int:
         """How many times the request behind a submitted `future` was asked for so far (started or joined):
@@ -163,35 +264,43 @@ class ModelRuntime:
         return self._demand.get(key, 0) if key else 0
 
     def sdk(self) -> openai.OpenAI:
-        """The synchronous SDK client, for the listing, file and job endpoints (its own retries on)."""
+        """The default endpoint's synchronous SDK client, for the listing, file and job endpoints (its
+        own retries on)."""
+        line = self._lines[""]
         with self._lock:
-            if self._sync_client is None:
-                self._sync_client = self._make_client(openai.OpenAI, max_retries=3)
-            return self._sync_client
+            if line.sync_client is None:
+                line.sync_client = line.make(openai.OpenAI, self.request_timeout, max_retries=3)
+            return line.sync_client
 
     @contextmanager
     def api_errors(self, endpoint: str, model: str = "") -> Iterator[None]:
-        """Turn any SDK failure inside the block into a `ModelError` that names the endpoint."""
+        """Turn any SDK failure inside the block (a call on the default endpoint) into a `ModelError`
+        that names the endpoint, the base URL and the server's explanation."""
+        line = self._lines[""]
         try:
             yield
+            return
         except ModelError:
             raise
         except openai.APIStatusError as exc:
-            raise ModelError(model, endpoint, self._message(exc), exc.status_code) from None
+            failure = _Failure(self._message(exc), exc.status_code)
         except (openai.OpenAIError, json.JSONDecodeError) as exc:
-            raise ModelError(model, endpoint, self._message(exc)) from None
+            failure = _Failure(self._message(exc))
+        raise ModelError(model, endpoint, failure.message, failure.status, base_url=line.url)
 
     def close(self) -> None:
         """Cancel the calls still under way (prefetched answers nobody waits for any more, e.g. after
         `-x`), so that no waiter blocks forever; close the clients and stop the loop thread. Safe twice."""
-        if self._sync_client is not None:
-            self._sync_client.close()
+        for line in self._lines.values():
+            if line.sync_client is not None:
+                line.sync_client.close()
         loop, thread = self._loop, self._thread
         if loop is None or thread is None:
             return
         asyncio.run_coroutine_threadsafe(_cancel_others(), loop).result(timeout=10)
-        if self._async_client is not None:
-            asyncio.run_coroutine_threadsafe(self._async_client.close(), loop).result(timeout=10)
+        for line in self._lines.values():
+            if line.async_client is not None:
+                asyncio.run_coroutine_threadsafe(line.async_client.close(), loop).result(timeout=10)
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=10)
         loop.close()
@@ -263,17 +372,20 @@ class ModelRuntime:
                 self._loop = loop
             return self._loop
 
-    def _make_client(self, cls: type[T], **options: Any) -> T:
-        try:
-            return cls(base_url=self.base_url, api_key=self._api_key, timeout=self.request_timeout, **options)
-        except openai.OpenAIError:
-            raise ModelError("", "client", "OPENAI_API_KEY is not set: set it, or run offline with --distill-sim") from None
+    def _route(self, model: str) -> tuple[_Line, str]:
+        """The endpoint a model name points at, and the model's name there: `local:llama3` is `llama3`
+        on the endpoint `local`; a name whose prefix is no declared endpoint is the default's."""
+        name, sep, rest = model.partition(":")
+        line = self._lines.get(name) if sep and rest and name else None
+        return (line, rest) if line is not None else (self._lines[""], model)
 
-    def _client(self) -> openai.AsyncOpenAI:
-        if self._async_client is None:
-            self._async_client = self._make_client(openai.AsyncOpenAI, max_retries=0)
-            self._semaphore = asyncio.Semaphore(self.concurrency)
-        return self._async_client
+    def _client(self, line: _Line) -> openai.AsyncOpenAI:
+        """The endpoint's async client and its bound, made on the loop thread at first use."""
+        if line.async_client is None:
+            line.async_client = line.make(openai.AsyncOpenAI, self.request_timeout, max_retries=0)
+            line.semaphore = asyncio.Semaphore(self.concurrency)
+            line.went_down = asyncio.Event()
+        return line.async_client
 
     async def _answer(self, key: str, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
         """A chat completion from the API, kept in the disk cache when there is one (`_known` reads it)."""
@@ -293,61 +405,178 @@ class ModelRuntime:
         return await asyncio.to_thread(self._local.chat, model, messages, params)
 
     async def _chat(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
-        client = self._client()
-        response, latency = await self._attempts(
-            "POST /chat/completions", model, lambda: client.chat.completions.create(model=model, messages=messages, **params))
-        if not response.choices:
-            raise ModelError(model, "POST /chat/completions", "the answer has no choices")
-        message = response.choices[0].message
-        usage = response.usage
-        return Completion(
-            text=message.content or "", model=model, latency_s=latency, served_model=response.model,
-            refusal=getattr(message, "refusal", None),
-            usage=Usage(usage.prompt_tokens, usage.completion_tokens) if usage else Usage())
+        line, served_as = self._route(model)
+        label = "POST /chat/completions"
+        client = self._client(line)
+
+        async def send() -> Any:
+            """The answer's JSON as the server sent it: read here, not by the SDK's models, so that an
+            answer off the API's shape is told apart from a good one (a body that is no JSON is retried)."""
+            raw = await client.chat.completions.with_raw_response.create(model=served_as, messages=messages, **params)
+            return raw.http_response.json()
+
+        data, latency = await self._attempts(line, label, model, send)
+        try:
+            text, refusal, usage, served = read_chat(data)
+        except OffShape as exc:
+            problem = str(exc)
+        else:
+            return Completion(text=text, model=model, latency_s=latency, served_model=served, refusal=refusal, usage=usage)
+        raise ModelError(model, label, f"the server's answer is off the API's shape: {problem}", base_url=line.url)
 
     async def _embed(self, model: str, texts: list[str]) -> list[list[float]]:
-        client = self._client()
-        response, _ = await self._attempts(
-            "POST /embeddings", model, lambda: client.embeddings.create(model=model, input=texts))
-        return [item.embedding for item in sorted(response.data, key=lambda item: item.index)]
+        line, served_as = self._route(model)
+        label = "POST /embeddings"
+        client = self._client(line)
+        response, _ = await self._attempts(line, label, model, lambda: client.embeddings.create(model=served_as, input=texts))
+        try:
+            vectors = [list(item.embedding) for item in sorted(response.data, key=lambda item: item.index)]
+        except (AttributeError, TypeError, ValueError) as exc:
+            raise ModelError(model, label, f"the server's answer is off the API's shape: {exc}", base_url=line.url) from None
+        if len(vectors) != len(texts):
+            raise ModelError(model, label, f"{len(vectors)} embeddings came back for {len(texts)} texts", base_url=line.url)
+        return vectors
 
-    async def _attempts(self, endpoint: str, model: str, send: Callable[[], Awaitable[T]]) -> tuple[T, float]:
-        """Send with retries: 429 pauses every call of the process (honouring Retry-After), 5xx and
-        connection faults back off this call alone; anything else fails at once."""
-        assert self._semaphore is not None
-        last = ""
+    async def _attempts(self, line: _Line, endpoint: str, model: str, send: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+        """Send with retries: 429 pauses every call to the endpoint (honouring Retry-After), 5xx and
+        connection faults back off this call alone; anything else fails at once. A ladder that ends
+        without the server ever answering marks the endpoint down: the calls still waiting for it
+        error at once instead of each climbing the same ladder. No rest after the last attempt."""
+        assert line.semaphore is not None
+        began, heard = time.monotonic(), False
+        failure = _Failure("")
         for attempt in range(self.max_attempts):
-            async with self._semaphore:
-                await asyncio.sleep(self.paused_s)
-                started = time.perf_counter()
-                self.in_flight += 1
-                try:
-                    return await send(), time.perf_counter() - started
-                except openai.APIStatusError as exc:
-                    last = self._message(exc)
-                    if exc.status_code not in RETRYABLE_STATUS and exc.status_code < 500:
-                        if exc.status_code == 404 and model.startswith("ft:"):
-                            last += f" ({NOT_YET})"
-                        raise ModelError(model, endpoint, last, exc.status_code, getattr(exc, "param", None)) from None
-                    delay = _retry_after(exc) or _backoff(attempt)
-                    if exc.status_code == 429:
-                        self._resume_at = max(self._resume_at, time.monotonic() + delay)
-                    last = f"HTTP {exc.status_code}: {last}"
-                except (openai.APIConnectionError, openai.APIResponseValidationError, json.JSONDecodeError) as exc:
-                    last, delay = self._message(exc), _backoff(attempt)
-                except openai.OpenAIError as exc:
-                    raise ModelError(model, endpoint, self._message(exc)) from None
-                finally:
-                    self.in_flight -= 1
-            self.retries += 1
-            await asyncio.sleep(delay)
-        raise ModelError(model, endpoint, f"gave up after {self.max_attempts} attempts; last: {last}")
+            async with line.semaphore:
+                if line.down:
+                    break
+                await asyncio.sleep(line.paused_s)
+                outcome = await self._try(send, model, attempt)
+            if not isinstance(outcome, _Failure):
+                return outcome
+            failure = outcome
+            if failure.answered:
+                line.heard_at, heard = time.monotonic(), True
+            if failure.status == 429 and failure.delay is not None:
+                line.resume_at = max(line.resume_at, time.monotonic() + failure.delay)
+            if failure.delay is None:
+                raise ModelError(model, endpoint, failure.message, failure.status, failure.param, base_url=line.url)
+            if attempt + 1 < self.max_attempts:
+                self.retries += 1
+                await self._rest(line, failure.delay)
+        else:
+            if not heard and line.heard_at < began and not line.down:
+                line.down = (f"no answer from {line.url} in {self.max_attempts} attempts over "
+                             f"{time.monotonic() - began:.0f} s (last: {failure.message}); the calls to it "
+                             "still waiting error at once")
+                assert line.went_down is not None
+                line.went_down.set()
+            if not line.down:
+                raise ModelError(model, endpoint, f"gave up after {self.max_attempts} attempts; last: {failure.message}",
+                                 base_url=line.url)
+        raise ModelError(model, endpoint, line.down or failure.message, base_url=line.url)
+
+    async def _try(self, send: Callable[[], Awaitable[T]], model: str, attempt: int) -> tuple[T, float] | _Failure:
+        """One attempt: the answer and its latency, or what went wrong and whether to try again.
+
+        Errors are turned into a `_Failure` here and raised by the caller, outside any handler, so no
+        traceback reaches the SDK's frames (their locals hold the key and its headers)."""
+        started = time.perf_counter()
+        self.in_flight += 1
+        try:
+            return await send(), time.perf_counter() - started
+        except openai.APIStatusError as exc:
+            failure = self._status_failure(exc, model, attempt)
+        except openai.APIConnectionError as exc:
+            failure = _Failure(self._message(exc), delay=_backoff(attempt), answered=False)
+        except (openai.APIResponseValidationError, json.JSONDecodeError) as exc:
+            failure = _Failure(self._message(exc), delay=_backoff(attempt))
+        except openai.OpenAIError as exc:
+            failure = _Failure(self._message(exc))
+        except Exception as exc:  # what the SDK or httpx let through (a header it cannot encode)
+            failure = _Failure(f"the request could not be sent: {type(exc).__name__}", answered=False)
+        finally:
+            self.in_flight -= 1
+        return failure
+
+    def _status_failure(self, exc: openai.APIStatusError, model: str, attempt: int) -> _Failure:
+        """An HTTP error: 408, 409, 429 and 5xx are worth another attempt, after Retry-After if given."""
+        message, status = self._message(exc), exc.status_code
+        if status not in RETRYABLE_STATUS and status < 500:
+            if status == 404 and model.startswith("ft:"):
+                message += f" ({NOT_YET})"
+            return _Failure(message, status, getattr(exc, "param", None))
+        return _Failure(f"HTTP {status}: {message}", status, delay=_retry_after(exc) or _backoff(attempt))
+
+    @staticmethod
+    async def _rest(line: _Line, delay: float) -> None:
+        """Wait `delay` seconds before the next attempt, or less if the endpoint goes down meanwhile."""
+        assert line.went_down is not None
+        with suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(line.went_down.wait(), delay)
 
     def _message(self, exc: BaseException) -> str:
         if isinstance(exc, json.JSONDecodeError):
             return f"the server's answer is not JSON ({exc.msg} at character {exc.pos})"
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
-        return redact(message, self._api_key or os.environ.get("OPENAI_API_KEY"))
+        if isinstance(exc, openai.APIStatusError):
+            message = _explained(message, exc.body)
+        secrets = [line.endpoint.key or os.environ.get(line.endpoint.key_env or "") for line in self._lines.values()]
+        for secret in secrets:
+            message = redact(message, secret)
+        return redact(message, os.environ.get("OPENAI_API_KEY"))
+
+
+def _explained(message: str, body: object) -> str:
+    """The SDK's `Error code: 400`, with the server's own explanation when the SDK left it out: servers
+    other than OpenAI put it elsewhere (`{"detail": ...}`, `{"error": "..."}`, plain text)."""
+    if " - " in message:
+        return message
+    found: object = body
+    if isinstance(body, Mapping):
+        found = next((body[name] for name in ("message", "detail", "error", "msg") if body.get(name)), None)
+    if isinstance(found, (Mapping, list)):
+        found = json.dumps(found, ensure_ascii=False, default=str)
+    if not isinstance(found, str) or not found.strip():
+        return message
+    text = " ".join(found.split())
+    return f"{message} - {text[:EXPLANATION_CHARS]}{'…' if len(text) > EXPLANATION_CHARS else ''}"
+
+
+def read_chat(data: object) -> tuple[str, str | None, Usage, str]:
+    """Text, refusal, usage and served model of a chat completion's JSON, read as hostile.
+
+    `content` as a list of parts gives its text parts joined; null or missing usage numbers count 0.
+    Anything else off the API's shape (no choices, no message, a content that is neither) raises
+    `OffShape`, which the caller makes an error of the case."""
+    if not isinstance(data, dict):
+        raise OffShape("it is not a JSON object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise OffShape("it has no choices")
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    if not isinstance(message, dict):
+        raise OffShape("its first choice has no message")
+    refusal = message.get("refusal")
+    usage = data.get("usage")
+    served = data.get("model")
+    return (_content_text(message.get("content")), refusal if isinstance(refusal, str) else None,
+            Usage(_count(usage, "prompt_tokens"), _count(usage, "completion_tokens")), served if isinstance(served, str) else "")
+
+
+def _content_text(content: object) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        texts = [part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)]
+        if texts or not content:
+            return "".join(texts)
+        raise OffShape("its message content is a list with no text part")
+    raise OffShape(f"its message content is a {type(content).__name__}, not text")
+
+
+def _count(usage: object, name: str) -> int:
+    value = usage.get(name) if isinstance(usage, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 async def _cancel_others() -> None:

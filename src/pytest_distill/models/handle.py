@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from .client import ModelRuntime
-from .types import Completion
+from .types import Completion, ModelError
 
 
 def is_snapshot_of(served: str | None, name: str) -> bool:
@@ -21,26 +22,49 @@ class Model:
     """A named model: `complete(case_or_messages, **params)` returns a `Completion`.
 
     A case whose stored answer came from this very model is replayed without a call. Outside pytest,
-    `Model("gpt-4o")` makes its own runtime from the usual OPENAI_* environment.
+    `Model("gpt-4o")` makes its own runtime from the usual OPENAI_* environment. `role` (model under
+    test, teacher, judge, embeddings) is what its errors call it.
     """
 
     def __init__(self, name: str, runtime: ModelRuntime | None = None, *, system: str | None = None,
-                 sample: int = 0, on_complete: Callable[[Completion], None] | None = None) -> None:
+                 sample: int = 0, on_complete: Callable[[Completion], None] | None = None, role: str = "") -> None:
         self.name = name
         self.runtime = runtime or ModelRuntime()
         self.system = system
         self.sample = sample
+        self.role = role
         self._on_complete = on_complete
 
     def __repr__(self) -> str:
         return f"Model({self.name!r})"
 
     def complete(self, case_or_messages: Any, **params: Any) -> Completion:
-        return self._finish(self.runtime.wait(self.submit(case_or_messages, **params)))
+        with self._named_errors():
+            return self._finish(self.runtime.wait(self.submit(case_or_messages, **params)))
 
     async def acomplete(self, case_or_messages: Any, **params: Any) -> Completion:
         """`complete` for async tests: awaits the same shared call without blocking the test's loop."""
-        return self._finish(await asyncio.wrap_future(self.submit(case_or_messages, **params)))
+        with self._named_errors():
+            return self._finish(await asyncio.wrap_future(self.submit(case_or_messages, **params)))
+
+    def chat(self, messages: Sequence[dict[str, Any]], *, sample: int = 0, optional: Mapping[str, Any] | None = None,
+             **params: Any) -> Completion:
+        """The request exactly as given (no system prompt, no replay, no recording): what a judge is asked."""
+        with self._named_errors():
+            return self.runtime.chat(self.name, messages, sample=sample, optional=optional, **params)
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embedding vectors of texts, in order."""
+        with self._named_errors():
+            return self.runtime.embed(self.name, texts)
+
+    @contextmanager
+    def _named_errors(self) -> Iterator[None]:
+        """A failed call says which role it served (the runtime knows models, not roles)."""
+        try:
+            yield
+        except ModelError as exc:
+            raise exc.in_role(self.role) from None
 
     def submit(self, case_or_messages: Any, **params: Any) -> concurrent.futures.Future[Completion]:
         """Start exactly the call `complete` would make, without waiting (prefetch): a later `complete`

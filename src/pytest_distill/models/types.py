@@ -6,12 +6,58 @@ ledger use these types without importing the runtime, and the runtime imports th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import DistillError
 
 LOCAL_PREFIX = "hf:"
 """Models named `hf:...` run in this process (models/hf.py), not on the API."""
+RESERVED_ENDPOINT_NAMES = ("ft", "hf")
+"""`ft:` (a fine-tuned model's name) and `hf:` keep their meaning: no endpoint may be called so."""
+ENDPOINT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A server that models live on: `NAME:MODEL` is MODEL there (`name` "" is the default endpoint).
+
+    `base_url` None means OPENAI_BASE_URL, else OpenAI's. The key is read from the environment
+    variable `key_env` when the client is made (None: send no key); `key` is one given outright (the
+    simulator's). Neither ever appears in a repr, so no traceback's locals can show a key.
+    """
+
+    name: str = ""
+    base_url: str | None = None
+    key_env: str | None = "OPENAI_API_KEY"
+    key: str | None = field(default=None, repr=False, compare=False)
+
+
+def url_problem(url: str) -> str | None:
+    """What is wrong with a base URL (None when it can be used): a scheme, a host, a valid port."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - reading it is what checks it
+    except ValueError as exc:
+        return f"it cannot be read as a URL ({exc})"
+    if parts.scheme not in ("http", "https"):
+        return "it does not start with http:// or https://"
+    if not parts.hostname:
+        return "it names no host"
+    return None
+
+
+def shown_url(url: str) -> str:
+    """A base URL as reports may show it: without a user name, a password or a query."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return "an unreadable URL"
+    netloc = (f"[{host}]" if ":" in host else host) + (f":{port}" if port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 @dataclass(frozen=True)
@@ -58,13 +104,24 @@ def shorten(text: str, width: int) -> str:
 class ModelError(DistillError):
     """A model call that failed for a reason outside the test (network, auth, limits, server).
 
-    The plugin reports it as an error of the test, not a failure of the model under test. `status` is
-    the HTTP status, `param` the request parameter the API blamed, when it named one.
+    The plugin reports it as an error of the test, not a failure of the model under test. It names
+    who was asked (`role`: model under test, teacher, judge, embeddings; set by the `Model` that
+    made the call), the model, the server's `base_url` (never a key) and the server's own words.
+    `status` is the HTTP status, `param` the request parameter the API blamed, when it named one.
     """
 
     def __init__(self, model: str, endpoint: str, message: str, status: int | None = None,
-                 param: str | None = None) -> None:
+                 param: str | None = None, *, base_url: str = "", role: str = "") -> None:
         self.model, self.endpoint, self.status, self.param = model, endpoint, status, param
-        where = f"{endpoint} for model {model!r}" if model else endpoint
+        self.message, self.base_url, self.role = message, base_url, role
+        who = f"{role or 'model'} {model!r}" if model else role
+        where = " at ".join(part for part in (who, base_url) if part)
         code = f" (HTTP {status})" if status else ""
-        super().__init__(f"{where} failed{code}: {message}")
+        super().__init__(f"{where + ': ' if where else ''}{endpoint} failed{code}: {message}")
+
+    def in_role(self, role: str) -> ModelError:
+        """The same error, saying who was asked (once: the first role given stays)."""
+        if self.role or not role:
+            return self
+        return ModelError(self.model, self.endpoint, self.message, self.status, self.param,
+                          base_url=self.base_url, role=role)

@@ -16,7 +16,7 @@ from typing import Any
 
 from .chatformat import Example, message_problem, message_text, metadata_problem
 from .errors import ApiError, bad_request, not_found
-from .faults import Fault
+from .faults import SHAPE_KINDS, Fault, reshape
 from .ids import random_id, stable_id
 from .jobs import JobBoard, check_job_files, hyperparameters_problem
 from .judge import judge
@@ -179,6 +179,8 @@ class SimApi:
         )
         if store:
             self.completions.add(stored_completion(completion, body, request.request_id), messages)
+        if request.fault is not None and request.fault.kind in SHAPE_KINDS:
+            return reshape(completion, request.fault.kind)
         return completion
 
     def list_chat_completions(self, request: ApiRequest) -> dict[str, Any]:

@@ -7,8 +7,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-KINDS = ("404", "429", "500", "stall", "malformed", "judge_garbage", "judge_refusal")
+KINDS = ("404", "429", "500", "stall", "malformed", "judge_garbage", "judge_refusal", "list_content", "no_message",
+         "null_usage")
 JUDGE_KINDS = ("judge_garbage", "judge_refusal")
+SHAPE_KINDS = ("list_content", "no_message", "null_usage")
+"""Faults that answer a chat completion with a 200 off the API's shape: the answer is made, then bent."""
 
 
 @dataclass(frozen=True)
@@ -19,7 +22,9 @@ class Fault:
     "429" (rate limit, with `Retry-After: retry_after` when given), "500" (server
     error), "stall" (wait `seconds`, then answer normally), "malformed" (200 with a body that
     is not JSON), "judge_garbage" (a judge answer whose content is not JSON) and
-    "judge_refusal" (a judge answer with null content and a refusal). A request matches when
+    "judge_refusal" (a judge answer with null content and a refusal); shapes other servers send:
+    "list_content" (the message content as a list of parts), "no_message" (a choice without a
+    message), "null_usage" (usage numbers null). A request matches when
     its path starts with `path` (with or without the leading "/v1") and its body's model is
     `model`, each when given; the judge kinds match judge requests only (chat completions
     with a `json_schema` response format), since they mean to break the judge, not the models.
@@ -87,3 +92,21 @@ class FaultQueue:
                         self._pending[index] = (fault, left - 1)
                     return fault
         return None
+
+
+def reshape(completion: dict[str, Any], kind: str) -> dict[str, Any]:
+    """A chat completion bent into the shape a `SHAPE_KINDS` fault names."""
+    choice = dict(completion["choices"][0])
+    message = dict(choice["message"])
+    if kind == "list_content":
+        text = message.get("content") or ""
+        half = len(text) // 2
+        message["content"] = [{"type": "text", "text": text[:half]}, {"type": "text", "text": text[half:]}]
+    if kind == "no_message":
+        del choice["message"]
+    else:
+        choice["message"] = message
+    usage = completion.get("usage")
+    if kind == "null_usage" and isinstance(usage, dict):
+        usage = {name: None for name in usage}
+    return {**completion, "choices": [choice], "usage": usage}

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .api import ApiRequest, ApiResponse, SimApi, Upload
 from .errors import ApiError, bad_request, not_found
-from .faults import JUDGE_KINDS, Fault, FaultQueue
+from .faults import JUDGE_KINDS, SHAPE_KINDS, Fault, FaultQueue
 from .ids import request_id
 from .seed import load_seeds
 from .state import StateFile
@@ -216,7 +216,7 @@ class SimServer:
                 model = body.get("model") if isinstance(body, dict) else None
                 judging = _is_judge(method, api_path, body)
                 fault = self._faults.take(path, model if isinstance(model, str) else None, judge=judging)
-                if fault is not None and fault.kind not in JUDGE_KINDS:
+                if fault is not None and fault.kind not in JUDGE_KINDS + SHAPE_KINDS:
                     early = _apply_fault(fault, model)
                     if early is not None:
                         return early
