@@ -105,6 +105,9 @@ class _Line:
         """Why every call to this endpoint now errors at once."""
         self.went_down: asyncio.Event | None = None
         """Set when `down` is; wakes the calls resting between attempts (loop thread only)."""
+        keyless = endpoint.key is None and endpoint.key_env is None
+        self.params: dict[str, Any] = {"extra_headers": {"Authorization": openai.Omit()}} if keyless else {}
+        """Sent with every request: an endpoint declared without a key gets no Authorization header at all."""
 
     @property
     def paused_s(self) -> float:
@@ -130,8 +133,6 @@ class _Line:
         if problem is not None:
             raise ModelError("", "client", problem, base_url=self.url)
         endpoint = self.endpoint
-        if endpoint.key is None and endpoint.key_env is None:
-            options["default_headers"] = {"Authorization": openai.Omit()}
         try:
             return cls(base_url=endpoint.base_url, timeout=timeout, **options,
                        api_key=endpoint.key if endpoint.key is not None else os.environ.get(endpoint.key_env or "", "no-key"))
@@ -412,7 +413,8 @@ class ModelRuntime:
         async def send() -> Any:
             """The answer's JSON as the server sent it: read here, not by the SDK's models, so that an
             answer off the API's shape is told apart from a good one (a body that is no JSON is retried)."""
-            raw = await client.chat.completions.with_raw_response.create(model=served_as, messages=messages, **params)
+            raw = await client.chat.completions.with_raw_response.create(model=served_as, messages=messages,
+                                                                         **{**line.params, **params})
             return raw.http_response.json()
 
         data, latency = await self._attempts(line, label, model, send)
@@ -428,7 +430,7 @@ class ModelRuntime:
         line, served_as = self._route(model)
         label = "POST /embeddings"
         client = self._client(line)
-        response, _ = await self._attempts(line, label, model, lambda: client.embeddings.create(model=served_as, input=texts))
+        response, _ = await self._attempts(line, label, model, lambda: client.embeddings.create(model=served_as, input=texts, **line.params))
         try:
             vectors = [list(item.embedding) for item in sorted(response.data, key=lambda item: item.index)]
         except (AttributeError, TypeError, ValueError) as exc:
