@@ -68,7 +68,8 @@ def test_retries_are_bounded_and_the_error_names_model_endpoint_and_status(sim: 
     runtime = ModelRuntime(max_attempts=2)
     try:
         sim.inject(Fault("500", count=5))
-        with pytest.raises(ModelError, match=r"model 'gpt-4o' at http://127\.0\.0\.1:\d+/v1: POST /chat/completions failed: gave up after 2 attempts; last: HTTP 500"):
+        with pytest.raises(ModelError, match=r"model 'gpt-4o' at http://127\.0\.0\.1:\d+/v1: POST /chat/completions failed: "
+                                             r"gave up after 2 attempts; last: HTTP 500"):
             runtime.chat("gpt-4o", QUESTION)
         assert len(requests_to(sim, "POST", "/chat/completions")) == 2
     finally:

@@ -86,7 +86,8 @@ def test_a_connection_lost_while_following_is_a_failure_that_leaves_the_job_runn
     server = make_sim(job_seconds=60)
     outcome = run_waiting(server, tmp_path, lose_the_connection_when_following)
     assert outcome.failed and outcome.run is not None
-    assert outcome.notes[-1].startswith(f"lost track of {outcome.run.id}: GET /fine_tuning/jobs/{outcome.run.id} failed (HTTP 429)")
+    assert outcome.notes[-1].startswith(
+        f"lost track of {outcome.run.id}: GET /fine_tuning/jobs/{outcome.run.id} on {server.url} failed (HTTP 429)")
     assert outcome.notes[-1].endswith("it is left running; follow it again with: pytest --distill --distill-wait")
     assert job_status(server, outcome.run.id) == "validating_files"
     assert TEST_KEY not in " ".join(outcome.notes)

@@ -277,7 +277,7 @@ def test_an_upload_the_server_refuses_is_a_clear_error_and_no_job(pytester: pyte
     server = start_project(pytester, make_sim)
     server.inject(Fault("429", count=10, path="/files", retry_after=0.01))
     result = pytester.runpytest("--distill")
-    result.stdout.fnmatch_lines(["could not start training: POST /files failed (HTTP 429): *Rate limit reached*"])
+    result.stdout.fnmatch_lines(["could not start training: POST /files on http://127.0.0.1:*/v1 failed (HTTP 429): *Rate limit reached*"])
     assert result.ret == pytest.ExitCode.TESTS_FAILED and creates(server)[1] == 0
 
 

@@ -80,7 +80,7 @@ def test_a_judge_named_on_an_endpoint_is_asked_there_from_the_option_and_from_ju
 
 def test_errors_name_the_role_the_model_the_base_url_and_the_server_s_words(
         pytester: pytest.Pytester, tmp_path: Path, servers: tuple[SimServer, SimServer]) -> None:
-    openai, local = servers
+    local = servers[1]
     project(pytester, tmp_path, servers)
     result = pytester.runpytest("--model", "local:gpt-4o-mini", "--grader-model", "local:gpt-9", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=1, errors=3)

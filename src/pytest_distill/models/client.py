@@ -380,10 +380,18 @@ class ModelRuntime:
         line = self._lines.get(name) if sep and rest and name else None
         return (line, rest) if line is not None else (self._lines[""], model)
 
-    def _client(self, line: _Line) -> openai.AsyncOpenAI:
-        """The endpoint's async client and its bound, made on the loop thread at first use."""
+    def _client(self, line: _Line, model: str, label: str) -> openai.AsyncOpenAI:
+        """The endpoint's async client and its bound, made on the loop thread at first use; a client
+        that cannot be made is an error of the call that needed it."""
         if line.async_client is None:
-            line.async_client = line.make(openai.AsyncOpenAI, self.request_timeout, max_retries=0)
+            try:
+                client = line.make(openai.AsyncOpenAI, self.request_timeout, max_retries=0)
+            except ModelError as exc:
+                problem = exc.message
+            else:
+                line.async_client = client
+            if line.async_client is None:
+                raise ModelError(model, label, problem, base_url=line.url)
             line.semaphore = asyncio.Semaphore(self.concurrency)
             line.went_down = asyncio.Event()
         return line.async_client
@@ -408,7 +416,7 @@ class ModelRuntime:
     async def _chat(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
         line, served_as = self._route(model)
         label = "POST /chat/completions"
-        client = self._client(line)
+        client = self._client(line, model, label)
 
         async def send() -> Any:
             """The answer's JSON as the server sent it: read here, not by the SDK's models, so that an
@@ -429,8 +437,9 @@ class ModelRuntime:
     async def _embed(self, model: str, texts: list[str]) -> list[list[float]]:
         line, served_as = self._route(model)
         label = "POST /embeddings"
-        client = self._client(line)
-        response, _ = await self._attempts(line, label, model, lambda: client.embeddings.create(model=served_as, input=texts, **line.params))
+        client = self._client(line, model, label)
+        response, _ = await self._attempts(
+            line, label, model, lambda: client.embeddings.create(model=served_as, input=texts, **line.params))
         try:
             vectors = [list(item.embedding) for item in sorted(response.data, key=lambda item: item.index)]
         except (AttributeError, TypeError, ValueError) as exc:

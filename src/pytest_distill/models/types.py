@@ -114,10 +114,12 @@ class ModelError(DistillError):
                  param: str | None = None, *, base_url: str = "", role: str = "") -> None:
         self.model, self.endpoint, self.status, self.param = model, endpoint, status, param
         self.message, self.base_url, self.role = message, base_url, role
-        who = f"{role or 'model'} {model!r}" if model else role
-        where = " at ".join(part for part in (who, base_url) if part)
         code = f" (HTTP {status})" if status else ""
-        super().__init__(f"{where + ': ' if where else ''}{endpoint} failed{code}: {message}")
+        if model:
+            where = f"{role or 'model'} {model!r}" + (f" at {base_url}" if base_url else "")
+            super().__init__(f"{where}: {endpoint} failed{code}: {message}")
+        else:
+            super().__init__(f"{endpoint}{' on ' + base_url if base_url else ''} failed{code}: {message}")
 
     def in_role(self, role: str) -> ModelError:
         """The same error, saying who was asked (once: the first role given stays)."""
