@@ -27,7 +27,7 @@ import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import openai
 
@@ -126,7 +126,7 @@ class _Line:
         return _key_problem(self.endpoint.key if self.endpoint.key is not None else os.environ.get(env or "", ""),
                             "the key" if self.endpoint.key is not None else str(env))
 
-    def make(self, cls: type[T], timeout: float, **options: Any) -> T:
+    def make(self, cls: Callable[..., T], timeout: float, **options: Any) -> T:
         """An SDK client for this endpoint. The key goes straight from where it is kept into the SDK,
         never into a local variable, and a constructor that fails says why without its frame."""
         problem = self.problem()
@@ -335,7 +335,8 @@ class ModelRuntime:
         async def shared() -> T:
             with self._lock:
                 if key in self._answers:
-                    return self._answers[key]
+                    answer: T = self._answers[key]
+                    return answer
             call = self._calls.get(key)
             if call is None:
                 with self._lock:
@@ -421,7 +422,7 @@ class ModelRuntime:
         async def send() -> Any:
             """The answer's JSON as the server sent it: read here, not by the SDK's models, so that an
             answer off the API's shape is told apart from a good one (a body that is no JSON is retried)."""
-            raw = await client.chat.completions.with_raw_response.create(model=served_as, messages=messages,
+            raw = await client.chat.completions.with_raw_response.create(model=served_as, messages=cast(Any, messages),
                                                                          **{**line.params, **params})
             return raw.http_response.json()
 
@@ -601,10 +602,10 @@ async def _cancel_others() -> None:
 def _retry_after(exc: openai.APIStatusError) -> float | None:
     value = exc.response.headers.get("retry-after")
     try:
-        return min(float(value), MAX_RETRY_AFTER_S) if value else None
+        return min(float(str(value)), MAX_RETRY_AFTER_S) if value else None
     except ValueError:
         return None
 
 
 def _backoff(attempt: int) -> float:
-    return min(MAX_BACKOFF_S, 0.5 * 2**attempt) * (0.75 + random.random() / 2)
+    return min(MAX_BACKOFF_S, 0.5 * 2.0**attempt) * (0.75 + random.random() / 2)

@@ -15,7 +15,8 @@ from .types import Completion, ModelError
 
 def is_snapshot_of(served: str | None, name: str) -> bool:
     """True when the API's answer model `served` is `name` or a dated snapshot of it (gpt-4o-2024-08-06)."""
-    return bool(served) and (served == name or re.fullmatch(re.escape(name) + r"-\d{4}-\d{2}-\d{2}", served) is not None)
+    return served is not None and served != "" and (
+        served == name or re.fullmatch(re.escape(name) + r"-\d{4}-\d{2}-\d{2}", served) is not None)
 
 
 class Model:
@@ -94,4 +95,5 @@ class Model:
     def _replay(self, case_or_messages: Any, params: dict[str, Any]) -> Completion | None:
         if params or self.system or not is_snapshot_of(getattr(case_or_messages, "origin_model", None), self.name):
             return None
-        return case_or_messages.replay(self.name)
+        replayed: Completion | None = case_or_messages.replay(self.name)
+        return replayed
