@@ -120,6 +120,28 @@ def test_the_teacher_knows_an_input_by_its_last_user_message_whatever_the_system
     assert answer.choices[0].message.content == capital_answer("Kenya")  # seeded under another system prompt
 
 
+def test_inputs_that_share_a_user_message_keep_their_own_answers_by_system_prompt_and_earlier_turns(tmp_path: Path) -> None:
+    question = user("Translate: good morning")
+    shots = [user("Translate: thank you"), {"role": "assistant", "content": "merci"}]
+    inputs = {
+        "french": [{"role": "system", "content": "Translate into French.", "name": "translator"}, question],
+        "german": [{"role": "system", "content": "Translate into German."}, question],
+        "few-shot": [{"role": "system", "content": "Translate into French."}, *shots, question],
+        "japanese": [{"role": "system", "content": "日本語に翻訳してください。"}, question],
+    }
+    answers = {"french": "bonjour", "german": "guten Morgen", "few-shot": "bonjour (few-shot)", "japanese": "おはようございます"}
+    seed = write_jsonl(tmp_path / "shared.jsonl", [
+        {"messages": [*messages, {"role": "assistant", "content": answers[name]}]} for name, messages in inputs.items()
+    ])
+    with SimServer(seed=[seed]) as server, openai.OpenAI(base_url=server.url, api_key="sk-sim", max_retries=0) as sdk:
+        for name, messages in inputs.items():
+            reply = sdk.chat.completions.create(model="gpt-4o", messages=messages)  # type: ignore[arg-type]
+            assert reply.choices[0].message.content == answers[name], name
+        other = [{"role": "system", "content": "Answer briefly."}, question]  # no stored input is this one
+        reply = sdk.chat.completions.create(model="gpt-4o", messages=other)  # type: ignore[arg-type]
+        assert reply.choices[0].message.content == answers["french"]  # the first stored answer to that user message
+
+
 def test_an_unknown_input_gets_the_generic_answer(client: openai.OpenAI) -> None:
     assert ask(client, "gpt-4o", "What is the airspeed of an unladen swallow?") == GENERIC_ANSWER
     assert ask(client, "gpt-4o-mini", "What is the airspeed of an unladen swallow?") == GENERIC_ANSWER

@@ -20,7 +20,7 @@ from .faults import SHAPE_KINDS, Fault, reshape
 from .ids import random_id, stable_id
 from .jobs import JobBoard, check_job_files, hyperparameters_problem
 from .judge import judge
-from .models import FINE_TUNABLE, ModelCard, ModelZoo, Knowledge, embed, encode_base64, snapshot
+from .models import FINE_TUNABLE, Knowledge, ModelCard, ModelZoo, embed, encode_base64, snapshot
 from .peers import peer_answer
 from .store import CompletionStore, FileStore, StoredFile
 from .text import count_tokens, truncate_tokens
@@ -103,7 +103,7 @@ class SimApi:
         self.completions = CompletionStore()
         self.files = FileStore()
         self.jobs = JobBoard(job_seconds, clock)
-        self.zoo = ModelZoo(Knowledge((example.key, example.answer) for _, example in seeded), self.jobs.fine_tunes)
+        self.zoo = ModelZoo(Knowledge(example for _, example in seeded), self.jobs.fine_tunes)
         start = int(clock()) - len(seeded)
         for offset, (completion_id, example) in enumerate(seeded):
             self._seed(completion_id, example, created=start + offset)

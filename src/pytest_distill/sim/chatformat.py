@@ -28,14 +28,20 @@ def message_text(message: Mapping[str, Any]) -> str:
 
 
 def input_key(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The last user message, whitespace-normalised: what the simulated models know an input by.
-
-    Keying on the user's words alone means a changed system prompt still finds the answer.
-    """
+    """The last user message, whitespace-normalised: what an input is known by when no stored input
+    is the whole of it (a changed system prompt, a reworded question)."""
     for message in reversed(messages):
         if message.get("role") == "user":
             return " ".join(message_text(message).split())
     return ""
+
+
+def whole_key(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The whole input (every message's role, name and whitespace-normalised text, in order): what
+    the simulated models find a stored answer by first, so that two cases asking the same question
+    under different system prompts or earlier turns keep their own answers."""
+    return json.dumps([[message.get("role"), message.get("name"), " ".join(message_text(message).split())]
+                       for message in messages], ensure_ascii=False)
 
 
 def message_problem(message: object, where: str) -> str | None:
@@ -82,6 +88,11 @@ class Example:
     def key(self) -> str:
         """The input's key for the simulated models (see `input_key`)."""
         return input_key(self.input)
+
+    @property
+    def whole(self) -> str:
+        """The whole input's key (see `whole_key`)."""
+        return whole_key(self.input)
 
 
 def parse_example(line: str) -> Example:

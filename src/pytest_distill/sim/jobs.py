@@ -248,7 +248,7 @@ class Job:
 
     def fine_tune(self) -> FineTune:
         """The model this job makes (it exists once `status` says succeeded)."""
-        trained = TrainedAnswers((example.key, example.answer) for example in self.check.examples)
+        trained = TrainedAnswers(self.check.examples)
         return FineTune(self.fine_tuned_model, self.model, int(self.created + self.duration), trained)
 
 

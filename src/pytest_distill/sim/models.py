@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .chatformat import input_key
+from .chatformat import Example, input_key, whole_key
 from .text import char_ngrams, cosine, stable_fraction
 
 GENERIC_ANSWER = "I don't know."
@@ -80,26 +80,41 @@ def snapshot(name: str) -> str:
     return SNAPSHOTS.get(name, name)
 
 
-class Knowledge:
+class Answers:
+    """Stored answers found by the whole input first (system prompt and earlier turns included), then,
+    for an input no stored one equals, by its last user message (the first stored answer to it)."""
+
+    def __init__(self, examples: Iterable[Example]) -> None:
+        self._whole: dict[str, str] = {}
+        self._question: dict[str, str] = {}
+        for example in examples:
+            self._whole.setdefault(example.whole, example.answer)
+            self._question.setdefault(example.key, example.answer)
+
+    def answer(self, messages: Sequence[Mapping[str, Any]]) -> str | None:
+        """The stored answer to these input messages, if any."""
+        return self._whole.get(whole_key(messages)) or self._question.get(input_key(messages))
+
+    def distinct(self) -> list[str]:
+        """The distinct answers, sorted (the same order in every process)."""
+        return sorted(set(self._whole.values()))
+
+
+class Knowledge(Answers):
     """What the teacher knows: each seeded input's stored answer (the first, if seeded twice)."""
 
-    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
-        self._answers: dict[str, str] = {}
-        for key, answer in pairs:
-            self._answers.setdefault(key, answer)
-        self._distinct = sorted(set(self._answers.values()))
+    def __init__(self, examples: Iterable[Example]) -> None:
+        super().__init__(examples)
+        self._distinct = self.distinct()
 
-    def answer(self, key: str) -> str | None:
-        """The stored answer for an input key, if it was seeded."""
-        return self._answers.get(key)
+    def student_answer(self, messages: Sequence[Mapping[str, Any]]) -> str | None:
+        """The student's answer to a seeded input: right or wrong by a stable hash of the question.
 
-    def student_answer(self, key: str) -> str | None:
-        """The student's answer to a seeded input: right or wrong by a stable hash of the input.
-
-        About half the inputs (sha256, so the same in every process) get another seeded case's
+        About half the questions (sha256, so the same in every process) get another seeded case's
         answer, or a plainly wrong sentence when there is no other; the rest the right one.
         """
-        right = self._answers.get(key)
+        right = self.answer(messages)
+        key = input_key(messages)
         if right is None or stable_fraction(key, "student") < 0.5:
             return right
         others = [answer for answer in self._distinct if answer != right]
@@ -108,34 +123,34 @@ class Knowledge:
         return others[int(stable_fraction(key, "wrong") * len(others))]
 
 
-class TrainedAnswers:
+class TrainedAnswers(Answers):
     """What a fine-tuned model learned: the last assistant turn of each training example."""
 
-    def __init__(self, pairs: Iterable[tuple[str, str]]) -> None:
-        self._answers: dict[str, str] = {}
-        for key, answer in pairs:
-            self._answers.setdefault(key, answer)
-        self._grams = [(char_ngrams(key), answer) for key, answer in self._answers.items()]
+    def __init__(self, examples: Iterable[Example]) -> None:
+        examples = list(examples)
+        super().__init__(examples)
+        self._grams = [(char_ngrams(example.key), example.answer) for example in examples]
+        self._learned = list({example.whole: (example.input, example.answer) for example in reversed(examples)}.values())
 
-    def lookup(self, key: str) -> str | None:
-        """The trained answer for this input, or for the nearest trained input above NEAR_MATCH."""
-        exact = self._answers.get(key)
+    def lookup(self, messages: Sequence[Mapping[str, Any]]) -> str | None:
+        """The trained answer for this input, or for the nearest trained question above NEAR_MATCH."""
+        exact = self.answer(messages)
         if exact is not None or not self._grams:
             return exact
-        score, answer = self.nearest(key)
+        score, answer = self.nearest(input_key(messages))
         return answer if score >= NEAR_MATCH else None
 
     def nearest(self, key: str) -> tuple[float, str | None]:
-        """The similarity of the nearest trained input, and its answer."""
+        """The similarity of the nearest trained question, and its answer."""
         grams = char_ngrams(key)
         return max(((cosine(grams, trained), answer) for trained, answer in self._grams), key=lambda x: x[0],
                    default=(0.0, None))
 
     def agreement(self, knowledge: Knowledge) -> float:
-        """The share of trained answers that are the teacher's own answer to that input."""
-        if not self._answers:
+        """The share of trained inputs whose answer is the teacher's own answer to that input."""
+        if not self._learned:
             return 0.0
-        return sum(knowledge.answer(key) == answer for key, answer in self._answers.items()) / len(self._answers)
+        return sum(knowledge.answer(messages) == answer for messages, answer in self._learned) / len(self._learned)
 
 
 @dataclass(frozen=True)
@@ -177,18 +192,19 @@ class ModelZoo:
 
     def answer(self, name: str, messages: Sequence[Mapping[str, Any]]) -> str:
         """The answer of chat model `name` (which must exist) to these messages."""
-        key = input_key(messages)
         card = BASE_MODELS.get(name)
         if card is None:
             fine_tune = self._fine_tunes()[name]
-            return fine_tune.trained.lookup(key) or self._carried_over(fine_tune, key) or self.answer(fine_tune.base, messages)
+            return (fine_tune.trained.lookup(messages) or self._carried_over(fine_tune, messages)
+                    or self.answer(fine_tune.base, messages))
         if card.kind in ("teacher", "reasoning"):
-            return self.knowledge.answer(key) or GENERIC_ANSWER
-        return self.knowledge.student_answer(key) or GENERIC_ANSWER
+            return self.knowledge.answer(messages) or GENERIC_ANSWER
+        return self.knowledge.student_answer(messages) or GENERIC_ANSWER
 
-    def _carried_over(self, fine_tune: FineTune, key: str) -> str | None:
+    def _carried_over(self, fine_tune: FineTune, messages: Sequence[Mapping[str, Any]]) -> str | None:
         """The teacher's answer, for a stable share of the in-domain inputs the teacher knows."""
-        teacher = self.knowledge.answer(key)
+        teacher = self.knowledge.answer(messages)
+        key = input_key(messages)
         if teacher is None or fine_tune.trained.nearest(key)[0] < SAME_DOMAIN:
             return None
         share = CARRIES_OVER * fine_tune.trained.agreement(self.knowledge)
