@@ -1,17 +1,24 @@
 """pytest-distill: evaluate, compare and distill LLMs inside pytest."""
 
 from .datasets import Case
-from .grades import Grade
 from .graders.deterministic import matches_schema, string_check, valid_json, valid_xml
 from .graders.embedding import embedding_similarity
 from .graders.judged import (
-    JudgeError, criteria_match, custom_prompt, factuality, semantic_similarity, sentiment, text_quality,
+    JudgeError,
+    criteria_match,
+    custom_prompt,
+    factuality,
+    semantic_similarity,
+    sentiment,
+    text_quality,
 )
-from .models.types import Completion, ModelError, Usage
+from .graders.references import any_of
+from .grades import Grade
 from .models.handle import Model
+from .models.types import Completion, ModelError, Usage
 
 __all__ = [
     "Case", "Completion", "Grade", "JudgeError", "Model", "ModelError", "Usage",
-    "criteria_match", "custom_prompt", "embedding_similarity", "factuality", "matches_schema",
+    "any_of", "criteria_match", "custom_prompt", "embedding_similarity", "factuality", "matches_schema",
     "semantic_similarity", "sentiment", "string_check", "text_quality", "valid_json", "valid_xml",
 ]

@@ -1,4 +1,5 @@
-"""Dataset specs become cases: stored chat completions of the API, or JSONL files in the chat format.
+"""Dataset specs become cases: stored chat completions of the API, or JSONL files in the chat format
+or in the OpenAI Evals registry format (`{"input": ..., "ideal": ...}`).
 
 A case whose data is broken is not dropped: it becomes a `BrokenCase` that errors its own test with
 the file and line (or the completion id), while the other cases still run.
@@ -21,6 +22,9 @@ from .models.types import Completion, ModelError, Usage
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 LIST_PARAMS = frozenset({"model", "limit", "order"})
 PAGE_SIZE = 100
+REGISTRY_KEYS = frozenset({"input", "ideal", "id"})
+CHAT_FORMAT = 'the chat format {"messages": [...]}'
+REGISTRY_FORMAT = 'the OpenAI Evals registry format {"input": [...] or "text", "ideal": "answer" or [...]}'
 
 
 class DatasetError(DistillError):
@@ -39,6 +43,15 @@ class Case:
     origin_model: str | None = None
     """The model that produced the stored answer (stored completions only)."""
     origin_usage: Usage | None = None
+    accepted: tuple[str, ...] = ()
+    """Every accepted answer when there are several (`ideal` as a list); empty means `expected` alone."""
+
+    @property
+    def references(self) -> list[str]:
+        """Every accepted answer, the first being `expected`: `[expected]` for one, `[]` for none."""
+        if self.accepted:
+            return list(self.accepted)
+        return [] if self.expected is None else [self.expected]
 
     @property
     def question(self) -> str:
@@ -109,16 +122,21 @@ def parse_spec(text: str, search_dirs: Sequence[Path]) -> DatasetSpec:
     raise DatasetError(f"dataset {text!r}: no such file (looked for {tried})")
 
 
-def case_from_messages(case_id: str, messages: Any, metadata: Any, source: str) -> Case:
-    """Split chat-format messages into input and reference; raise ValueError saying what is wrong."""
+def _check_messages(messages: Any, key: str) -> None:
+    """Raise ValueError unless `messages` is a non-empty list of chat messages with known roles."""
     if not isinstance(messages, list) or not messages:
-        raise ValueError("no messages: expected a non-empty list under 'messages'")
+        raise ValueError(f"no messages: expected a non-empty list under {key!r}")
     for index, message in enumerate(messages):
         if not isinstance(message, dict):
             raise ValueError(f"message {index} is not an object")
         role = message.get("role")
         if role not in ROLES:
             raise ValueError(f"message {index} has unknown role {role!r} (expected one of {', '.join(sorted(ROLES))})")
+
+
+def case_from_messages(case_id: str, messages: Any, metadata: Any, source: str) -> Case:
+    """Split chat-format messages into input and reference; raise ValueError saying what is wrong."""
+    _check_messages(messages, "messages")
     if messages[-1]["role"] != "assistant":
         raise ValueError("no assistant answer: the last message must be the assistant's reference answer")
     expected = content_text(messages[-1].get("content"))
@@ -132,10 +150,53 @@ def case_from_messages(case_id: str, messages: Any, metadata: Any, source: str) 
                 metadata=dict(metadata or {}), source=source)
 
 
+def case_from_registry(case_id: str, data: dict[str, Any], source: str) -> Case:
+    """A line of the OpenAI Evals registry format: `input` (messages, or a text that is the user's
+    message) and `ideal` (one accepted answer or a list of them; absent for model-graded sets). Every
+    other key goes to `.metadata`. Raise ValueError saying what is wrong."""
+    given = data["input"]
+    if isinstance(given, str):
+        if not given.strip():
+            raise ValueError("'input' is an empty text")
+        messages: list[dict[str, Any]] = [{"role": "user", "content": given}]
+    else:
+        _check_messages(given, "input")
+        messages = [dict(m) for m in given]
+        if not any(message["role"] == "user" for message in messages):
+            raise ValueError("no user message in 'input'")
+    ideal = data.get("ideal")
+    answers = [_answer_text(answer) for answer in (ideal if isinstance(ideal, list) else [] if ideal is None else [ideal])]
+    if isinstance(ideal, list) and not answers:
+        raise ValueError("'ideal' is an empty list: give at least one accepted answer")
+    metadata = {key: value for key, value in data.items() if key not in REGISTRY_KEYS}
+    return Case(id=case_id, messages=messages, expected=answers[0] if answers else None, metadata=metadata,
+                source=source, accepted=tuple(answers) if len(answers) > 1 else ())
+
+
+def _answer_text(answer: Any) -> str:
+    """An accepted answer as text: a string as it is, anything else (a JSON answer) as compact JSON."""
+    if isinstance(answer, str):
+        return answer
+    if answer is None:
+        raise ValueError("'ideal' holds a null answer")
+    return json.dumps(answer, ensure_ascii=False)
+
+
+def _case_from_line(case_id: str, data: dict[str, Any], source: str) -> Case:
+    if "messages" in data:
+        return case_from_messages(case_id, data.get("messages"), data.get("metadata"), source)
+    return case_from_registry(case_id, data, source)
+
+
 def load_jsonl(path: Path, source: str) -> list[Case | BrokenCase]:
-    """Every line of a JSONL file as a case; a bad line becomes a BrokenCase naming file and line."""
+    """Every line of a JSONL file as a case; a bad line becomes a BrokenCase naming file and line.
+
+    A file none of whose lines is in either format (a CSV, another tool's JSONL) is one `DatasetError`
+    for the file, not an error per line.
+    """
     cases: list[Case | BrokenCase] = []
     seen: dict[str, int] = {}
+    recognised, first_keys = 0, None
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
@@ -148,15 +209,23 @@ def load_jsonl(path: Path, source: str) -> list[Case | BrokenCase]:
             data = json.loads(line)
             if not isinstance(data, dict):
                 raise ValueError("expected a JSON object")
+            if "messages" not in data and "input" not in data:
+                first_keys = first_keys or sorted(data)
+                raise ValueError(f"neither {CHAT_FORMAT} nor {REGISTRY_FORMAT}: the line has keys {', '.join(sorted(data))}")
+            recognised += 1
             case_id = str(data.get("id") or case_id)
             if case_id in seen:
                 raise ValueError(f"id {case_id!r} is already used on line {seen[case_id]}")
             seen[case_id] = lineno
-            cases.append(case_from_messages(case_id, data.get("messages"), data.get("metadata"), source))
+            cases.append(_case_from_line(case_id, data, source))
         except json.JSONDecodeError as exc:
             cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: not JSON: {exc.msg} (column {exc.colno})"))
         except ValueError as exc:
             cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: {exc}"))
+    if cases and not recognised:
+        keys = f" (its first object has keys {', '.join(first_keys)})" if first_keys else ""
+        raise DatasetError(f"{path}: no line is a case in either format a dataset file takes, {CHAT_FORMAT} "
+                           f"or {REGISTRY_FORMAT}{keys}")
     return cases
 
 

@@ -64,6 +64,7 @@ class Scope:
 
 
 _scope: ContextVar[Scope | None] = ContextVar("pytest_distill_scope", default=None)
+_muted: ContextVar[bool] = ContextVar("pytest_distill_muted", default=False)
 
 
 def current() -> Scope | None:
@@ -74,9 +75,27 @@ def current() -> Scope | None:
 def record(grade: Grade) -> Grade:
     """Add a grade to the running test's log (if any) and hand it back."""
     scope = _scope.get()
-    if scope is not None:
+    if scope is not None and not _muted.get():
         scope.grades.append(grade)
     return grade
+
+
+def forget(grades: list[Grade]) -> None:
+    """Take these grades (the very objects) out of the running test's log, if they are in it."""
+    scope = _scope.get()
+    if scope is not None:
+        scope.grades[:] = [kept for kept in scope.grades if not any(kept is gone for gone in grades)]
+
+
+@contextmanager
+def unrecorded() -> Iterator[None]:
+    """Grades made inside the block are not recorded: a helper that grades against several
+    references records one grade of its own for them all."""
+    token = _muted.set(True)
+    try:
+        yield
+    finally:
+        _muted.reset(token)
 
 
 def record_judging(request: str, model: str, prompt_tokens: int, completion_tokens: int) -> None:

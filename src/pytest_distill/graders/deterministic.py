@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from xml.etree.ElementTree import ParseError
 
 import defusedxml.ElementTree
@@ -12,6 +13,7 @@ import jsonschema
 from defusedxml import DefusedXmlException
 
 from ..grades import Grade, record
+from .references import first_passing, several
 
 OPERATIONS = {
     "eq": ("equals", "does not equal", lambda out, ref: out == ref),
@@ -30,8 +32,14 @@ def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def string_check(output: Any, reference: str, operation: str = "eq") -> Grade:
-    """Compare the output with a reference string: eq, ne, like (contains), ilike (contains, any case)."""
+def string_check(output: Any, reference: str | Sequence[str], operation: str = "eq") -> Grade:
+    """Compare the output with a reference string: eq, ne, like (contains), ilike (contains, any case).
+
+    A list of references passes when the check passes for one of them (one grade is recorded).
+    """
+    if several(reference):
+        return first_passing("string_check", reference, lambda one: string_check(output, one, operation))
+    reference = cast(str, reference)
     if operation not in OPERATIONS:
         raise ValueError(f"string_check: unknown operation {operation!r} (use one of {', '.join(OPERATIONS)})")
     holds, fails, check = OPERATIONS[operation]

@@ -13,6 +13,7 @@ from typing import Any
 from ..grades import Grade, record
 from ..models.handle import Model
 from .judged import scope_model
+from .references import first_passing, several
 
 DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
 
@@ -23,9 +24,13 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return sum(x * y for x, y in zip(a, b)) / norms if norms else 0.0
 
 
-def embedding_similarity(output: Any, expected: str, threshold: float = 0.8, *,
+def embedding_similarity(output: Any, expected: str | Sequence[str], threshold: float = 0.8, *,
                          model: Model | str | None = None) -> Grade:
-    """Passes when the embeddings of output and reference have a cosine similarity of at least `threshold`."""
+    """Passes when the embeddings of output and reference have a cosine similarity of at least `threshold`
+    (with a list of references, of at least one of them)."""
+    if several(expected):
+        return first_passing("embedding_similarity", expected, lambda one: embedding_similarity(
+            output, one, threshold, model=model), "expected")
     if expected is None:
         raise ValueError("embedding_similarity: expected is None (the case has no reference answer)")
     embedder = scope_model("embedding_similarity", model, "embedding_model", "model", DEFAULT_EMBEDDING_MODEL)

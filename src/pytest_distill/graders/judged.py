@@ -25,8 +25,9 @@ import jsonschema
 from ..errors import DistillError
 from ..grades import Grade, current, record, record_judging
 from ..models.client import chat_key
-from ..models.types import Completion
 from ..models.handle import Model
+from ..models.types import Completion
+from .references import first_passing, several
 
 ATTEMPTS = 2
 STEADY = {"temperature": 0}
@@ -205,15 +206,25 @@ def judged(template: Template, texts: Mapping[str, Any], judge: Model | str | No
 # -- the helpers -------------------------------------------------------------------------------
 
 
-def factuality(output: Any, expected: str, question: str | None = None, *, judge: Model | str | None = None) -> Grade:
-    """Is the output consistent with the reference? Choices A-E; D (a disagreement) fails."""
+def factuality(output: Any, expected: str | Sequence[str], question: str | None = None, *,
+               judge: Model | str | None = None) -> Grade:
+    """Is the output consistent with the reference? Choices A-E; D (a disagreement) fails.
+
+    A list of references passes when the output is consistent with one of them.
+    """
+    if several(expected):
+        return first_passing("factuality", expected, lambda one: factuality(output, one, question, judge=judge), "expected")
     return judged(template("factuality"), {"output": output, "expected": _reference("factuality", expected),
                                            "question": question}, judge)
 
 
-def semantic_similarity(output: Any, expected: str, threshold: float = 4, *, question: str | None = None,
+def semantic_similarity(output: Any, expected: str | Sequence[str], threshold: float = 4, *, question: str | None = None,
                         judge: Model | str | None = None) -> Grade:
-    """Does the output mean the same as the reference? 1-5, passes at `threshold`."""
+    """Does the output mean the same as the reference? 1-5, passes at `threshold`. A list of
+    references passes when the output means the same as one of them."""
+    if several(expected):
+        return first_passing("semantic_similarity", expected, lambda one: semantic_similarity(
+            output, one, threshold, question=question, judge=judge), "expected")
     chosen = _with_threshold(template("semantic_similarity"), threshold)
     return judged(chosen, {"output": output, "expected": _reference("semantic_similarity", expected),
                            "question": question}, judge)
@@ -241,14 +252,18 @@ def text_quality(output: Any, threshold: float = 4, *, question: str | None = No
 
 
 def custom_prompt(output: Any, prompt: str, scale: Sequence[Any] = (1, 5), threshold: Any = None, *,
-                  expected: str | None = None, question: str | None = None, name: str = "custom_prompt",
+                  expected: str | Sequence[str] | None = None, question: str | None = None, name: str = "custom_prompt",
                   judge: Model | str | None = None) -> Grade:
     """Grade the output by your own prompt, on your scale.
 
     `scale` is a number range `(low, high)` (whole numbers unless a float is given) or labels from
     worst to best (`("poor", "fair", "good")`). `threshold` is the lowest passing verdict; by default
     three quarters of the way up (4 on 1-5, "good" of three labels). `name` names the grade.
+    `expected` is a reference shown to the judge; a list of them passes when the verdict passes for one.
     """
+    if several(expected):
+        return first_passing(name, expected, lambda one: custom_prompt(
+            output, prompt, scale, threshold, expected=one, question=question, name=name, judge=judge), "expected")
     chosen = dataclasses.replace(template("custom_prompt"), name=name, **custom_scale(scale, threshold))
     return judged(chosen, {"output": output, "criteria": prompt, "expected": expected, "question": question}, judge)
 
