@@ -13,12 +13,13 @@ from .graders.judged import (
     text_quality,
 )
 from .graders.references import any_of
+from .graders.similarity import MetricUnavailable, text_similarity
 from .grades import Grade
 from .models.handle import Model
 from .models.types import Completion, ModelError, Usage
 
 __all__ = [
-    "Case", "Completion", "Grade", "JudgeError", "Model", "ModelError", "Usage",
+    "Case", "Completion", "Grade", "JudgeError", "MetricUnavailable", "Model", "ModelError", "Usage",
     "any_of", "criteria_match", "custom_prompt", "embedding_similarity", "factuality", "matches_schema",
-    "semantic_similarity", "sentiment", "string_check", "text_quality", "valid_json", "valid_xml",
+    "semantic_similarity", "sentiment", "string_check", "text_quality", "text_similarity", "valid_json", "valid_xml",
 ]

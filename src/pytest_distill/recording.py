@@ -15,13 +15,14 @@ import pytest
 from . import grades
 from .datasets import DatasetError
 from .graders.judged import JudgeError
+from .graders.similarity import MetricUnavailable
 from .ledger import PROPERTY, Entry, entry_of
 from .models.types import ModelError, shorten
 from .report import html
 
 ENTRY = pytest.StashKey[Entry]()
 ERROR_PROPERTY = "distill_error"
-TEST_ERRORS = (ModelError, DatasetError, JudgeError)
+TEST_ERRORS = (ModelError, DatasetError, JudgeError, MetricUnavailable)
 """Exceptions that are the environment's fault, not the model's: reported as errors, never failures."""
 
 

@@ -33,8 +33,13 @@ def embedding_similarity(output: Any, expected: str | Sequence[str], threshold: 
             output, one, threshold, model=model), "expected")
     if expected is None:
         raise ValueError("embedding_similarity: expected is None (the case has no reference answer)")
-    embedder = scope_model("embedding_similarity", model, "embedding_model", "model", DEFAULT_EMBEDDING_MODEL)
-    first, second = embedder.embed([str(output), str(expected)])
-    score = cosine(first, second)
-    reason = f"cosine similarity {score:.3f} between the {embedder.name} embeddings of output and reference"
+    score, name = embedded_cosine("embedding_similarity", str(output), str(expected), model, DEFAULT_EMBEDDING_MODEL)
+    reason = f"cosine similarity {score:.3f} between the {name} embeddings of output and reference"
     return record(Grade("embedding_similarity", score, score >= threshold, reason, f"cosine >= {threshold:g}"))
+
+
+def embedded_cosine(helper: str, output: str, reference: str, model: Model | str | None, default: str) -> tuple[float, str]:
+    """The cosine of the two texts' embeddings (one call for both), and the embedding model's name."""
+    embedder = scope_model(helper, model, "embedding_model", "model", default)
+    first, second = embedder.embed([output, reference])
+    return cosine(first, second), embedder.name
