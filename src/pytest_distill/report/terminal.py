@@ -9,7 +9,6 @@ from typing import Any
 from .baseline import Comparison
 from .table import SummaryTable
 
-
 GAP = "  "
 MIN_NAME = 12
 """A model name is never cut shorter than this to make a block fit."""
