@@ -198,6 +198,19 @@ def test_wait_follows_the_job_and_prints_the_model_and_the_command_to_rerun(pyte
     assert again.ret == 0 and again.parseoutcomes() == {"passed": 10}
 
 
+def test_after_wait_the_distilled_model_and_the_rerun_command_are_the_last_lines(pytester: pytest.Pytester, make_sim) -> None:
+    start_project(pytester, make_sim, job_seconds=0.3)
+    result = pytester.runpytest("--distill", "--distill-wait", "--distill-results", "r.json")
+    assert result.ret == 0
+    last = [line for line in result.stdout.lines if line.strip()][-2:]
+    model = re.search(r"distilled model (ft:\S+)", result.stdout.str()).group(1)
+    assert last[0] == f"distill: distilled model {model}", last
+    assert re.fullmatch(rf"distill: re-run the suite on it: pytest .*--distill-results r.json .*--model {re.escape(model)}",
+                        last[1]), last
+    results = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
+    assert results["run"]["simulator"] is False and results["run"]["training_data"] == "stored:split=train"
+
+
 def interrupt_at(pytester: pytest.Pytester, prefix: str) -> str:
     """Run `pytest --distill --distill-wait` in its own process and send it a real SIGINT at the first line
     that starts with `prefix`; its whole output, once it has exited with INTERRUPTED."""

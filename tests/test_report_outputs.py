@@ -57,7 +57,7 @@ def test_the_tables_numbers_are_the_counts_of_the_results_file(pytester: pytest.
     results = read_results(pytester.path / "out" / "nested" / "results.json")
     assert results["version"] == 1 and results["distill"] == {}
     assert len(results["cases"]) == 24
-    assert set(results["cases"][0]) == {"nodeid", "case_id", "model", "output", "grades", "usage", "latency_s", "error"}
+    assert set(results["cases"][0]) == {"nodeid", "case_id", "model", "output", "grades", "usage", "latency_s", "error", "outcome"}
     rows = table_rows(result.stdout.str())
     assert list(rows) == ["gpt-4o", "gpt-4o-mini"]
     for model, row in rows.items():
@@ -380,3 +380,27 @@ def test_a_model_name_too_long_for_the_terminal_is_cut_in_the_middle() -> None:
     lines = render_table(["model", "pass rate", "cost/1k cases"], [[name, "50%", "$0.0400"]], width=60)
     assert max(len(line) for line in lines) <= 60
     assert any(line.startswith("ft:gpt-4o-mini-20") and "…" in line and ":mjFTTajP" in line for line in lines)
+
+
+def test_the_results_file_and_html_say_how_the_run_was_made_and_each_cases_outcome(
+        pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test,limit=4"))
+    pytester.runpytest("--model", "gpt-4o", "--model", "gpt-4o-mini", "--model", "no-such-model", "--grader-model", "gpt-4o-mini",
+                       "--distill-results", "r.json", "--html", "r.html")
+    raw = (pytester.path / "r.json").read_text(encoding="utf-8")
+    assert TEST_KEY not in raw
+    results = json.loads(raw)
+    run = results["run"]
+    assert run["plugin_version"] == "0.1.0" and run["simulator"] is False and run["duration_s"] >= 0
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", run["started"])
+    assert run["endpoints"] == [{"name": "default", "base_url": sim.url}]
+    assert run["roles"] == {"models_under_test": ["gpt-4o", "gpt-4o-mini", "no-such-model"], "teacher": "gpt-4o",
+                            "student": "gpt-4o-mini", "judge": "gpt-4o-mini"}
+    assert run["datasets"] == ["stored:split=test,limit=4"]
+    outcomes = {model: {r["outcome"] for r in results["cases"] if r["model"] == model}
+                for model in run["roles"]["models_under_test"]}
+    assert outcomes == {"gpt-4o": {"passed"}, "gpt-4o-mini": {"passed", "failed"}, "no-such-model": {"error"}}
+    summary = html.unescape((pytester.path / "r.html").read_text(encoding="utf-8"))
+    assert f"pytest-distill 0.1.0, started {run['started']}" in summary and f"against the API (default {sim.url})" in summary
+    assert "models under test: gpt-4o, gpt-4o-mini, no-such-model; teacher gpt-4o; student gpt-4o-mini; judge gpt-4o-mini" in summary
+    assert "datasets: stored:split=test,limit=4" in summary

@@ -31,6 +31,8 @@ class Entry:
     input: list[dict[str, Any]] | None = None
     expected: str | None = None
     """The case's reference answer, shown beside the output in the HTML report."""
+    dataset: str | None = None
+    """The dataset spec the case came from (the results file's "run" lists them)."""
     output: str | None = None
     grades: list[Grade] = field(default_factory=list)
     usage: dict[str, int] | None = None

@@ -44,7 +44,7 @@ def pytest_configure(config: pytest.Config) -> None:
                      prefetch.PLUGIN_NAME)
     try:
         if not is_worker(config):
-            reporter = Reporter(settings, recorder)
+            reporter = Reporter(settings, recorder, session.endpoints)
             plugins.register(reporter, REPORTER)
             if settings.distill or settings.dry_run:
                 plugins.register(DistillStep(config, settings, recorder.entries, lambda: session.runtime,

@@ -49,7 +49,8 @@ class Recorder:
             case = params.get("case")
             item.stash[ENTRY] = Entry(
                 nodeid=item.nodeid, case_id=getattr(case, "id", None), model=params.get("model"),
-                input=getattr(case, "messages", None), expected=getattr(case, "expected", None))
+                input=getattr(case, "messages", None), expected=getattr(case, "expected", None),
+                dataset=getattr(case, "source", None))
         return item.stash[ENTRY]
 
     @pytest.hookimpl(wrapper=True)

@@ -57,6 +57,8 @@ class Outcome:
     notes: list[str] = field(default_factory=list)
     failed: bool = False
     interrupted: bool = False
+    closing: list[str] = field(default_factory=list)
+    """The trained model and the command that re-runs the suite on it: the last lines of the terminal."""
 
     def lines(self) -> list[str]:
         rows = self.gate.lines()
@@ -214,6 +216,7 @@ def _report(inputs: LoopInputs, run: TrainingRun, outcome: Outcome) -> None:
         tokens = f", {run.trained_tokens:,} trained tokens" if run.trained_tokens else ""
         notes.append(f"{run.id} succeeded{tokens}: distilled model {run.model}")
         notes.append(f"re-run the suite on it: {rerun_command(inputs.args, [run.model])}")
+        outcome.closing = [f"distilled model {run.model}", f"re-run the suite on it: {rerun_command(inputs.args, [run.model])}"]
         notes.append(f"side by side: {rerun_command(inputs.args, [s.teacher, s.student, run.model])}")
     elif run.status in ("failed", "cancelled"):
         outcome.failed = True

@@ -29,7 +29,7 @@ RAN = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TEST
 class DistillStep:
     def __init__(self, config: pytest.Config, settings: Settings, entries: Sequence[Entry],
                  runtime: Callable[[], ModelRuntime], load: Callable[[str], Sequence[Case | BrokenCase]],
-                 publish: Callable[[list[str], dict[str, Any], bool], None]) -> None:
+                 publish: Callable[[list[str], dict[str, Any], bool, list[str]], None]) -> None:
         backends.check_backend(settings)
         self.config, self.settings, self.entries = config, settings, entries
         self.runtime, self.load, self.publish = runtime, load, publish
@@ -48,7 +48,7 @@ class DistillStep:
             settings=s, entries=self.entries, load=self.load, out_dir=out_dir,
             record=TrainingRecord(cache), args=self.config.invocation_params.args, say=self.say,
             trainer=lambda: backends.make_trainer(s.backend, backends.TrainerContext(s, self.runtime(), self.say))))
-        self.publish(outcome.lines(), outcome.to_dict(), outcome.interrupted)
+        self.publish(outcome.lines(), outcome.to_dict(), outcome.interrupted, outcome.closing)
         if outcome.interrupted:
             session.exitstatus = pytest.ExitCode.INTERRUPTED
         elif outcome.failed:

@@ -41,11 +41,13 @@ AFTER = 2
 """Our columns follow pytest-html's Result and Test columns."""
 
 
-def summary_html(table: SummaryTable, lines: Sequence[str], comparison: Comparison | None) -> str:
-    """The summary table and its notes, the results file, and the comparison with the baseline."""
+def summary_html(table: SummaryTable, lines: Sequence[str], comparison: Comparison | None,
+                 run: Sequence[str] = ()) -> str:
+    """How the run was made, the summary table and its notes, the results file, and the comparison with the baseline."""
     head = "".join(f"<th>{escape(cell)}</th>" for cell in table.header)
     body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in table.rows)
     parts = [STYLE, '<div class="distill-summary"><h2>Distill summary</h2>',
+             *(f'<p class="distill-run">{escape(line)}</p>' for line in run),
              f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>",
              *(f"<p>{escape(line)}</p>" for line in [*table.notes, *lines])]
     if comparison is not None:

@@ -8,7 +8,8 @@ writes the summary to the terminal and the pytest-html report.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ import pytest
 from ..ledger import Entry, judging, summarize, verdict_changes
 from ..recording import Recorder
 from ..settings import Settings
-from . import baseline, html, results, table, terminal
+from . import baseline, html, results, run, table, terminal
 from .cost import PriceTable
 
 PLUGIN_NAME = "distill-reporter"
@@ -31,13 +32,20 @@ class TrainingReport:
     record: dict[str, Any]
     interrupted: bool
     """Ctrl-C came while starting or following a training: the tests themselves all ran."""
+    closing: Sequence[str] = ()
+    """The trained model's name and the command that re-runs the suite on it: the terminal's last lines."""
 
 
 @dataclass
 class Reporter:
     settings: Settings
     recorder: Recorder
+    endpoints: Callable[[], Mapping[str, str]] = dict
+    """Each endpoint's name and base URL, asked at the end (the simulator starts after the reporter)."""
     prices: PriceTable = field(init=False)
+    started: float = field(init=False, default_factory=time.time)
+    run_record: dict[str, Any] | None = field(init=False, default=None)
+    """How the run was made: the results file's "run", the HTML summary's first lines."""
     baseline: baseline.Baseline | None = field(init=False, default=None)
     comparison: baseline.Comparison | None = field(init=False, default=None)
     training: TrainingReport | None = field(init=False, default=None)
@@ -65,9 +73,9 @@ class Reporter:
         return table.build(summarize(entries), verdict_changes(entries), self.prices, self.settings.teacher,
                            shorter_prompt=self.settings.student_system is not None, judging=judging(entries))
 
-    def add_training(self, lines: list[str], record: dict[str, Any], interrupted: bool) -> None:
+    def add_training(self, lines: list[str], record: dict[str, Any], interrupted: bool, closing: Sequence[str] = ()) -> None:
         """The distillation step's outcome: printed under "distillation", written under "distill"."""
-        self.training = TrainingReport(lines, record, interrupted)
+        self.training = TrainingReport(lines, record, interrupted, closing)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """Write the results file and compare with the baseline; a regression fails the session.
@@ -81,7 +89,9 @@ class Reporter:
             if self.settings.results or self.baseline:
                 self.lines.append("distill: the run was interrupted: no results file written, no baseline comparison")
             return
-        document = results.document(self.ledger(), self.training.record if self.training else {})
+        entries = self.ledger()
+        self.run_record = run.describe(self.settings, entries, self.started, time.time(), self.endpoints())
+        document = results.document(entries, self.training.record if self.training else {}, self.run_record)
         if self.settings.results:
             results.write(self.settings.results, document)
             self.lines.append(f"distill: results written to {self.settings.results}")
@@ -102,10 +112,20 @@ class Reporter:
         if self.comparison is not None:
             terminal.write_comparison(terminalreporter, self.comparison)
 
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """The trained model and the command that re-runs the suite on it, after pytest's own last line:
+        what the reader copies next."""
+        reporter = config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None and self.training is not None:
+            for line in self.training.closing:
+                reporter.write_line(f"distill: {line}", bold=True)
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, summary: list[str]) -> None:
         if self.recorder.entries:
-            summary.append(html.summary_html(self.summary(), self.lines, self.comparison))
+            summary.append(html.summary_html(self.summary(), self.lines, self.comparison,
+                                             run.lines(self.run_record) if self.run_record else []))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_header(self, cells: list[str]) -> None:

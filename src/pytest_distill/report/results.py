@@ -38,6 +38,7 @@ SCHEMA: dict[str, Any] = {
                 "usage": {"type": ["object", "null"], "additionalProperties": {"type": "integer"}},
                 "latency_s": _NUMBER_OR_NULL,
                 "error": {"type": ["string", "null"]},
+                "outcome": {"enum": ["passed", "failed", "error"]},
             }}},
         "summary": {"type": "object", "additionalProperties": {
             "type": "object", "additionalProperties": {
@@ -45,6 +46,7 @@ SCHEMA: dict[str, Any] = {
                 "properties": {"pass_rate": {"type": "number"}, "mean_score": {"type": "number"},
                                "n": {"type": "integer"}}}}},
         "distill": {"type": "object"},
+        "run": {"type": "object"},
     },
 }
 
@@ -55,18 +57,20 @@ def record(entry: Entry) -> dict[str, Any]:
     return {
         "nodeid": entry.nodeid, "case_id": entry.case_id, "model": entry.model, "output": entry.output,
         "grades": [{"name": g.name, "score": g.score, "passed": g.passed, "reason": g.reason} for g in entry.grades],
-        "usage": entry.usage, "latency_s": entry.latency_s, "error": error,
+        "usage": entry.usage, "latency_s": entry.latency_s, "error": error, "outcome": entry.outcome,
     }
 
 
-def document(entries: Sequence[Entry], distill: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The results of a run: its records (skipped tests left out), the per-grader summary, the distillation."""
+def document(entries: Sequence[Entry], distill: Mapping[str, Any] | None = None,
+             run: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The results of a run: how it was made, its records (skipped tests left out), the per-grader
+    summary, the distillation."""
     ran = [entry for entry in entries if entry.outcome != "skipped"]
     summary = {model: {name: {"pass_rate": g.pass_rate, "mean_score": g.mean_score, "n": g.n}
                        for name, g in stats.graders.items()}
                for model, stats in summarize(ran).items()}
-    return {"version": VERSION, "cases": [record(entry) for entry in ran], "summary": summary,
-            "distill": dict(distill or {})}
+    return {"version": VERSION, **({"run": dict(run)} if run is not None else {}),
+            "cases": [record(entry) for entry in ran], "summary": summary, "distill": dict(distill or {})}
 
 
 def write(path: Path, results: Mapping[str, Any]) -> None:
