@@ -404,3 +404,30 @@ def test_the_results_file_and_html_say_how_the_run_was_made_and_each_cases_outco
     assert f"pytest-distill 0.1.0, started {run['started']}" in summary and f"against the API (default {sim.url})" in summary
     assert "models under test: gpt-4o, gpt-4o-mini, no-such-model; teacher gpt-4o; student gpt-4o-mini; judge gpt-4o-mini" in summary
     assert "datasets: stored:split=test,limit=4" in summary
+
+
+def test_an_unknown_model_is_one_summary_line_with_the_count_and_the_models_the_server_knows(
+        pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test"))
+    result = pytester.runpytest("--model", "gpt-5-nano", "--model", "gpt-4o")
+    result.assert_outcomes(passed=12, errors=12)
+    summary = result.stdout.str().split("distill summary", 1)[1].split("short test summary", 1)[0]
+    flat = " ".join(summary.split())
+    assert flat.count("errors: ") == 1 and "errors: 12 tests: POST /chat/completions for model 'gpt-5-nano' failed (HTTP 404)" in flat
+    assert "(this server knows: gpt-4o, gpt-4o-2024-08-06, gpt-4o-2024-11-20, gpt-4o-mini," in flat
+    result.stdout.fnmatch_lines(["ModelError: *'gpt-5-nano'*404*this server knows: gpt-4o, *"])
+    assert len(requests_to(sim, "GET", "/models")) == 1
+
+
+def test_a_bad_key_errors_every_case_and_the_summary_says_it_once_with_the_count(
+        pytester: pytest.Pytester, make_sim, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_sim(api_key="sk-the-right-key-000000000000")
+    monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+    pytester.makepyfile(GRADED_SUITE.format(spec="cases.jsonl"))
+    write_jsonl(pytester.path / "cases.jsonl", qa_rows(12))
+    result = pytester.runpytest("--model", "gpt-4o", "-n", "2")
+    result.assert_outcomes(errors=12)
+    summary = result.stdout.str().split("distill summary", 1)[1]
+    flat = " ".join(summary.split())
+    assert flat.count("errors: ") == 1 and "errors: 12 tests: POST /chat/completions for model 'gpt-4o' failed (HTTP 401)" in flat
+    assert TEST_KEY not in result.stdout.str()

@@ -215,3 +215,13 @@ def verdict_changes(entries: Sequence[Entry]) -> dict[str, Repeats]:
                               changed=sum(len(set(seen)) > 1 for seen in cases.values()))
                for model, cases in verdicts.items()}
     return {model: stats for model, stats in repeats.items() if stats.cases}
+
+
+def error_counts(entries: Sequence[Entry]) -> dict[str, int]:
+    """Each distinct error of the run (a bad key, an unknown model, an outage) and how many tests it
+    errored, the most frequent first: said once in the summary, not once a test."""
+    counts: dict[str, int] = {}
+    for entry in entries:
+        if entry.outcome == "error" and entry.error:
+            counts[entry.error] = counts.get(entry.error, 0) + 1
+    return dict(sorted(counts.items(), key=lambda item: -item[1]))

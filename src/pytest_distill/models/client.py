@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import difflib
 import hashlib
 import json
 import os
@@ -50,6 +51,8 @@ EXPLANATION_CHARS = 500
 """How much of a server's own explanation of an error an error message quotes."""
 
 
+KNOWN_SHOWN = 10
+"""An unknown model's error lists the server's models when there are at most this many, else the closest."""
 NOT_YET = ("a fine-tuned model exists once its job has succeeded: `pytest --distill --distill-wait` follows "
            "the job and prints the model's name")
 
@@ -86,6 +89,8 @@ class _Failure:
     param: str | None = None
     delay: float | None = None
     answered: bool = True
+    unknown_model: bool = False
+    """A 404 `model_not_found`: the error then lists the models the server knows."""
 
 
 class _Line:
@@ -105,6 +110,8 @@ class _Line:
         """Why every call to this endpoint now errors at once."""
         self.went_down: asyncio.Event | None = None
         """Set when `down` is; wakes the calls resting between attempts (loop thread only)."""
+        self.known_models: asyncio.Future[list[str]] | None = None
+        """The server's GET /models, asked once, when a model first turns out unknown (loop thread only)."""
         keyless = endpoint.key is None and endpoint.key_env is None
         self.params: dict[str, Any] = {"extra_headers": {"Authorization": openai.Omit()}} if keyless else {}
         """Sent with every request: an endpoint declared without a key gets no Authorization header at all."""
@@ -471,7 +478,8 @@ class ModelRuntime:
             if failure.status == 429 and failure.delay is not None:
                 line.resume_at = max(line.resume_at, time.monotonic() + failure.delay)
             if failure.delay is None:
-                raise ModelError(model, endpoint, failure.message, failure.status, failure.param, base_url=line.url)
+                hint = f" ({await self._known_models_hint(line, model)})" if failure.unknown_model else ""
+                raise ModelError(model, endpoint, failure.message + hint, failure.status, failure.param, base_url=line.url)
             if attempt + 1 < self.max_attempts:
                 self.retries += 1
                 await self._rest(line, failure.delay)
@@ -516,8 +524,29 @@ class ModelRuntime:
         if status not in RETRYABLE_STATUS and status < 500:
             if status == 404 and model.startswith("ft:"):
                 message += f" ({NOT_YET})"
-            return _Failure(message, status, getattr(exc, "param", None))
+            unknown = status == 404 and getattr(exc, "code", None) == "model_not_found" and not model.startswith("ft:")
+            return _Failure(message, status, getattr(exc, "param", None), unknown_model=unknown)
         return _Failure(f"HTTP {status}: {message}", status, delay=_retry_after(exc) or _backoff(attempt))
+
+    async def _known_models_hint(self, line: _Line, model: str) -> str:
+        """What to try instead of a model the server does not know: the models it lists (the closest
+        few when it lists many), or where to look when it lists none."""
+        if line.known_models is None:
+            line.known_models = asyncio.ensure_future(self._list_models(line, model))
+        known = await asyncio.shield(line.known_models)
+        if not known:
+            return f"GET {line.url}/models lists the models this server serves"
+        if len(known) <= KNOWN_SHOWN:
+            return f"this server knows: {', '.join(known)}"
+        close = difflib.get_close_matches(model, known, n=KNOWN_SHOWN, cutoff=0.4)
+        return (f"this server knows {len(known)} models" + (f"; the closest: {', '.join(close)}" if close else "")
+                + f"; GET {line.url}/models lists them all")
+
+    async def _list_models(self, line: _Line, model: str) -> list[str]:
+        try:
+            return sorted([card.id async for card in self._client(line, model, "GET /models").models.list(**line.params)])
+        except (openai.OpenAIError, ModelError):
+            return []
 
     @staticmethod
     async def _rest(line: _Line, delay: float) -> None:

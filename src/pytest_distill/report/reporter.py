@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ..ledger import Entry, judging, summarize, verdict_changes
+from ..ledger import Entry, error_counts, judging, summarize, verdict_changes
 from ..recording import Recorder
 from ..settings import Settings
 from . import baseline, html, results, run, table, terminal
@@ -71,7 +71,8 @@ class Reporter:
     def summary(self) -> table.SummaryTable:
         entries = self.ledger()
         return table.build(summarize(entries), verdict_changes(entries), self.prices, self.settings.teacher,
-                           shorter_prompt=self.settings.student_system is not None, judging=judging(entries))
+                           shorter_prompt=self.settings.student_system is not None, judging=judging(entries),
+                           errors=error_counts(entries))
 
     def add_training(self, lines: list[str], record: dict[str, Any], interrupted: bool, closing: Sequence[str] = ()) -> None:
         """The distillation step's outcome: printed under "distillation", written under "distill"."""

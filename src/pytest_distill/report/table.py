@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ..ledger import JudgingStats, ModelStats, Repeats
+from ..models.types import shorten
 from .cost import PriceTable
 
 
@@ -33,7 +34,7 @@ def _dollars(value: float | None) -> str:
 
 def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], prices: PriceTable,
           teacher: str, shorter_prompt: bool = False,
-          judging: Mapping[str, JudgingStats] | None = None) -> SummaryTable:
+          judging: Mapping[str, JudgingStats] | None = None, errors: Mapping[str, int] | None = None) -> SummaryTable:
     """Rows are models; per grader the pass rate, mean score and count; then errors, tokens, latency, cost."""
     graders = list(dict.fromkeys(name for model in stats.values() for name in model.graders))
     header = ["model", "pass rate", "cases", "errors", *(f"{name} rate/mean/n" for name in graders)]
@@ -54,13 +55,27 @@ def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], price
         row += [f"{model.prompt_tokens:,} / {model.completion_tokens:,}",
                 f"{_seconds(model.latency(0.5))} / {_seconds(model.latency(0.95))}", _dollars(costs[name])]
         rows.append(row)
-    notes = cost_notes(costs, teacher) + judging_notes(judging or {}, prices)
+    notes = error_notes(errors or {}) + cost_notes(costs, teacher) + judging_notes(judging or {}, prices)
     if shorter_prompt:
         notes += prompt_notes(stats, teacher)
     if repeats:
         notes.append("verdict changed: the share of repeated cases (--distill-repeat) that passed in one repeat "
                      "and failed in another")
     return SummaryTable(header, rows, notes)
+
+
+ERRORS_SHOWN = 5
+"""How many distinct errors the summary spells out before it counts the rest."""
+
+
+def error_notes(errors: Mapping[str, int]) -> list[str]:
+    """`errors: 20 tests: POST /chat/completions ... failed (HTTP 401): ...`, once per distinct error."""
+    notes = [f"errors: {count} test{'s' if count > 1 else ''}: {shorten(error, 400)}"
+             for error, count in list(errors.items())[:ERRORS_SHOWN]]
+    rest = list(errors.values())[ERRORS_SHOWN:]
+    if rest:
+        notes.append(f"errors: {len(rest)} other distinct errors in {sum(rest)} tests (each test's report has its own)")
+    return notes
 
 
 def judging_notes(judging: Mapping[str, JudgingStats], prices: PriceTable) -> list[str]:
