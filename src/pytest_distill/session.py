@@ -98,16 +98,8 @@ class DistillSession:
         folder = None if self.settings.cache == "off" else self.cache_dir("distill-calls")
         if folder is None:
             return None
-        return CompletionCache(folder, "simulator" if self.settings.sim else self.base_url, self.settings.cache)
-
-    @property
-    def base_url(self) -> str:
-        """Where model calls go: the simulator, else OPENAI_BASE_URL, else OpenAI's API."""
-        return self.sim_url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
-
-    def endpoints(self) -> dict[str, str]:
-        """Each endpoint's name and base URL (never a key), for the results file's "run"."""
-        return {"default": self.base_url}
+        server = "simulator" if self.settings.sim else url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        return CompletionCache(folder, server, self.settings.cache)
 
     def cache_dir(self, name: str) -> Path | None:
         """A folder under pytest's cache directory, or None when the cache provider is off (-p no:cacheprovider)."""

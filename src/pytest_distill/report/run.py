@@ -28,7 +28,7 @@ def describe(settings: Settings, entries: Sequence[Entry], started: float, finis
         "started": datetime.fromtimestamp(started, timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(finished - started, 3),
         "simulator": settings.sim,
-        "endpoints": [{"name": name, "base_url": url} for name, url in endpoints.items()],
+        "endpoints": [{"name": name or "default", "base_url": url} for name, url in endpoints.items()],
         "roles": {"models_under_test": list(settings.models_under_test), "teacher": settings.teacher,
                   "student": settings.student, "judge": settings.judge},
         "datasets": list(dict.fromkeys(entry.dataset for entry in entries if entry.dataset)),
