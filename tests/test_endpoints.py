@@ -63,7 +63,8 @@ def test_the_model_under_test_runs_on_its_server_and_the_judge_on_openai(
     result.assert_outcomes(passed=4)
     assert chat_calls(local) == [("gpt-4o-mini", False)] * 3
     assert chat_calls(openai) and set(chat_calls(openai)) == {("gpt-4o", True)}
-    result.stdout.fnmatch_lines(["distill: models local:gpt-4o-mini; teacher gpt-4o; judge gpt-4o", "*local:gpt-4o-mini *100%*"])
+    result.stdout.fnmatch_lines(["distill: models local:gpt-4o-mini; teacher gpt-4o; judge gpt-4o",
+                                 f"distill: endpoints local at {local.url}", "*local:gpt-4o-mini *100%*"])
     results = json.loads((pytester.path / "results.json").read_text())
     assert {case["model"] for case in results["cases"]} == {"local:gpt-4o-mini"}
 
@@ -88,6 +89,21 @@ def test_errors_name_the_role_the_model_the_base_url_and_the_server_s_words(
                                  "Error code: 404 - The model `gpt-9` does not exist*"])
     text = result.stdout.str()
     assert LOCAL_KEY not in text and TEST_KEY not in text
+
+
+def test_an_embedding_model_on_an_endpoint_names_its_role_when_it_fails(
+        pytester: pytest.Pytester, tmp_path: Path, servers: tuple[SimServer, SimServer]) -> None:
+    local = servers[1]
+    pytester.makepyfile("""
+        from pytest_distill import embedding_similarity
+
+        def test_close(model):
+            embedding_similarity(model.complete("Say hello").text, "hello")
+    """)
+    pytester.makeini(f"[pytest]\ndistill_endpoints = local {local.url} LOCAL_KEY\ndistill_embedding_model = local:text-embedding-9\n")
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines([f"*embeddings 'local:text-embedding-9' at {local.url}: POST /embeddings failed (HTTP 404)*"])
 
 
 def test_an_endpoint_without_a_key_variable_is_sent_no_key_at_all(

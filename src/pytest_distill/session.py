@@ -111,6 +111,8 @@ class DistillSession:
         lines = [f"distill: models {', '.join(s.models_under_test)}; teacher {s.teacher}; judge {s.judge}"]
         if self.sim is not None:
             lines.append(f"distill: offline simulator at {self.sim.url} (its scores measure wiring, not model quality)")
+        elif s.endpoints:
+            lines.append("distill: endpoints " + ", ".join(f"{name} at {url}" for name, url in self.endpoints().items() if name))
         return lines
 
     # -- collection ----------------------------------------------------------------------------
