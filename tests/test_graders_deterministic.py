@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
@@ -68,3 +72,91 @@ def test_a_failing_grade_reads_as_grader_verdict_score_rule_and_reason() -> None
     assert repr(grade) == "<semantic_similarity FAIL score=2>"
     assert grade.explain() == ["semantic_similarity: FAILED, score 2, passes when >= 4 of 1-5", "  reason: different meaning"]
     assert Grade.from_dict(grade.to_dict()) == grade
+
+
+@pytest.mark.parametrize("text, problem", [
+    ("NaN", "NaN is not JSON"), ('{"score": Infinity}', "Infinity is not JSON"), ("[-Infinity]", "-Infinity is not JSON"),
+    ("1e999", "out of range"), ('"\\ud800"', "lone surrogate"), ('{"a": ["x\ud800"]}', "lone surrogate in the string at $.a[0]"),
+    ("[" * 100_000 + "]" * 100_000, "nested 100000 levels deep"),
+])
+def test_valid_json_is_strict_rfc_8259(text: str, problem: str) -> None:
+    grade = valid_json(text)
+    assert not grade and problem in grade.reason
+
+
+def test_valid_json_still_reads_escaped_surrogate_pairs_and_big_finite_numbers() -> None:
+    assert valid_json('["\\ud83d\\ude00", 1e308, -0.0]')
+
+
+class _SchemaServer(http.server.BaseHTTPRequestHandler):
+    hits: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        self.hits.append(self.path)
+        body = b'{"type": "string"}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/schema+json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def schema_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _SchemaServer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    _SchemaServer.hits.clear()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_matches_schema_never_fetches_a_remote_ref(schema_server: str) -> None:
+    schema = {"type": "object", "properties": {"name": {"$ref": f"{schema_server}/name.json"}}}
+    grade = matches_schema('{"name": 1}', schema)
+    assert not grade and "never fetched" in grade.reason and f"{schema_server}/name.json" in grade.reason
+    assert _SchemaServer.hits == []
+
+
+def test_matches_schema_never_reads_a_file_ref(tmp_path: Path) -> None:
+    (tmp_path / "name.json").write_text('{"type": "string"}', encoding="utf-8")
+    schema = {"type": "object", "properties": {"name": {"$ref": (tmp_path / "name.json").as_uri()}}}
+    grade = matches_schema('{"name": 1}', schema)
+    assert not grade and "never fetched" in grade.reason
+
+
+def test_matches_schema_follows_refs_inside_the_schema() -> None:
+    schema = {"$defs": {"name": {"type": "string"}}, "type": "object", "properties": {"name": {"$ref": "#/$defs/name"}}}
+    assert matches_schema('{"name": "Ann"}', schema)
+    assert not matches_schema('{"name": 1}', schema)
+
+
+def test_self_referencing_and_deep_schemas_and_outputs_give_a_grade_or_a_clear_error() -> None:
+    looping = matches_schema("{}", {"$ref": "#"})
+    assert not looping and "refers to itself" in looping.reason
+    tree = {"type": "array", "items": {"$ref": "#"}}
+    assert matches_schema("[[[[]]]]", tree)
+    assert matches_schema("[" * 199 + "]" * 199, tree)
+    deep_output = matches_schema("[" * 100_000 + "]" * 100_000, tree)
+    assert not deep_output and "nested 100000 levels deep" in deep_output.reason
+    deep_schema: dict[str, Any] = {}
+    for _ in range(5000):
+        deep_schema = {"items": deep_schema}
+    with pytest.raises(ValueError, match="the schema nests too deep to check"):
+        matches_schema("[]", deep_schema)
+
+
+def test_matches_schema_with_a_path_string_says_to_pass_a_path() -> None:
+    with pytest.raises(TypeError, match=r"a string is not a schema: pass a dict, or Path\(\.\.\.\)"):
+        matches_schema("{}", "schema.json")  # type: ignore[arg-type]
+
+
+def test_an_invalid_schema_is_one_short_clear_error() -> None:
+    with pytest.raises(ValueError, match=r"not a valid JSON Schema: at \$.type: ") as info:
+        matches_schema("{}", {"type": "strin"})
+    assert len(str(info.value)) < 300

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 from xml.etree.ElementTree import ParseError
 
 import defusedxml.ElementTree
 import jsonschema
+import referencing
+import referencing.exceptions
 from defusedxml import DefusedXmlException
 
+from .. import strict_json
 from ..grades import Grade, record
 from .references import first_passing, several
 
@@ -51,11 +53,11 @@ def string_check(output: Any, reference: str | Sequence[str], operation: str = "
 
 
 def valid_json(output: Any) -> Grade:
-    """The output parses as JSON."""
+    """The output parses as strict JSON (RFC 8259): no NaN or Infinity, no lone surrogates."""
     try:
-        json.loads(str(output))
-    except json.JSONDecodeError as exc:
-        return _verdict("valid_json", False, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
+        strict_json.loads(str(output))
+    except strict_json.NotJSON as exc:
+        return _verdict("valid_json", False, f"not JSON: {exc}")
     return _verdict("valid_json", True, "parses as JSON")
 
 
@@ -71,20 +73,55 @@ def valid_xml(output: Any) -> Grade:
     return _verdict("valid_xml", True, "parses as XML")
 
 
-def matches_schema(output: Any, schema: dict[str, Any] | Path) -> Grade:
-    """The output is JSON that validates against a JSON Schema (a dict, or a Path to a .json file)."""
-    if isinstance(schema, Path):
-        schema = json.loads(schema.read_text(encoding="utf-8"))
-    validator_class = jsonschema.validators.validator_for(schema)
-    validator_class.check_schema(schema)
+def matches_schema(output: Any, schema: Mapping[str, Any] | bool | Path) -> Grade:
+    """The output is JSON that validates against a JSON Schema (a dict, or a Path to a .json file).
+
+    `$ref`s inside the schema are followed; one to anywhere else (a URL, a file) is never fetched, since a
+    schema or an output must not make the test suite reach the network or read files: that grade fails."""
+    schema = _schema(schema)
     args = {"schema": schema}
     try:
-        instance = json.loads(str(output))
-    except json.JSONDecodeError as exc:
-        return _verdict("matches_schema", False, f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", args=args)
-    errors = sorted(validator_class(schema).iter_errors(instance), key=lambda e: list(e.absolute_path))
+        instance = strict_json.loads(str(output))
+    except strict_json.NotJSON as exc:
+        return _verdict("matches_schema", False, f"not JSON: {exc}", args=args)
+    registry: referencing.Registry[Any] = referencing.Registry(retrieve=_refuse)  # type: ignore[call-arg]  # attrs init
+    validator = jsonschema.validators.validator_for(schema)(schema, registry=registry)
+    try:
+        errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
+    except referencing.exceptions.Unresolvable as exc:
+        reason = f"the schema refers to {getattr(exc, 'ref', str(exc))!r}, which is not inside it: remote and file $refs are never fetched"
+        return _verdict("matches_schema", False, reason, args=args)
+    except RecursionError:
+        reason = "validation recursed without end: the output nests too deep, or a $ref of the schema refers to itself"
+        return _verdict("matches_schema", False, reason, args=args)
     if not errors:
         return _verdict("matches_schema", True, "valid against the schema", args=args)
     first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     return _verdict("matches_schema", False, f"at {first.json_path}: {first.message}{more}", args=args)
+
+
+def _schema(schema: Any) -> Any:
+    """The schema as data, checked against its metaschema; anything else is a clear `ValueError`/`TypeError`."""
+    if isinstance(schema, str):
+        raise TypeError(f"matches_schema: the schema is the string {schema[:80]!r}, and a string is not a schema: "
+                        "pass a dict, or Path(...) for a schema file")
+    if isinstance(schema, Path):
+        try:
+            schema = strict_json.loads(schema.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, strict_json.NotJSON) as exc:
+            raise ValueError(f"matches_schema: the schema file {schema} cannot be read: {exc}") from None
+    if not isinstance(schema, (Mapping, bool)):
+        raise TypeError(f"matches_schema: a schema is a dict (or a Path to a .json file), not {type(schema).__name__}")
+    try:
+        jsonschema.validators.validator_for(schema).check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise ValueError(f"matches_schema: not a valid JSON Schema: at {exc.json_path}: {_clip(exc.message, 200)}") from None
+    except RecursionError:
+        raise ValueError("matches_schema: the schema nests too deep to check") from None
+    return schema
+
+
+def _refuse(uri: str) -> NoReturn:
+    """The registry's retrieval: nothing outside the schema is ever fetched."""
+    raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]  # attrs init

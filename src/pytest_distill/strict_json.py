@@ -1,0 +1,87 @@
+"""Strict JSON (RFC 8259) for every text that comes from outside: dataset lines, model and judge
+answers, cache files, schemas.
+
+Python's `json.loads` is lenient where that hurts us: it reads `NaN` and `Infinity` (which then pass
+every `minimum`/`maximum` check and make the results file unreadable for other parsers), `1e999` as an
+infinity, strings with lone surrogates (which no UTF-8 file can hold), and it recurses once per level
+of nesting, so a line nested 100,000 deep raises `RecursionError`. `loads` refuses all of these with
+a `NotJSON` whose message says what is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+MAX_DEPTH = 200
+"""Nesting deeper than this is refused before parsing; real data is nowhere near it."""
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+class NotJSON(ValueError):
+    """Text that is not strict JSON; the message says why, for a person to act on."""
+
+
+def loads(text: str) -> Any:
+    """The value of a strict JSON text, or `NotJSON`."""
+    depth = nesting(text)
+    if depth > MAX_DEPTH:
+        raise NotJSON(f"nested {depth} levels deep (at most {MAX_DEPTH} are read)")
+    try:
+        value = json.loads(text, parse_constant=_constant, parse_float=_finite)
+    except json.JSONDecodeError as exc:
+        raise NotJSON(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise NotJSON("nested too deep to read") from None
+    except NotJSON:
+        raise
+    except ValueError as exc:  # e.g. an integer longer than Python reads (sys.set_int_max_str_digits)
+        raise NotJSON(str(exc)) from None
+    where = lone_surrogate(value)
+    if where is not None:
+        raise NotJSON(f"a lone surrogate in the string at {where}: not Unicode text")
+    return value
+
+
+def nesting(text: str) -> int:
+    """How deep arrays and objects nest in a JSON text (brackets inside strings do not count)."""
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub('""', text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def lone_surrogate(value: Any) -> str | None:
+    """The JSON path of the first string (key or value) holding a lone surrogate, or None.
+
+    Walks with a stack of its own, so a deep value cannot exhaust Python's."""
+    stack: list[tuple[str, Any]] = [("$", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return path
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                if _SURROGATE.search(key):
+                    return path
+                stack.append((f"{path}.{key}", child))
+        elif isinstance(item, list):
+            stack.extend((f"{path}[{index}]", child) for index, child in enumerate(item))
+    return None
+
+
+def _constant(name: str) -> Any:
+    raise NotJSON(f"{name} is not JSON (RFC 8259 has no NaN or Infinity)")
+
+
+def _finite(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise NotJSON(f"the number {text[:40]} is out of range")
+    return number
