@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -74,3 +75,41 @@ def test_a_stored_answer_of_a_model_replays_for_that_model_only() -> None:
     case = Case("c1", [{"role": "user", "content": "q"}], "a", origin_model="gpt-4o-2024-08-06")
     replay = case.replay("gpt-4o")
     assert (replay.text, replay.latency_s, replay.served_model) == ("a", 0.0, "gpt-4o-2024-08-06")
+
+
+def hostile_lines() -> list[bytes]:
+    """One good line, then one line for each way a line can be broken from outside, then another good line."""
+    def line(case_id: str, user: object = "hi", **extra: object) -> bytes:
+        row = {"id": case_id, "messages": [{"role": "user", "content": user}, {"role": "assistant", "content": "hello"}], **extra}
+        return json.dumps(row).encode()
+    return [
+        line("good-1"),
+        line("bad-utf8").replace(b'"hi"', b'"h\xff\xfei"'),
+        b"[" * 100_000 + b"]" * 100_000,
+        line("lone-in-message", user="a \ud800 b"),
+        line("lone-\ud800-id"),
+        line("null-content", user=None),
+        line("good-2"),
+    ]
+
+
+def test_hostile_lines_each_break_only_their_own_case_naming_file_line_and_problem(tmp_path: Path) -> None:
+    path = tmp_path / "cases.jsonl"
+    path.write_bytes(b"\n".join(hostile_lines()) + b"\n")
+    cases = load_jsonl(path, "cases.jsonl")
+    assert [case.id for case in cases if isinstance(case, Case)] == ["good-1", "good-2"]
+    problems = [case.problem for case in cases if isinstance(case, BrokenCase)]
+    assert problems == [
+        f"{path}:2: not UTF-8: byte 0xff at column 63",
+        f"{path}:3: not JSON: nested 100000 levels deep (at most 200 are read)",
+        f"{path}:4: not JSON: a lone surrogate in the string at $.messages[0].content: not Unicode text",
+        f"{path}:5: not JSON: a lone surrogate in the string at $.id: not Unicode text",
+        f"{path}:6: message 0 (user) has no content",
+    ]
+
+
+def test_a_line_separator_inside_a_string_does_not_split_the_line(tmp_path: Path) -> None:
+    path = write_jsonl(tmp_path / "cases.jsonl", [
+        {"messages": [{"role": "user", "content": "one\u2028two\x85three"}, {"role": "assistant", "content": "ok"}]}])
+    (case,) = load_jsonl(path, "cases.jsonl")
+    assert isinstance(case, Case) and case.question == "one\u2028two\x85three"

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import strict_json
 from .atomic import write_atomic
 from .errors import DistillError
 from .models.client import ModelRuntime
@@ -132,6 +133,10 @@ def _check_messages(messages: Any, key: str) -> None:
         role = message.get("role")
         if role not in ROLES:
             raise ValueError(f"message {index} has unknown role {role!r} (expected one of {', '.join(sorted(ROLES))})")
+        content = message.get("content")
+        if role != "assistant" and not isinstance(content, (str, list)):
+            raise ValueError(f"message {index} ({role}) has no content" if content is None else
+                             f"message {index} ({role}): content must be text or a list of parts, not {type(content).__name__}")
 
 
 def case_from_messages(case_id: str, messages: Any, metadata: Any, source: str) -> Case:
@@ -146,6 +151,9 @@ def case_from_messages(case_id: str, messages: Any, metadata: Any, source: str) 
         raise ValueError("no user message before the assistant answer")
     if metadata is not None and not isinstance(metadata, dict):
         raise ValueError("'metadata' must be an object")
+    where = strict_json.lone_surrogate({"messages": messages, "metadata": metadata})
+    if where is not None:
+        raise ValueError(f"a lone surrogate in {where.removeprefix('$.')}: not Unicode text")
     return Case(id=case_id, messages=[dict(m) for m in messages[:-1]], expected=expected,
                 metadata=dict(metadata or {}), source=source)
 
@@ -189,7 +197,8 @@ def _case_from_line(case_id: str, data: dict[str, Any], source: str) -> Case:
 
 
 def load_jsonl(path: Path, source: str) -> list[Case | BrokenCase]:
-    """Every line of a JSONL file as a case; a bad line becomes a BrokenCase naming file and line.
+    """Every line of a JSONL file as a case; a bad line (not UTF-8, not strict JSON, not a case) becomes a
+    BrokenCase naming file and line, and the other lines still run.
 
     A file none of whose lines is in either format (a CSV, another tool's JSONL) is one `DatasetError`
     for the file, not an error per line.
@@ -198,28 +207,32 @@ def load_jsonl(path: Path, source: str) -> list[Case | BrokenCase]:
     seen: dict[str, int] = {}
     recognised, first_keys = 0, None
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as exc:
         raise DatasetError(f"{path}: cannot be read: {exc}") from None
-    for lineno, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for lineno, raw in enumerate(lines, start=1):
         case_id = f"line{lineno}"
         try:
-            data = json.loads(line)
+            line = raw.decode("utf-8").removesuffix("\r").removeprefix("\ufeff" if lineno == 1 else "")
+            if not line.strip():
+                continue
+            data = strict_json.loads(line)
             if not isinstance(data, dict):
                 raise ValueError("expected a JSON object")
             if "messages" not in data and "input" not in data:
                 first_keys = first_keys or sorted(data)
                 raise ValueError(f"neither {CHAT_FORMAT} nor {REGISTRY_FORMAT}: the line has keys {', '.join(sorted(data))}")
             recognised += 1
-            case_id = str(data.get("id") or case_id)
+            case_id = _case_id(data.get("id"), case_id)
             if case_id in seen:
                 raise ValueError(f"id {case_id!r} is already used on line {seen[case_id]}")
             seen[case_id] = lineno
             cases.append(_case_from_line(case_id, data, source))
-        except json.JSONDecodeError as exc:
-            cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: not JSON: {exc.msg} (column {exc.colno})"))
+        except UnicodeDecodeError as exc:
+            problem = f"not UTF-8: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
+            cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: {problem}"))
+        except strict_json.NotJSON as exc:
+            cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: not JSON: {exc}"))
         except ValueError as exc:
             cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: {exc}"))
     if cases and not recognised:
@@ -227,6 +240,15 @@ def load_jsonl(path: Path, source: str) -> list[Case | BrokenCase]:
         raise DatasetError(f"{path}: no line is a case in either format a dataset file takes, {CHAT_FORMAT} "
                            f"or {REGISTRY_FORMAT}{keys}")
     return cases
+
+
+def _case_id(given: Any, default: str) -> str:
+    """A line's own id (a string, or a whole number), else `line<N>`."""
+    if given is None or given == "":
+        return default
+    if isinstance(given, str) or (isinstance(given, int) and not isinstance(given, bool)):
+        return str(given)
+    raise ValueError(f"'id' must be a string, not {type(given).__name__}")
 
 
 class StoredCompletions:
@@ -246,35 +268,49 @@ class StoredCompletions:
         pool = ThreadPoolExecutor(self.runtime.concurrency, thread_name_prefix="distill-stored")
         try:
             for completion in self._list(spec):
-                content = self._cached(completion.id)
-                if content is None:
+                case = self._cached_case(spec, completion)
+                if case is None:
                     fetching.append((len(cases), pool.submit(self._fetched_case, spec, completion)))
-                cases.append(None if content is None else self._case(spec, completion, content))
-            for index, case in fetching:
-                cases[index] = case.result()
+                cases.append(case)
+            for index, fetched in fetching:
+                cases[index] = fetched.result()
         finally:
             pool.shutdown(cancel_futures=True)
         return [case for case in cases if case is not None]
 
-    def _fetched_case(self, spec: DatasetSpec, completion: Any) -> Case | BrokenCase:
-        """The case of a stored completion not cached yet; one deleted since it was listed is a broken
-        case, not the end of the whole set."""
+    def _cached_case(self, spec: DatasetSpec, completion: Any) -> Case | None:
+        """The case of a stored completion fetched before, from the disk cache. Only good cases are
+        cached, so an entry that makes none (damaged, or edited by hand) is a miss, fetched again."""
+        path = self._cache_path(completion.id)
         try:
-            return self._case(spec, completion, self._fetch(completion))
+            content = strict_json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+        except (OSError, ValueError):
+            return None
+        case = self._case(spec, completion, content) if isinstance(content, dict) else None
+        return case if isinstance(case, Case) else None
+
+    def _fetched_case(self, spec: DatasetSpec, completion: Any) -> Case | BrokenCase:
+        """The case of a stored completion not cached yet. One whose messages call fails (deleted since it
+        was listed, a server error, a malformed answer, a timeout) is a broken case, not the end of the set."""
+        try:
+            content = self._fetch(completion)
         except ModelError as exc:
-            if exc.status != 404:
-                raise
             return BrokenCase(completion.id, spec.text, f"stored completion {completion.id}: {exc}")
+        case = self._case(spec, completion, content)
+        path = self._cache_path(completion.id)
+        if isinstance(case, Case) and path is not None:
+            write_atomic(path, json.dumps(content, ensure_ascii=False))
+        return case
 
     @staticmethod
     def _case(spec: DatasetSpec, completion: Any, content: dict[str, Any]) -> Case | BrokenCase:
         try:
-            case = case_from_messages(completion.id, content["messages"], completion.metadata, spec.text)
+            case = case_from_messages(completion.id, content.get("messages"), completion.metadata, spec.text)
+            usage = _usage(content.get("usage"))
         except ValueError as exc:
             return BrokenCase(completion.id, spec.text, f"stored completion {completion.id}: {exc}")
-        usage = content.get("usage") or {}
         return Case(case.id, case.messages, case.expected, case.metadata, spec.text, origin_model=completion.model,
-                    origin_usage=Usage(usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)))
+                    origin_usage=usage)
 
     def _list(self, spec: DatasetSpec) -> Iterator[Any]:
         wanted = spec.list_params.get("limit")
@@ -290,27 +326,15 @@ class StoredCompletions:
                 if wanted and count >= wanted:
                     return
 
-    def _cached(self, completion_id: str) -> dict[str, Any] | None:
-        """Input messages and answer of a stored completion fetched before, from the disk cache."""
-        cached = self._cache_path(completion_id)
-        try:
-            data = json.loads(cached.read_text(encoding="utf-8")) if cached is not None else None
-        except (OSError, ValueError):
-            return None
-        return data if isinstance(data, dict) and isinstance(data.get("messages"), list) else None
-
     def _fetch(self, completion: Any) -> dict[str, Any]:
-        """Input messages and answer of one stored completion from the API, then kept in the disk cache."""
-        cached = self._cache_path(completion.id)
+        """Input messages and answer of one stored completion from the API."""
         endpoint = f"GET /chat/completions/{completion.id}/messages"
         with self.runtime.api_errors(endpoint):
             inputs = [_message_dict(m) for m in self.runtime.sdk().chat.completions.messages.list(completion.id, limit=PAGE_SIZE)]
         answer = completion.choices[0].message if completion.choices else None
-        messages = [*inputs, {"role": "assistant", "content": answer.content if answer else None}]
-        content = {"messages": messages, "usage": completion.usage.model_dump() if completion.usage else None}
-        if cached:
-            write_atomic(cached, json.dumps(content, ensure_ascii=False))
-        return content
+        messages = [*inputs, {"role": "assistant", "content": getattr(answer, "content", None)}]
+        usage = completion.usage
+        return {"messages": messages, "usage": {name: getattr(usage, name, None) or 0 for name in ("prompt_tokens", "completion_tokens")}}
 
     def _cache_path(self, completion_id: str) -> Path | None:
         if self.cache_dir is None or not completion_id.replace("-", "").replace("_", "").isalnum():
@@ -319,10 +343,20 @@ class StoredCompletions:
 
 
 def _message_dict(message: Any) -> dict[str, Any]:
-    data = {"role": message.role, "content": message.content}
+    """A listed input message as a chat-format dict; one off the API's shape fails the case's checks."""
+    data = {"role": getattr(message, "role", None), "content": getattr(message, "content", None)}
     if getattr(message, "name", None):
         data["name"] = message.name
     return data
+
+
+def _usage(data: Any) -> Usage:
+    """Token counts of a stored answer: whole numbers, or a ValueError."""
+    counts = [data.get(name, 0) if isinstance(data, dict) else None for name in ("prompt_tokens", "completion_tokens")]
+    whole = [count for count in counts if isinstance(count, int) and not isinstance(count, bool) and count >= 0]
+    if len(whole) != len(counts):
+        raise ValueError(f"usage is not token counts: {data!r:.80}")
+    return Usage(*whole)
 
 
 def content_text(content: Any) -> str:

@@ -1,0 +1,110 @@
+"""Everything from outside is hostile: real pytest sessions (pytester) where one bad thing from a dataset,
+an id, a judge or a cache costs only its own case, serial and under xdist."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_distill.datasets import BrokenCase, StoredCompletions, parse_spec
+from pytest_distill.models.client import ModelRuntime
+from pytest_distill.sim import Fault, SimServer
+
+from .support import TEST_KEY, qa_rows, write_jsonl
+from .test_datasets import hostile_lines
+
+WORKERS = pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+ANSWER_SUITE = """
+import pytest
+
+@pytest.mark.distill_dataset("cases.jsonl")
+def test_answer(case, model):
+    model.complete(case)
+    assert case.expected == "hello"
+"""
+
+
+def strict_results(path: Path) -> dict[str, Any]:
+    """The results file, read by a parser as strict as any other language's: no NaN, no Infinity."""
+    def refuse(name: str) -> Any:
+        raise AssertionError(f"{name} in the results file")
+    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+    return data
+
+
+@WORKERS
+def test_each_hostile_dataset_line_errors_its_own_case_and_the_rest_run(pytester: pytest.Pytester, workers: list[str]) -> None:
+    (pytester.path / "cases.jsonl").write_bytes(b"\n".join(hostile_lines()) + b"\n")
+    pytester.makepyfile(ANSWER_SUITE)
+    result = pytester.runpytest("--distill-sim", "--distill-results", "results.json", *workers)
+    result.assert_outcomes(passed=2, errors=5)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.no_fnmatch_line("*INTERNALERROR*")
+    for problem in ("cases.jsonl:2: not UTF-8", "cases.jsonl:3: not JSON: nested 100000 levels deep",
+                    "cases.jsonl:4: not JSON: a lone surrogate", "cases.jsonl:6: message 0 (user) has no content"):
+        result.stdout.fnmatch_lines([f"*{problem}*"])  # in the order the workers finished
+    cases = strict_results(pytester.path / "results.json")["cases"]
+    errors = sorted(case["error"].split(": ", 1)[0].rsplit(":", 1)[1] for case in cases if case["error"])
+    assert errors == ["2", "3", "4", "5", "6"]
+    assert sorted(case["case_id"] for case in cases if not case["error"]) == ["good-1", "good-2"]
+
+
+STORED_SUITE = """
+import pytest
+
+@pytest.mark.distill_dataset("stored")
+def test_answer(case, model):
+    assert model.complete(case).text
+"""
+
+
+@WORKERS
+@pytest.mark.parametrize("kind", ["500", "malformed"])
+def test_a_stored_completion_whose_messages_call_fails_errors_only_its_own_case(
+        pytester: pytest.Pytester, make_sim: Any, tmp_path: Path, kind: str, workers: list[str]) -> None:
+    server = make_sim(seed=[write_jsonl(tmp_path / "few.jsonl", qa_rows(3))])
+    server.inject(Fault(kind, count=50, path="/chat/completions/chatcmpl-q001/messages"))
+    pytester.makepyfile(STORED_SUITE)
+    result = pytester.runpytest("--model", "gpt-4o", "-p", "no:cacheprovider", *workers)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*stored completion chatcmpl-q001: GET /chat/completions/chatcmpl-q001/messages*"])
+
+
+def test_a_stored_completion_whose_messages_call_times_out_is_a_broken_case(make_sim: Any, tmp_path: Path) -> None:
+    server = make_sim(seed=[write_jsonl(tmp_path / "few.jsonl", qa_rows(3))])
+    server.inject(Fault("stall", count=10, seconds=3, path="/chat/completions/chatcmpl-q001/messages"))
+    runtime = ModelRuntime(base_url=server.url, api_key=TEST_KEY, request_timeout=0.3)
+    try:
+        cases = StoredCompletions(runtime, None).load(parse_spec("stored", []))
+    finally:
+        runtime.close()
+    broken = {case.id: case.problem for case in cases if isinstance(case, BrokenCase)}
+    assert [case.id for case in cases] == ["chatcmpl-q000", "chatcmpl-q001", "chatcmpl-q002"]
+    assert list(broken) == ["chatcmpl-q001"] and "timed out" in broken["chatcmpl-q001"].lower()
+
+
+DAMAGE = {
+    "usage-list": lambda entry: {**entry, "usage": [1]},
+    "messages-numbers": lambda entry: {**entry, "messages": [1, 2]},
+    "usage-text": lambda entry: {**entry, "usage": {"prompt_tokens": "many", "completion_tokens": 1}},
+    "answer-edited-away": lambda entry: {**entry, "messages": entry["messages"][:-1]},
+    "not-an-object": lambda entry: [entry],
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_a_damaged_stored_content_entry_is_a_miss_that_is_fetched_again(
+        pytester: pytest.Pytester, sim: SimServer, damage: str) -> None:
+    pytester.makepyfile(STORED_SUITE.replace('"stored"', '"stored:split=test"'))
+    pytester.runpytest("--collect-only", "-q")
+    entries = sorted((pytester.path / ".pytest_cache").rglob("chatcmpl-hb-*.json"))
+    assert len(entries) == 12
+    good = json.loads(entries[0].read_text(encoding="utf-8"))
+    entries[0].write_text(json.dumps(DAMAGE[damage](good)), encoding="utf-8")
+    sim.clear_requests()
+    pytester.runpytest("--model", "gpt-4o").assert_outcomes(passed=12)
+    assert len([r for r in sim.requests if r.path.endswith("/messages")]) == 1
+    assert json.loads(entries[0].read_text(encoding="utf-8")) == good
