@@ -4,16 +4,20 @@ an id, a judge or a cache costs only its own case, serial and under xdist."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from pytest_distill.datasets import BrokenCase, StoredCompletions, parse_spec
+from pytest_distill.models.cache import CompletionCache
 from pytest_distill.models.client import ModelRuntime
+from pytest_distill.models.types import Completion, Usage
 from pytest_distill.sim import Fault, SimServer
 
-from .support import TEST_KEY, qa_rows, write_jsonl
+from . import test_cache as cache_tests
+from .support import TEST_KEY, qa_rows, qa_suite, write_jsonl
 from .test_datasets import hostile_lines
 
 WORKERS = pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
@@ -108,3 +112,41 @@ def test_a_damaged_stored_content_entry_is_a_miss_that_is_fetched_again(
     pytester.runpytest("--model", "gpt-4o").assert_outcomes(passed=12)
     assert len([r for r in sim.requests if r.path.endswith("/messages")]) == 1
     assert json.loads(entries[0].read_text(encoding="utf-8")) == good
+
+
+CACHE_DAMAGE: list[Callable[[str], str]] = [
+    lambda text: json.dumps({**json.loads(text), "usage": [1]}),
+    lambda text: json.dumps({**json.loads(text), "text": None}),
+    lambda text: json.dumps({**json.loads(text), "text": ["Item", "q1"]}),
+    lambda text: json.dumps({**json.loads(text), "latency_s": float("nan")}),
+    lambda text: json.dumps({**json.loads(text), "usage": {"prompt_tokens": "7", "completion_tokens": 5}}),
+    lambda text: json.dumps({**json.loads(text), "latency_s": -1}),
+    lambda text: json.dumps({**json.loads(text), "served_model": 4}),
+]
+
+
+def test_each_damaged_completion_cache_entry_is_a_unit_miss(tmp_path: Path) -> None:
+    cache = CompletionCache(tmp_path, "ns")
+    cache.put("k", Completion(text="a", model="m", usage=Usage(1, 2), latency_s=0.5))
+    [entry] = tmp_path.rglob("*.json")
+    good = entry.read_text(encoding="utf-8")
+    for damage in CACHE_DAMAGE:
+        entry.write_text(damage(good), encoding="utf-8")
+        assert cache.get("k") is None, entry.read_text(encoding="utf-8")
+    entry.write_text(good, encoding="utf-8")
+    assert cache.get("k") == Completion(text="a", model="m", usage=Usage(1, 2), latency_s=0.5, cached=True)
+
+
+@WORKERS
+def test_damaged_completion_cache_entries_are_asked_again_and_grade_as_before(
+        pytester: pytest.Pytester, make_sim: Any, tmp_path: Path, workers: list[str]) -> None:
+    server = make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", qa_rows(cache_tests.CASES))])
+    suite = qa_suite(pytester, tmp_path, cache_tests.SUITE, cache_tests.CASES)
+    first = cache_tests.results(suite, "--distill-cache")
+    damaged = cache_tests.entries(suite.path)
+    for index, entry in enumerate(damaged):
+        entry.write_text(CACHE_DAMAGE[index % len(CACHE_DAMAGE)](entry.read_text(encoding="utf-8")), encoding="utf-8")
+    server.clear_requests()
+    assert cache_tests.results(suite, "--distill-cache", *workers) == first
+    assert cache_tests.chat_posts(server) == len(damaged) == 2 * cache_tests.CASES
+    strict_results(suite.path / "results.json")

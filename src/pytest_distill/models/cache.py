@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import math
 from pathlib import Path
 from typing import Any
 
+from .. import strict_json
 from ..atomic import write_atomic
 from .types import Completion, Usage
 
@@ -31,19 +33,15 @@ class CompletionCache:
         self.directory, self.namespace, self.mode = directory, namespace, mode
 
     def get(self, key: str) -> Completion | None:
-        """The stored answer to the request `key`, or None (also for an unreadable or foreign entry)."""
+        """The stored answer to the request `key`, or None: also for an entry that is unreadable, foreign,
+        damaged or edited by hand, so that the request is made again rather than graded on a wrong answer."""
         if self.mode == "refresh":
             return None
         try:
-            data = json.loads(self._path(key).read_text(encoding="utf-8"))
-            if data.get("version") != VERSION:
-                return None
-            usage = data["usage"]
-            return Completion(text=data["text"], model=data["model"], latency_s=float(data["latency_s"]),
-                              served_model=data["served_model"], refusal=data["refusal"],
-                              usage=Usage(int(usage["prompt_tokens"]), int(usage["completion_tokens"])), cached=True)
-        except (OSError, ValueError, KeyError, TypeError):
+            data = strict_json.loads(self._path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
             return None
+        return _completion(data)
 
     def put(self, key: str, completion: Completion) -> None:
         """Store an answer; the entry replaces an older one whole. A cache that cannot be written
@@ -64,3 +62,19 @@ class CompletionCache:
     def _path(self, key: str) -> Path:
         name = hashlib.sha256(f"{self.namespace}\n{key}".encode()).hexdigest()
         return self.directory / name[:2] / f"{name}.json"
+
+
+def _completion(data: Any) -> Completion | None:
+    """The completion an entry holds, when every field has the type and range `put` writes."""
+    if not isinstance(data, dict) or data.get("version") != VERSION:
+        return None
+    text, model, served, refusal = (data.get(name) for name in ("text", "model", "served_model", "refusal"))
+    usage, latency = data.get("usage"), data.get("latency_s")
+    tokens = [usage.get(name) for name in ("prompt_tokens", "completion_tokens")] if isinstance(usage, dict) else []
+    counts = [count for count in tokens if type(count) is int and count >= 0]
+    if not (isinstance(text, str) and isinstance(model, str) and isinstance(served, str)
+            and (refusal is None or isinstance(refusal, str)) and len(counts) == 2
+            and isinstance(latency, (int, float)) and not isinstance(latency, bool) and math.isfinite(latency) and latency >= 0):
+        return None
+    return Completion(text=text, model=model, served_model=served, refusal=refusal, latency_s=float(latency),
+                      usage=Usage(*counts), cached=True)
