@@ -17,7 +17,7 @@ from pytest_distill.models.types import Completion, Usage
 from pytest_distill.sim import Fault, SimServer
 
 from . import test_cache as cache_tests
-from .support import TEST_KEY, qa_rows, qa_suite, write_jsonl
+from .support import TEST_KEY, qa_rows, qa_suite, requests_to, write_jsonl
 from .test_datasets import hostile_lines
 
 WORKERS = pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
@@ -29,6 +29,10 @@ def test_answer(case, model):
     model.complete(case)
     assert case.expected == "hello"
 """
+
+
+def judge_requests(server: SimServer) -> list[Any]:
+    return [r for r in requests_to(server, "POST", "/chat/completions") if "response_format" in (r.body or {})]
 
 
 def strict_results(path: Path) -> dict[str, Any]:
@@ -150,3 +154,38 @@ def test_damaged_completion_cache_entries_are_asked_again_and_grade_as_before(
     assert cache_tests.results(suite, "--distill-cache", *workers) == first
     assert cache_tests.chat_posts(server) == len(damaged) == 2 * cache_tests.CASES
     strict_results(suite.path / "results.json")
+
+
+JUDGED_SUITE = """
+import pytest
+from pytest_distill import semantic_similarity
+
+@pytest.mark.distill_dataset("cases.jsonl")
+def test_meaning(case, model):
+    assert semantic_similarity(model.complete(case), case.expected)
+"""
+
+
+@pytest.mark.parametrize("kind, workers", [("judge_nan", []), ("judge_nan", ["-n", "2"]), ("judge_infinity", []),
+                                           ("judge_off_scale", [])])
+def test_a_nan_infinite_or_off_scale_verdict_is_an_unusable_answer_and_a_test_error(
+        pytester: pytest.Pytester, sim: SimServer, tmp_path: Path, kind: str, workers: list[str]) -> None:
+    write_jsonl(pytester.path / "cases.jsonl", qa_rows(2))
+    pytester.makepyfile(JUDGED_SUITE)
+    sim.inject(Fault(kind, count=100))
+    result = pytester.runpytest("--model", "gpt-4o", "--distill-results", "results.json", *workers)
+    result.assert_outcomes(errors=2)
+    result.stdout.fnmatch_lines(["*JudgeError: semantic_similarity: the judge 'gpt-4o' gave no usable answer in 2 attempts*"])
+    assert len(judge_requests(sim)) == 4  # each case asked once more
+    document = strict_results(pytester.path / "results.json")
+    assert [case["outcome"] if "outcome" in case else case["error"] is not None for case in document["cases"]] in (
+        [True, True], ["error", "error"])
+    assert all(case["grades"] == [] for case in document["cases"])
+
+
+def test_a_nan_verdict_once_is_asked_again_and_the_second_answer_grades(pytester: pytest.Pytester, make_sim: Any) -> None:
+    sim = make_sim(seed=[write_jsonl(pytester.path / "cases.jsonl", qa_rows(1))])
+    pytester.makepyfile(JUDGED_SUITE)
+    sim.inject(Fault("judge_nan", count=1))
+    pytester.runpytest("--model", "gpt-4o", "--distill-results", "results.json").assert_outcomes(passed=1)
+    assert strict_results(pytester.path / "results.json")["cases"][0]["grades"][0]["score"] == 5

@@ -8,6 +8,7 @@ absent, so the helpers work in plain Python too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -28,6 +29,11 @@ class Grade:
     args: dict[str, Any] | None = field(default=None, hash=False)
     """A deterministic helper's arguments besides the output, so the check can be replayed on another
     output (the distillation filter grades the teacher's training answers with it); None for judges."""
+
+    def __post_init__(self) -> None:
+        """A NaN or infinite score would pass or fail by accident and make the results file unreadable."""
+        if not math.isfinite(self.score):
+            raise ValueError(f"{self.name}: the score {self.score!r} is not a finite number")
 
     def __bool__(self) -> bool:
         return self.passed

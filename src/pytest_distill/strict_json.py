@@ -42,10 +42,17 @@ def loads(text: str) -> Any:
         raise
     except ValueError as exc:  # e.g. an integer longer than Python reads (sys.set_int_max_str_digits)
         raise NotJSON(str(exc)) from None
-    where = lone_surrogate(value)
-    if where is not None:
-        raise NotJSON(f"a lone surrogate in the string at {where}: not Unicode text")
+    path = lone_surrogate(value)
+    if path is not None:
+        raise NotJSON(f"a lone surrogate in the string at {path}: not Unicode text")
     return value
+
+
+def dumps(value: Any) -> str:
+    """Indented strict JSON that any parser reads: NaN or Infinity raise `ValueError` here rather than
+    reach a reader, and a lone surrogate (which a model's answer may carry) becomes U+FFFD, since no
+    UTF-8 file can hold it."""
+    return _SURROGATE.sub("\ufffd", json.dumps(value, ensure_ascii=False, indent=2, allow_nan=False))
 
 
 def nesting(text: str) -> int:

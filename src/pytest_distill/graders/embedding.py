@@ -12,6 +12,7 @@ from typing import Any
 
 from ..grades import Grade, record
 from ..models.handle import Model
+from ..models.types import ModelError
 from .judged import scope_model
 from .references import first_passing, several
 
@@ -42,4 +43,7 @@ def embedded_cosine(helper: str, output: str, reference: str, model: Model | str
     """The cosine of the two texts' embeddings (one call for both), and the embedding model's name."""
     embedder = scope_model(helper, model, "embedding_model", "model", default)
     first, second = embedder.embed([output, reference])
-    return cosine(first, second), embedder.name
+    score = cosine(first, second)
+    if not math.isfinite(score):
+        raise ModelError(embedder.name, "POST /embeddings", "the embedding vectors hold numbers that are not finite (NaN or Infinity)")
+    return score, embedder.name

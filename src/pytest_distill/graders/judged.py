@@ -22,6 +22,7 @@ from typing import Any
 
 import jsonschema
 
+from .. import strict_json
 from ..errors import DistillError
 from ..grades import Grade, current, record, record_judging
 from ..models.client import chat_key
@@ -117,9 +118,9 @@ class Template:
             raise UnusableAnswer("the judge refused", completion.refusal)
         raw = completion.text
         try:
-            answer = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise UnusableAnswer(f"not JSON ({exc.msg} at line {exc.lineno} column {exc.colno})", raw) from None
+            answer = strict_json.loads(raw)
+        except strict_json.NotJSON as exc:
+            raise UnusableAnswer(f"not JSON ({exc})", raw) from None
         error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(self.answer_schema()).iter_errors(answer))
         if error is not None:
             where = "/".join(map(str, error.absolute_path)) or "the answer"

@@ -6,11 +6,11 @@ and the baseline loader checks files against it.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from .. import strict_json
 from ..atomic import write_atomic
 from ..ledger import Entry, summarize
 
@@ -75,4 +75,4 @@ def document(entries: Sequence[Entry], distill: Mapping[str, Any] | None = None,
 
 def write(path: Path, results: Mapping[str, Any]) -> None:
     """Readers (a CI step, the next run's baseline) see the old file or the whole new one, never half."""
-    write_atomic(path, json.dumps(results, ensure_ascii=False, indent=2) + "\n")
+    write_atomic(path, strict_json.dumps(results) + "\n")

@@ -16,7 +16,7 @@ from typing import Any
 
 from .chatformat import Example, message_problem, message_text, metadata_problem
 from .errors import ApiError, bad_request, not_found
-from .faults import SHAPE_KINDS, Fault, reshape
+from .faults import JUDGE_VERDICTS, SHAPE_KINDS, Fault, reshape
 from .ids import random_id, stable_id
 from .jobs import JobBoard, check_job_files, hyperparameters_problem
 from .judge import judge
@@ -427,8 +427,11 @@ class SimApi:
                 raise _missing("response_format.json_schema")
             if fault is not None and fault.kind == "judge_refusal":
                 return None, REFUSAL, "stop"
+            answer = judge(messages, schema)
+            if fault is not None and fault.kind in JUDGE_VERDICTS:
+                answer[next(name for name in answer if name != "reasoning")] = JUDGE_VERDICTS[fault.kind]
             garbage = fault is not None and fault.kind == "judge_garbage"
-            text = GARBAGE if garbage else json.dumps(judge(messages, schema), ensure_ascii=False)
+            text = GARBAGE if garbage else json.dumps(answer, ensure_ascii=False)
         elif kind == "json_object":
             text = json.dumps({"answer": self.zoo.answer(card.id, messages)}, ensure_ascii=False)
         else:

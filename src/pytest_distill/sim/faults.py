@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-KINDS = ("404", "429", "500", "stall", "malformed", "judge_garbage", "judge_refusal", "list_content", "no_message",
-         "null_usage")
-JUDGE_KINDS = ("judge_garbage", "judge_refusal")
+JUDGE_VERDICTS = {"judge_nan": float("nan"), "judge_infinity": float("inf"), "judge_off_scale": 1e6}
+"""What the verdict field says in a judge answer of these kinds (JSON text `NaN`, `Infinity`, `1000000.0`)."""
+JUDGE_KINDS = ("judge_garbage", "judge_refusal", *JUDGE_VERDICTS)
 SHAPE_KINDS = ("list_content", "no_message", "null_usage")
 """Faults that answer a chat completion with a 200 off the API's shape: the answer is made, then bent."""
+KINDS = ("404", "429", "500", "stall", "malformed", *JUDGE_KINDS, *SHAPE_KINDS)
 
 
 @dataclass(frozen=True)
@@ -21,8 +22,10 @@ class Fault:
     kinds: "404" (not found, as for an object deleted between a listing and its retrieval),
     "429" (rate limit, with `Retry-After: retry_after` when given), "500" (server
     error), "stall" (wait `seconds`, then answer normally), "malformed" (200 with a body that
-    is not JSON), "judge_garbage" (a judge answer whose content is not JSON) and
-    "judge_refusal" (a judge answer with null content and a refusal); shapes other servers send:
+    is not JSON), "judge_garbage" (a judge answer whose content is not JSON),
+    "judge_refusal" (a judge answer with null content and a refusal), "judge_nan",
+    "judge_infinity", "judge_off_scale" (a judge answer whose verdict is NaN, Infinity or a
+    million, as a careless server or model may write it); shapes other servers send:
     "list_content" (the message content as a list of parts), "no_message" (a choice without a
     message), "null_usage" (usage numbers null). A request matches when
     its path starts with `path` (with or without the leading "/v1") and its body's model is
