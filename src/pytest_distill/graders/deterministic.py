@@ -78,14 +78,14 @@ def matches_schema(output: Any, schema: Mapping[str, Any] | bool | Path) -> Grad
 
     `$ref`s inside the schema are followed; one to anywhere else (a URL, a file) is never fetched, since a
     schema or an output must not make the test suite reach the network or read files: that grade fails."""
-    schema = _schema(schema)
-    args = {"schema": schema}
+    checked = _schema(schema)
+    args = {"schema": checked}
     try:
         instance = strict_json.loads(str(output))
     except strict_json.NotJSON as exc:
         return _verdict("matches_schema", False, f"not JSON: {exc}", args=args)
     registry: referencing.Registry[Any] = referencing.Registry(retrieve=_refuse)  # type: ignore[call-arg]  # attrs init
-    validator = jsonschema.validators.validator_for(schema)(schema, registry=registry)
+    validator = jsonschema.validators.validator_for(checked)(checked, registry=registry)
     try:
         errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     except referencing.exceptions.Unresolvable as exc:
@@ -101,7 +101,7 @@ def matches_schema(output: Any, schema: Mapping[str, Any] | bool | Path) -> Grad
     return _verdict("matches_schema", False, f"at {first.json_path}: {first.message}{more}", args=args)
 
 
-def _schema(schema: Any) -> Any:
+def _schema(schema: Any) -> Mapping[str, Any] | bool:
     """The schema as data, checked against its metaschema; anything else is a clear `ValueError`/`TypeError`."""
     if isinstance(schema, str):
         raise TypeError(f"matches_schema: the schema is the string {schema[:80]!r}, and a string is not a schema: "
@@ -114,7 +114,7 @@ def _schema(schema: Any) -> Any:
     if not isinstance(schema, (Mapping, bool)):
         raise TypeError(f"matches_schema: a schema is a dict (or a Path to a .json file), not {type(schema).__name__}")
     try:
-        jsonschema.validators.validator_for(schema).check_schema(schema)
+        jsonschema.validators.validator_for(schema).check_schema(schema)  # type: ignore[arg-type]  # any Mapping or bool is checked
     except jsonschema.SchemaError as exc:
         raise ValueError(f"matches_schema: not a valid JSON Schema: at {exc.json_path}: {_clip(exc.message, 200)}") from None
     except RecursionError:
