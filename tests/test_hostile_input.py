@@ -3,14 +3,18 @@ an id, a judge or a cache costs only its own case, serial and under xdist."""
 
 from __future__ import annotations
 
+import html
 import json
+import re
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pytest_distill.datasets import BrokenCase, StoredCompletions, parse_spec
+from pytest_distill.datasets import BrokenCase, Case, StoredCompletions, param_ids, parse_spec
 from pytest_distill.models.cache import CompletionCache
 from pytest_distill.models.client import ModelRuntime
 from pytest_distill.models.types import Completion, Usage
@@ -189,3 +193,56 @@ def test_a_nan_verdict_once_is_asked_again_and_the_second_answer_grades(pytester
     sim.inject(Fault("judge_nan", count=1))
     pytester.runpytest("--model", "gpt-4o", "--distill-results", "results.json").assert_outcomes(passed=1)
     assert strict_results(pytester.path / "results.json")["cases"][0]["grades"][0]["score"] == 5
+
+
+XSS_ID = "x<img src=x onerror=\"document.title='pwned'\">"
+HOSTILE_IDS = [XSS_ID, "a/b\\c::d", "tab\there\nnewline\x1b[31m", "a<b", "a>b", "a_b", "質問-1"]
+ID_SUITE = """
+import pytest
+from pytest_distill import string_check
+
+@pytest.mark.distill_dataset("cases.jsonl")
+def test_answer(case, model):
+    assert string_check(model.complete(case), "a")
+"""
+
+
+def test_hostile_ids_become_safe_readable_unique_test_ids() -> None:
+    cases = [Case(case_id, [{"role": "user", "content": "q"}], "a") for case_id in HOSTILE_IDS]
+    assert param_ids(cases) == ["x_img_src=x_onerror=_document.title=_pwned", "a_b_c_d", "tab_here_newline_31m",
+                                "a_b", "a_b-2", "a_b-3", "質問-1"]
+
+
+def chromium_dom(page: Path, tmp_path: Path) -> str:
+    """The page's DOM after its scripts ran, from headless Chromium (skipped where it is not installed)."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("headless Chromium is not installed (Debian: apt-get install chromium)")
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                           "--disable-background-networking", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+                           "--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120, check=True)
+    return done.stdout
+
+
+@WORKERS
+def test_an_id_with_markup_does_not_run_in_the_html_report_and_stays_whole_in_the_reports(
+        pytester: pytest.Pytester, sim: SimServer, tmp_path: Path, workers: list[str]) -> None:
+    write_jsonl(pytester.path / "cases.jsonl", [
+        {"id": case_id, "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a"}]}
+        for case_id in HOSTILE_IDS])
+    pytester.makepyfile(ID_SUITE)
+    result = pytester.runpytest("-v", "--html", "report.html", "--junitxml", "junit.xml", "--distill-results", "results.json",
+                                *workers)
+    assert sum(result.parseoutcomes().get(key, 0) for key in ("passed", "failed")) == len(HOSTILE_IDS)
+    nodeids = [case["nodeid"] for case in strict_results(pytester.path / "results.json")["cases"]]
+    assert len(set(nodeids)) == len(HOSTILE_IDS)
+    for nodeid in nodeids:
+        params = nodeid.split("[", 1)[1]
+        assert not set(params) & set("<>\"' /:\t\n\x1b"), nodeid
+    assert sorted(case["case_id"] for case in strict_results(pytester.path / "results.json")["cases"]) == sorted(HOSTILE_IDS)
+    dom = chromium_dom(pytester.path / "report.html", tmp_path)
+    title = re.search(r"<title[^>]*>([^<]*)</title>", dom)
+    assert title is not None and title.group(1) != "pwned"
+    assert re.search(r"<img[^>]*onerror", dom) is None
+    assert html.escape(XSS_ID, quote=False) in dom  # the original id, shown as text in the Case column

@@ -8,6 +8,7 @@ the file and line (or the completion id), while the other cases still run.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,6 +27,9 @@ PAGE_SIZE = 100
 REGISTRY_KEYS = frozenset({"input", "ideal", "id"})
 CHAT_FORMAT = 'the chat format {"messages": [...]}'
 REGISTRY_FORMAT = 'the OpenAI Evals registry format {"input": [...] or "text", "ideal": "answer" or [...]}'
+ID_LIMIT = 80
+_UNSAFE_IN_ID = re.compile(r"[^\w.+=@,-]+")
+"""What a test id may not hold: markup, quotes, spaces, control characters, path and node separators."""
 
 
 class DatasetError(DistillError):
@@ -121,6 +125,24 @@ def parse_spec(text: str, search_dirs: Sequence[Path]) -> DatasetSpec:
             return DatasetSpec(text, path=path.resolve())
     tried = ", ".join(str(path) for path in candidates)
     raise DatasetError(f"dataset {text!r}: no such file (looked for {tried})")
+
+
+def param_ids(cases: Sequence[Case | BrokenCase]) -> list[str]:
+    """The cases' ids as test ids: a run of anything but letters, digits and `_.+=@,-` becomes one `_`,
+    so an id from data can hold no markup (pytest-html puts test ids into its page as HTML), control
+    characters or path separators; long ids are cut, and ids that became equal get `-2`, `-3`, ... The
+    original stays in `case.id` and in the reports."""
+    seen: set[str] = set()
+    ids = []
+    for case in cases:
+        base = _UNSAFE_IN_ID.sub("_", case.id)[:ID_LIMIT].strip("_") or "case"
+        safe, count = base, 1
+        while safe in seen:
+            count += 1
+            safe = f"{base}-{count}"
+        seen.add(safe)
+        ids.append(safe)
+    return ids
 
 
 def _check_messages(messages: Any, key: str) -> None:

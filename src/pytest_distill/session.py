@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from . import grades, progress
-from .datasets import BrokenCase, Case, DatasetError, StoredCompletions, load_jsonl, parse_spec
+from .datasets import BrokenCase, Case, DatasetError, StoredCompletions, load_jsonl, param_ids, parse_spec
 from .models import hf
 from .models.cache import CompletionCache
 from .models.client import ModelRuntime
@@ -122,7 +122,7 @@ class DistillSession:
         names = metafunc.fixturenames
         if "case" in names:
             cases = self._cases_for(metafunc)
-            metafunc.parametrize("case", cases, ids=[case.id for case in cases], indirect=True)
+            metafunc.parametrize("case", cases, ids=param_ids(cases), indirect=True)
         if "model" in names:
             models = self.settings.models_under_test
             metafunc.parametrize("model", models, ids=list(models), indirect=True)
