@@ -34,8 +34,7 @@ def loads(text: str) -> Any:
     try:
         value = json.loads(text, parse_constant=_constant, parse_float=_finite)
     except json.JSONDecodeError as exc:
-        where = f"column {exc.colno}" if exc.lineno == 1 else f"line {exc.lineno} column {exc.colno}"
-        raise NotJSON(f"{exc.msg} at {where}") from None
+        raise NotJSON(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except RecursionError:
         raise NotJSON("nested too deep to read") from None
     except NotJSON:
