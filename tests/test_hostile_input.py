@@ -145,6 +145,12 @@ def test_each_damaged_completion_cache_entry_is_a_unit_miss(tmp_path: Path) -> N
     assert cache.get("k") == Completion(text="a", model="m", usage=Usage(1, 2), latency_s=0.5, cached=True)
 
 
+def test_an_answer_no_utf_8_file_can_hold_is_not_cached_and_costs_nothing_else(tmp_path: Path) -> None:
+    cache = CompletionCache(tmp_path, "ns")
+    cache.put("k", Completion(text="a \ud800 b", model="m", usage=Usage(1, 2), latency_s=0.5))
+    assert cache.get("k") is None and list(tmp_path.rglob("*.tmp")) == []
+
+
 @WORKERS
 def test_damaged_completion_cache_entries_are_asked_again_and_grade_as_before(
         pytester: pytest.Pytester, make_sim: Any, tmp_path: Path, workers: list[str]) -> None:

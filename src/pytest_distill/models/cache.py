@@ -44,14 +44,15 @@ class CompletionCache:
         return _completion(data)
 
     def put(self, key: str, completion: Completion) -> None:
-        """Store an answer; the entry replaces an older one whole. A cache that cannot be written
-        (a full or read-only disk) costs speed on the next run, never a result of this one."""
+        """Store an answer; the entry replaces an older one whole. A cache that cannot be written (a full
+        or read-only disk, an answer with a lone surrogate that no UTF-8 file holds) costs speed on the
+        next run, never a result of this one."""
         entry: dict[str, Any] = {
             "version": VERSION, "model": completion.model, "text": completion.text,
             "served_model": completion.served_model, "refusal": completion.refusal,
             "usage": {"prompt_tokens": completion.usage.prompt_tokens, "completion_tokens": completion.usage.completion_tokens},
             "latency_s": completion.latency_s, "cached": True}
-        with contextlib.suppress(OSError):
+        with contextlib.suppress(OSError, ValueError):
             write_atomic(self._path(key), json.dumps(entry, ensure_ascii=False))
 
     def drop(self, key: str) -> None:
