@@ -1,0 +1,67 @@
+"""`python -m pytest_distill.evals import EVAL.json [--data FILE.jsonl] [-o tests/test_NAME.py]`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..atomic import write_atomic
+from .convert import EvalsError, convert, registry_lines, slug
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m pytest_distill.evals",
+                                     description="Turn OpenAI Evals definitions into pytest suites.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    make = commands.add_parser("import", help="write a pytest file from an eval definition (evals.create / evals.retrieve JSON)")
+    make.add_argument("definition", type=Path, help="the eval's JSON")
+    make.add_argument("--data", type=Path, help="the eval's data: one item a line, {\"item\": {...}} or the bare item")
+    make.add_argument("-o", "--output", type=Path, help="the test file to write (default: test_NAME.py here)")
+    make.add_argument("--input-field", default="input", help="the item field that is the model's input (default: input)")
+    make.add_argument("--reference-field", default="ideal", help="the item field that is the reference (default: ideal)")
+    args = parser.parse_args(argv)
+    try:
+        return run_import(args, argv if argv is not None else sys.argv[1:])
+    except EvalsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_import(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    try:
+        definition = json.loads(args.definition.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise EvalsError(f"{args.definition}: cannot be read as JSON: {exc}") from None
+    if not isinstance(definition, dict):
+        raise EvalsError(f"{args.definition}: expected a JSON object (the body of evals.create or evals.retrieve's answer)")
+    output: Path = args.output or Path(f"test_{slug(str(definition.get('name') or args.definition.stem))}.py")
+    dataset = None
+    if args.data is not None:
+        lines, missing = registry_lines(args.data, args.input_field, args.reference_field)
+        cases = output.with_suffix(".jsonl")
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(cases, "".join(line + "\n" for line in lines))
+        dataset = os.path.basename(cases)
+        print(f"wrote {cases}: {len(lines)} cases from {args.data}")
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (" ..." if len(missing) > 10 else "")
+            print(f"  {len(missing)} items have no {args.input_field!r} field (lines {shown}): those cases will error")
+    command = "python -m pytest_distill.evals " + " ".join(shlex.quote(part) for part in argv)
+    conversion = convert(definition, dataset=dataset, command=command, reference_field=args.reference_field)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(output, conversion.source)
+    print(f"wrote {output}: {len(conversion.converted)} criteria converted, {len(conversion.skipped)} not")
+    for converted in conversion.converted:
+        print(f"  converted: {converted}")
+    for skipped in conversion.skipped:
+        print(f"  NOT converted: {skipped} (a failing placeholder test says so)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
