@@ -3,6 +3,12 @@
 An entry is made on the test's item, filled while the test runs, and travels on the teardown report's
 user properties, so that under xdist it reaches the controller, which collects them. Environment
 failures (network, dataset, judge) are marked as errors here, apart from the model's failures.
+
+pytest's own reporters call a failed report an error only when it is not the call's: JUnit writes
+`<error>` for `when != "call"` and pytest-html counts `when in ("setup", "teardown")` as Errors. So a
+call that failed for an environment reason is reported as a failed setup (the test could not get
+what it needed), on the worker that ran it: the terminal, JUnit, pytest-html and xdist's controller
+then all see one error, and the results file records it as one.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ from .models.types import ModelError, shorten
 from .report import html
 
 ENTRY = pytest.StashKey[Entry]()
-ERROR_PROPERTY = "distill_error"
 TEST_ERRORS = (ModelError, DatasetError, JudgeError, MetricUnavailable)
 """Exceptions that are the environment's fault, not the model's: reported as errors, never failures."""
 
@@ -69,9 +74,6 @@ class Recorder:
         self.annotate(item, call, report)
         return report
 
-    def pytest_report_teststatus(self, report: pytest.TestReport) -> tuple[str, str, str] | None:
-        return self.test_status(report)
-
     def finish_call(self, item: pytest.Item, scope: grades.Scope) -> None:
         """Keep the grades made in the test (on the entry and as JUnit properties) and what judging took."""
         if not scope.grades and not scope.judging and ENTRY not in item.stash:
@@ -83,7 +85,8 @@ class Recorder:
             item.user_properties.append((f"grade:{grade.name}", f"{'pass' if grade.passed else 'fail'} score={grade.score:g}: {grade.reason}"))
 
     def annotate(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
-        """Mark environment failures as errors and attach the entry to the teardown report."""
+        """Mark environment failures as errors (a failed call becomes a failed setup, see the module's
+        docstring) and attach the entry to the teardown report."""
         if ENTRY not in item.stash and not (call.excinfo and call.excinfo.errisinstance(TEST_ERRORS)):
             return
         entry = self.entry(item)
@@ -91,8 +94,8 @@ class Recorder:
             entry.error = str(call.excinfo.value)
             entry.outcome = "error"
             report.longrepr = f"{call.excinfo.typename}: {entry.error}"
-            if report.when == "call":
-                report.user_properties.append((ERROR_PROPERTY, entry.error))
+            if report.when == "call" and report.failed:
+                report.when = "setup"
         elif report.when == "setup" and report.failed:
             entry.outcome = "error"
         elif report.when == "call":
@@ -117,13 +120,6 @@ class Recorder:
             report.longrepr = "\n".join([failing_line(item, excinfo), *lines])
         else:
             report.sections.append(("distill grades", "\n".join(lines)))
-
-    @staticmethod
-    def test_status(report: pytest.TestReport) -> tuple[str, str, str] | None:
-        """A call that failed for an environment reason reads as ERROR, apart from failures."""
-        if report.when == "call" and report.failed and any(name == ERROR_PROPERTY for name, _ in report.user_properties):
-            return "error", "E", "ERROR"
-        return None
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
