@@ -1,20 +1,31 @@
-"""Files that readers see whole or not at all: results, caches and training files are written here."""
+"""Files that readers see whole or not at all: results, caches and training files are written here.
+
+They get the permissions of any new file (0644 under a umask of 022), like pytest's own outputs, not
+the owner-only 0600 of `tempfile.mkstemp`: a CI step or a colleague must be able to read them.
+"""
 
 from __future__ import annotations
 
 import os
-import tempfile
+import secrets
 from pathlib import Path
+
+
+def fresh_name(beside: Path, suffix: str) -> Path:
+    """A hidden name in `beside`'s folder that nothing uses yet (128 random bits), for a file or
+    folder that becomes `beside` once it is complete."""
+    return beside.parent / f".{beside.name}.{secrets.token_hex(16)}{suffix}"
 
 
 def write_atomic(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new one, never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = fresh_name(path, ".tmp")
+    handle = open(tmp, "x", encoding="utf-8")  # O_EXCL, and mode 0o666 less the umask
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        with handle:
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise

@@ -53,9 +53,12 @@ class Reporter:
     """Lines for the end of the terminal and the HTML summary: the results file, the baseline."""
 
     def __post_init__(self) -> None:
-        """Prices and the baseline are checked now: a mistake in either stops the run before any call."""
+        """Prices, the results file's place and the baseline are checked now: a mistake in any stops the
+        run before any call."""
         s = self.settings
         self.prices = PriceTable.with_defaults(s.prices)
+        if s.results is not None:
+            results.check_destination(s.results)
         if s.baseline is None:
             if s.baseline_models:
                 raise pytest.UsageError("--distill-baseline-model needs --distill-baseline")

@@ -6,12 +6,14 @@ and the baseline loader checks files against it.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from .. import strict_json
 from ..atomic import write_atomic
+from ..errors import ConfigError
 from ..ledger import Entry, summarize
 
 VERSION = 1
@@ -71,6 +73,27 @@ def document(entries: Sequence[Entry], distill: Mapping[str, Any] | None = None,
                for model, stats in summarize(ran).items()}
     return {"version": VERSION, **({"run": dict(run)} if run is not None else {}),
             "cases": [record(entry) for entry in ran], "summary": summary, "distill": dict(distill or {})}
+
+
+def check_destination(path: Path) -> None:
+    """At start-up, before any model is called: the results file can be written where it is asked for,
+    so that a run's answers are not paid for and then lost at its end.
+
+    Its folders are made at the end; here the nearest folder that exists must take a new file (a
+    nameless one, so nothing is left behind)."""
+    where = f"--distill-results {path}"
+    if path.is_dir():
+        raise ConfigError(f"{where} is a folder: name a file in it, e.g. {path / 'results.json'}")
+    folder = path.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ConfigError(f"{where} cannot be written: {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{where} cannot be written: {folder}: {exc.strerror or exc}") from None
 
 
 def write(path: Path, results: Mapping[str, Any]) -> None:
