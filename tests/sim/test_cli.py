@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+import httpx2
 import openai
 
 import pytest_distill.sim
@@ -43,6 +44,12 @@ def test_the_cli_serves_until_interrupted(seed_file: Path) -> None:
         assert url.startswith("http://127.0.0.1:") and url.endswith("/v1")
         with openai.OpenAI(base_url=url, api_key="sk-anything", max_retries=0) as sdk:
             assert ask(sdk, "gpt-4o", capital_question("Chile")) == capital_answer("Chile")
+        admin = next(line for line in banner if line.startswith("Admin endpoints (/_sim/...) take: "))
+        header = admin.split(": ", 1)[1]
+        assert header.startswith("Authorization: Bearer sk-sim-admin-")
+        requests = url.removesuffix("/v1") + "/_sim/requests"
+        assert httpx2.get(requests).status_code == 401
+        assert len(httpx2.get(requests, headers={"Authorization": header.split(": ", 1)[1]}).json()) == 1
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=30) == 0
         assert lines.get(timeout=30).startswith("pytest-distill simulator stopped.")
@@ -62,3 +69,14 @@ def test_a_bad_seed_file_exits_with_the_error(tmp_path: Path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert f"{bad}:1: not valid JSON" in result.stderr
+
+
+def test_the_cli_refuses_to_listen_beyond_loopback_without_allow_remote(seed_file: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest_distill.sim", "--port", "0", "--host", "0.0.0.0", "--seed", str(seed_file)],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "refusing to listen on 0.0.0.0: the simulator has no real authentication" in result.stderr
+    assert "--allow-remote" in result.stderr and result.stdout == ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import httpx2
@@ -89,17 +90,59 @@ def test_the_request_log_records_method_path_query_and_body(client: openai.OpenA
 
 
 def test_the_admin_endpoints_drive_the_server_from_another_process(client: openai.OpenAI, server: SimServer) -> None:
-    admin = server.url.removesuffix("/v1") + "/_sim"
+    admin = httpx2.Client(base_url=server.url.removesuffix("/v1") + "/_sim",
+                          headers={"Authorization": f"Bearer {server.admin_key}"})
     ask(client, "gpt-4o", "hi")
-    assert [r["path"] for r in httpx2.get(f"{admin}/requests").json()] == ["/v1/chat/completions"]
-    assert httpx2.delete(f"{admin}/requests").json() == {"deleted": 1}
-    assert httpx2.get(f"{admin}/requests").json() == []
-    queued = httpx2.post(f"{admin}/faults", json={"kind": "500", "path": "/chat/completions"})
+    assert [r["path"] for r in admin.get("/requests").json()] == ["/v1/chat/completions"]
+    assert admin.delete("/requests").json() == {"deleted": 1}
+    assert admin.get("/requests").json() == []
+    queued = admin.post("/faults", json={"kind": "500", "path": "/chat/completions"})
     assert queued.status_code == 200
     with pytest.raises(openai.InternalServerError):
         ask(client, "gpt-4o", "hi")
-    assert httpx2.post(f"{admin}/faults", json={"kind": "boom"}).status_code == 400
-    assert httpx2.post(f"{admin}/faults", content=b"{").status_code == 400
+    assert admin.post("/faults", json={"kind": "boom"}).status_code == 400
+    assert admin.post("/faults", content=b"{").status_code == 400
+    admin.close()
+
+
+@pytest.mark.parametrize("token", [None, CLIENT_KEY, "sk-sim-admin-guess"], ids=["no-key", "a-client-key", "a-wrong-key"])
+def test_the_admin_endpoints_refuse_anyone_without_the_simulators_key(
+        client: openai.OpenAI, server: SimServer, token: str | None) -> None:
+    """A web page open in a browser can POST to a loopback port, but cannot add an Authorization header."""
+    admin = server.url.removesuffix("/v1") + "/_sim"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    ask(client, "gpt-4o", "hi")
+    refused = [httpx2.get(f"{admin}/requests", headers=headers), httpx2.delete(f"{admin}/requests", headers=headers),
+               httpx2.post(f"{admin}/faults", headers={**headers, "content-type": "text/plain"},
+                           content=json.dumps({"kind": "500"}))]
+    assert [r.status_code for r in refused] == [401, 401, 401]
+    assert all("take its key" in r.json()["error"]["message"] for r in refused)
+    assert len(server.requests) == 1
+    ask(client, "gpt-4o", "hi")
+
+
+def test_with_an_api_key_the_admin_endpoints_take_that_key(seed_file: Path) -> None:
+    with SimServer(seed=[seed_file], api_key="sk-right-key-000000000") as server:
+        assert server.admin_key == "sk-right-key-000000000"
+        admin = server.url.removesuffix("/v1") + "/_sim/requests"
+        assert httpx2.get(admin, headers={"Authorization": "Bearer sk-right-key-000000000"}).json() == []
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "", "::"])
+def test_the_simulator_refuses_to_listen_beyond_loopback_unless_asked(seed_file: Path, host: str) -> None:
+    with pytest.raises(ValueError, match="refusing to listen on .*: the simulator has no real authentication"):
+        SimServer(seed=[seed_file], host=host)
+
+
+def test_asked_explicitly_the_simulator_listens_on_every_interface(seed_file: Path) -> None:
+    with SimServer(seed=[seed_file], host="0.0.0.0", allow_remote=True) as server:
+        with openai.OpenAI(base_url=f"http://127.0.0.1:{server.port}/v1", api_key=CLIENT_KEY, max_retries=0) as sdk:
+            assert ask(sdk, "gpt-4o", "hi")
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.0.0.2"])
+def test_loopback_names_and_addresses_need_no_permission(seed_file: Path, host: str) -> None:
+    SimServer(seed=[seed_file], host=host)
 
 
 def test_a_429_fault_carries_retry_after_and_the_rate_limit_body(client: openai.OpenAI, server: SimServer) -> None:
@@ -143,6 +186,21 @@ def test_faults_match_by_path_and_model(client: openai.OpenAI, server: SimServer
 def test_a_stall_answers_normally_after_the_wait(client: openai.OpenAI, server: SimServer) -> None:
     server.inject(Fault("stall", seconds=0.05))
     assert ask(client, "gpt-4o", capital_question("Peru")) == capital_answer("Peru")
+
+
+def test_ending_the_stalls_lets_stalled_requests_answer_at_once(client: openai.OpenAI, server: SimServer) -> None:
+    server.inject(Fault("stall", seconds=600, count=2))
+    answered: list[str] = []
+    waiting = threading.Thread(target=lambda: answered.append(ask(client, "gpt-4o", "hi")))
+    waiting.start()
+    server.end_stalls()
+    waiting.join()
+    assert ask(client, "gpt-4o", "hi") == answered[0]
+    server.inject(Fault("stall", seconds=600))
+    with openai.OpenAI(base_url=server.url, api_key=CLIENT_KEY, max_retries=0, timeout=0.5) as impatient:
+        with pytest.raises(openai.APITimeoutError):
+            ask(impatient, "gpt-4o", "hi")
+    server.end_stalls()
 
 
 def test_a_stall_longer_than_the_client_timeout_is_a_timeout(server: SimServer) -> None:

@@ -18,7 +18,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Parse the options, serve, print the banner, and stop cleanly on Ctrl-C or SIGTERM."""
     parser = argparse.ArgumentParser(prog="python -m pytest_distill.sim", description=__doc__)
     parser.add_argument("--port", type=int, default=8000, help="port to listen on; 0 picks a free one (default 8000)")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; beyond loopback "
+                        "only with --allow-remote)")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a --host beyond loopback: anyone who reaches it can use it, and it has no real "
+                        "authentication")
+    parser.add_argument("--api-key", metavar="KEY",
+                        help="accept only this bearer token, on /v1 and on the admin endpoints (default: any key on "
+                        "/v1; the admin endpoints take a random key that the banner prints)")
     parser.add_argument("--seed", type=Path, action="append", default=[], metavar="FILE.jsonl",
                         help="chat-format JSONL whose cases become stored teacher completions (repeatable)")
     parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay of every answer")
@@ -29,9 +36,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         server = SimServer(args.seed, latency_s=args.latency, job_seconds=args.job_seconds, host=args.host, port=args.port,
-                           state_dir=args.state_dir)
+                           state_dir=args.state_dir, api_key=args.api_key, allow_remote=args.allow_remote)
         server.start()
-    except (SeedError, OSError) as exc:
+    except (SeedError, OSError, ValueError) as exc:
         print(f"pytest-distill simulator: {exc}", file=sys.stderr)
         return 2
     stopped = threading.Event()
@@ -60,7 +67,10 @@ def banner(server: SimServer, seeds: Sequence[Path]) -> str:
             f"{server.seeded} stored completion(s) seeded from {sources}.",
             "Its models are deterministic stand-ins: its scores measure wiring, not model quality.",
             f"export OPENAI_BASE_URL={server.url}",
-            "export OPENAI_API_KEY=sk-sim  # any key is accepted",
+            "export OPENAI_API_KEY=sk-sim  # any key is accepted" if server.api_key is None
+            else "export OPENAI_API_KEY=<the key given with --api-key>",
+            "Admin endpoints (/_sim/...) take: Authorization: Bearer "
+            + (server.admin_key if server.api_key is None else "<the key given with --api-key>"),
             "Press Ctrl-C to stop.",
         ]
     )

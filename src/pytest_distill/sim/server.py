@@ -2,13 +2,18 @@
 
 Every /v1 request goes through one pipeline (`SimServer.respond`): it is logged, authorised,
 delayed by the simulated latency, offered to the injected faults, then answered by `SimApi`.
-`/_sim/...` are the simulator's own admin endpoints, so a test in another process can drive it.
+`/_sim/...` are the simulator's own admin endpoints, so a test in another process can drive it; they
+take the simulator's key (`admin_key`), so that no web page or stranger can. It listens on loopback
+only unless told otherwise: it has no real authentication.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import secrets
+import socket
 import sys
 import threading
 import time
@@ -95,6 +100,8 @@ class SimServer:
     completions; `latency_s` delays every /v1 answer; a fine-tuning job takes `job_seconds`;
     with `api_key`, any other bearer token is refused like a wrong key on the real API; with
     `state_dir`, uploaded files and fine-tuning jobs (so fine-tuned models) outlive a restart.
+    The admin endpoints take `admin_key`: `api_key`, or a random one when any key is accepted.
+    A `host` beyond loopback is refused unless `allow_remote`.
     """
 
     def __init__(
@@ -107,13 +114,18 @@ class SimServer:
         host: str = "127.0.0.1",
         port: int = 0,
         state_dir: str | os.PathLike[str] | None = None,
+        allow_remote: bool = False,
     ) -> None:
         if latency_s < 0 or job_seconds < 0:
             raise ValueError("latency_s and job_seconds must be >= 0")
+        if not allow_remote and not is_loopback(host):
+            raise ValueError(f"refusing to listen on {host or 'every interface'}: the simulator has no real "
+                             "authentication, so it listens on loopback only unless asked (allow_remote, --allow-remote)")
         seeded = load_seeds(seed)
         self.seeded = len(seeded)
         self.latency_s = latency_s
         self.api_key = api_key
+        self.admin_key = api_key or f"sk-sim-admin-{secrets.token_hex(16)}"
         self.host = host
         self.port = port
         self._api = SimApi(seeded, job_seconds=job_seconds)
@@ -125,6 +137,8 @@ class SimServer:
         self._faults = FaultQueue()
         self._httpd: _HttpServer | None = None
         self._thread: threading.Thread | None = None
+        self._stalls_lock = threading.Lock()
+        self._stalls_end = threading.Event()
 
     def start(self) -> SimServer:
         """Bind and serve in a daemon thread; `url` is known from here on."""
@@ -179,7 +193,22 @@ class SimServer:
 
     def inject(self, fault: Fault) -> None:
         """Apply `fault` to the next `fault.count` matching /v1 requests."""
+        if fault.kind == "stall":
+            with self._stalls_lock:
+                if self._stalls_end.is_set():
+                    self._stalls_end = threading.Event()
         self._faults.add(fault)
+
+    def end_stalls(self) -> None:
+        """End every stall injected so far, under way or still to come, as if its seconds were over: a
+        test holds a client inside a request exactly as long as it needs to, without guessing a duration."""
+        with self._stalls_lock:
+            self._stalls_end.set()
+
+    def _stall(self, seconds: float) -> None:
+        with self._stalls_lock:
+            ending = self._stalls_end
+        ending.wait(seconds)
 
     def respond(self, method: str, target: str, headers: Mapping[str, str], data: bytes) -> ApiResponse:
         """Answer one HTTP request (`target` is the path with its query)."""
@@ -187,6 +216,9 @@ class SimServer:
         path = unquote(url.path)
         query = parse_qs(url.query, keep_blank_values=True)
         if path.startswith("/_sim/"):
+            if not secrets.compare_digest(headers.get("authorization", "").encode(), f"Bearer {self.admin_key}".encode()):
+                return ApiResponse.error(ApiError(401, "The simulator's admin endpoints take its key: "
+                                                       "Authorization: Bearer <SimServer.admin_key>."))
             return self._admin(method, path, data)
         if path != "/v1" and not path.startswith("/v1/"):
             return ApiResponse.error(not_found(f"Invalid URL ({method} {path})"))
@@ -216,7 +248,10 @@ class SimServer:
                 model = body.get("model") if isinstance(body, dict) else None
                 judging = _is_judge(method, api_path, body)
                 fault = self._faults.take(path, model if isinstance(model, str) else None, judge=judging)
-                if fault is not None and fault.kind not in JUDGE_KINDS + SHAPE_KINDS:
+                if fault is not None and fault.kind == "stall":
+                    self._stall(fault.seconds or 0.0)
+                    fault = None
+                elif fault is not None and fault.kind not in JUDGE_KINDS + SHAPE_KINDS:
                     early = _apply_fault(fault, model)
                     if early is not None:
                         return early
@@ -255,6 +290,15 @@ class SimServer:
             self.inject(fault)
             return ApiResponse.json({"queued": fault.to_json()})
         return ApiResponse.error(not_found(f"Invalid URL ({method} {path})"))
+
+
+def is_loopback(host: str) -> bool:
+    """Whether every address `host` names is a loopback one ("" and 0.0.0.0 mean every interface)."""
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)} if host else set()
+    except (socket.gaierror, UnicodeError):
+        return False
+    return bool(addresses) and all(ipaddress.ip_address(str(a).partition("%")[0]).is_loopback for a in addresses)
 
 
 def mask_key(key: str) -> str:
@@ -316,7 +360,7 @@ def _is_judge(method: str, api_path: str, body: Any) -> bool:
 
 
 def _apply_fault(fault: Fault, model: object) -> ApiResponse | None:
-    """Raise a 404, 429 or 500 fault's error, return a malformed fault's body, or stall and return None."""
+    """Raise a 404, 429 or 500 fault's error, return a malformed fault's body, or None for the others."""
     if fault.kind == "404":
         raise not_found("No object with that id was found (it may have been deleted).")
     if fault.kind == "429":
@@ -334,7 +378,6 @@ def _apply_fault(fault: Fault, model: object) -> ApiResponse | None:
         raise ApiError(500, "The server had an error while processing your request. Sorry about that!", type="server_error")
     if fault.kind == "malformed":
         return ApiResponse(200, MALFORMED_BODY)
-    time.sleep(fault.seconds or 0.0)
     return None
 
 
