@@ -299,3 +299,35 @@ def test_an_unknown_backend_is_refused_before_any_model_is_called(pytester: pyte
     result = pytester.runpytest("--distill", "--distill-backend", "nope")
     result.stderr.fnmatch_lines(["*--distill-backend 'nope' is not one of openai*"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR and server.requests == []
+
+
+def read_until(process: subprocess.Popen[str], text: str) -> str:
+    """A process's output up to the first line that holds `text`, or all of it if it ends first."""
+    assert process.stdout is not None
+    lines = []
+    for line in iter(process.stdout.readline, ""):
+        lines.append(line)
+        if text in line:
+            break
+    return "".join(lines)
+
+
+def test_two_runs_ending_at_once_on_the_same_data_start_one_job(pytester: pytest.Pytester, make_sim) -> None:
+    """The first run is held inside its upload (it has checked the record and holds the lock) until the
+    second has come to the lock; then both go on: the second finds the first one's job."""
+    server = start_project(pytester, make_sim, job_seconds=60)
+    server.inject(Fault("stall", path="/files", seconds=300))
+    command = [sys.executable, "-m", "pytest", "--distill"]
+    options: dict[str, Any] = {"cwd": pytester.path, "env": os.environ, "stdin": subprocess.DEVNULL,
+                               "stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True}
+    with subprocess.Popen(command, **options) as first:
+        outputs = [read_until(first, "distill: uploading distill-train.jsonl"), ""]
+        with subprocess.Popen(command, **options) as second:
+            outputs[1] = read_until(second, "waiting for it")
+            server.end_stalls()
+            outputs[1] += second.communicate(timeout=300)[0]
+        outputs[0] += first.communicate(timeout=300)[0]
+    assert creates(server) == (1, 1), outputs
+    assert "distill: another run of this project is starting a training: waiting for it" in outputs[1], outputs[1]
+    job = re.search(r"started openai training (ftjob-\S+)", outputs[0]).group(1)
+    assert f"training {job} for the same data is still running" in outputs[1], outputs[1]

@@ -141,12 +141,13 @@ def _train(inputs: LoopInputs, outcome: Outcome) -> None:
     key = fingerprint(s.backend, request, validation.sha256 if validation else None)
     try:
         trainer = inputs.trainer()
-        run = _earlier(inputs, trainer, key, notes)
-        if run is None:
-            run = trainer.start(request)
-            notes.append(f"started {trainer.name} training {run.id} of {s.student} on {len(data.examples)} examples "
-                         f"(training file sha256 {data.sha256[:12]})")
-        inputs.record.save(key, run, data.sha256)
+        with inputs.record.claimed(inputs.say):
+            run = _earlier(inputs, trainer, key, notes)
+            if run is None:
+                run = trainer.start(request)
+                notes.append(f"started {trainer.name} training {run.id} of {s.student} on {len(data.examples)} "
+                             f"examples (training file sha256 {data.sha256[:12]})")
+            inputs.record.save(key, run, data.sha256)
     except (ModelError, TrainingError) as exc:
         outcome.failed = True
         notes.append(f"could not start training: {exc}")

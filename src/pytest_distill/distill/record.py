@@ -2,7 +2,8 @@
 
 Keyed by a fingerprint of what is trained (backend, student, training and validation data,
 hyperparameters), it is how a second `--distill` on the same data finds the job the first one
-started instead of paying for another.
+started instead of paying for another. Two runs that end at the same moment take turns under a file
+lock beside the record, so the second one finds the first one's job instead of creating its own.
 """
 
 from __future__ import annotations
@@ -10,13 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import filelock
 import pytest
 
 from .backends import TrainingRequest, TrainingRun
 
 KEY = "distill/trainings"
+LOCK = "trainings.lock"
 
 
 def fingerprint(backend: str, request: TrainingRequest, validation_sha256: str | None) -> str:
@@ -36,6 +41,25 @@ class TrainingRecord:
     @property
     def available(self) -> bool:
         return self.cache is not None
+
+    @contextmanager
+    def claimed(self, say: Callable[[str], None]) -> Iterator[None]:
+        """Hold the project's training lock (across processes) while the record is read, a training is
+        started and the record is written; say so when another run holds it. Without pytest's cache
+        there is no record to share, and no lock."""
+        if self.cache is None:
+            yield
+            return
+        lock = filelock.FileLock(self.cache.mkdir("distill") / LOCK)
+        try:
+            lock.acquire(blocking=False)
+        except filelock.Timeout:
+            say(f"another run of this project is starting a training: waiting for it ({lock.lock_file})")
+            lock.acquire()
+        try:
+            yield
+        finally:
+            lock.release()
 
     def find(self, key: str) -> TrainingRun | None:
         entry = self._all().get(key)
