@@ -21,9 +21,9 @@ def write_atomic(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new one, never a half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = fresh_name(path, ".tmp")
-    handle = open(tmp, "x", encoding="utf-8")  # O_EXCL, and mode 0o666 less the umask
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask takes its share, as for any new file
     try:
-        with handle:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(tmp, path)
     except BaseException:

@@ -82,7 +82,8 @@ class Recorder:
         entry.grades.extend(scope.grades)
         entry.judging = scope.judging
         for grade in scope.grades:
-            item.user_properties.append((f"grade:{grade.name}", f"{'pass' if grade.passed else 'fail'} score={grade.score:g}: {grade.reason}"))
+            verdict = "pass" if grade.passed else "fail"
+            item.user_properties.append((f"grade:{grade.name}", f"{verdict} score={grade.score:g}: {grade.reason}"))
 
     def annotate(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
         """Mark environment failures as errors (a failed call becomes a failed setup, see the module's

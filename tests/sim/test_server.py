@@ -130,14 +130,14 @@ def test_with_an_api_key_the_admin_endpoints_take_that_key(seed_file: Path) -> N
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "", "::"])
 def test_the_simulator_refuses_to_listen_beyond_loopback_unless_asked(seed_file: Path, host: str) -> None:
-    with pytest.raises(ValueError, match="refusing to listen on .*: the simulator has no real authentication"):
+    with pytest.raises(ValueError, match=r"refusing to listen on .*: the simulator has no real authentication"):
         SimServer(seed=[seed_file], host=host)
 
 
 def test_asked_explicitly_the_simulator_listens_on_every_interface(seed_file: Path) -> None:
-    with SimServer(seed=[seed_file], host="0.0.0.0", allow_remote=True) as server:
-        with openai.OpenAI(base_url=f"http://127.0.0.1:{server.port}/v1", api_key=CLIENT_KEY, max_retries=0) as sdk:
-            assert ask(sdk, "gpt-4o", "hi")
+    with (SimServer(seed=[seed_file], host="0.0.0.0", allow_remote=True) as server,
+          openai.OpenAI(base_url=f"http://127.0.0.1:{server.port}/v1", api_key=CLIENT_KEY, max_retries=0) as sdk):
+        assert ask(sdk, "gpt-4o", "hi")
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.0.0.2"])
@@ -197,9 +197,9 @@ def test_ending_the_stalls_lets_stalled_requests_answer_at_once(client: openai.O
     waiting.join()
     assert ask(client, "gpt-4o", "hi") == answered[0]
     server.inject(Fault("stall", seconds=600))
-    with openai.OpenAI(base_url=server.url, api_key=CLIENT_KEY, max_retries=0, timeout=0.5) as impatient:
-        with pytest.raises(openai.APITimeoutError):
-            ask(impatient, "gpt-4o", "hi")
+    with (openai.OpenAI(base_url=server.url, api_key=CLIENT_KEY, max_retries=0, timeout=0.5) as impatient,
+          pytest.raises(openai.APITimeoutError)):
+        ask(impatient, "gpt-4o", "hi")
     server.end_stalls()
 
 

@@ -259,7 +259,7 @@ class SimServer:
                 return self._api.handle(ApiRequest(method, api_path, query, body, uploads, rid, fault))
             except ApiError as error:
                 return ApiResponse.error(error)
-            except Exception as exc:  # noqa: BLE001 - a simulator bug must reach the client as a 500, not a hang
+            except Exception as exc:  # a simulator bug must reach the client as a 500, not a hang
                 traceback.print_exc(file=sys.stderr)
                 return ApiResponse.error(ApiError(500, f"The simulator failed: {exc!r}", type="server_error"))
 
