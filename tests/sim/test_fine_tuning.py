@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
+from pytest_distill.sim import SimServer
 from pytest_distill.sim.chatformat import parse_example
 from pytest_distill.sim.jobs import JobBoard, check_training_file, fine_tuned_name
 from pytest_distill.sim.models import GENERIC_ANSWER
 
+from .conftest import CLIENT_KEY
 from .data import ask, item_rows, user, wait_for_job
 
 STATUS_ORDER = ["validating_files", "queued", "running", "succeeded"]
@@ -146,14 +150,20 @@ def test_invalid_job_requests_are_400s(client: openai.OpenAI, params: dict[str, 
         client.fine_tuning.jobs.create(training_file=upload(client, item_rows(12)), **params)
 
 
-def test_cancel_stops_a_job_and_a_finished_job_cannot_be_cancelled(client: openai.OpenAI) -> None:
-    job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=upload(client, item_rows(12)))
-    cancelled = client.fine_tuning.jobs.cancel(job.id)
-    assert (cancelled.status, cancelled.fine_tuned_model) == ("cancelled", None)
-    assert wait_for_job(client, job.id)[0].status == "cancelled"
-    assert client.fine_tuning.jobs.list_events(job.id).data[0].message == "Fine-tuning job cancelled"
-    with pytest.raises(openai.BadRequestError, match="already completed"):
-        client.fine_tuning.jobs.cancel(job.id)
+@pytest.mark.parametrize("job_seconds, finished", [(3600, "cancelled"), (0, "succeeded")], ids=["running", "succeeded"])
+def test_cancel_stops_a_job_and_a_finished_job_cannot_be_cancelled(seed_file: Path, job_seconds: float, finished: str) -> None:
+    """A job of an hour is still running at its cancel however slow the machine; one of no time has
+    succeeded by the time it is asked to cancel."""
+    with (SimServer(seed=[seed_file], job_seconds=job_seconds) as server,
+          openai.OpenAI(base_url=server.url, api_key=CLIENT_KEY, max_retries=0) as client):
+        job = client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=upload(client, item_rows(12)))
+        if finished == "cancelled":
+            cancelled = client.fine_tuning.jobs.cancel(job.id)
+            assert (cancelled.status, cancelled.fine_tuned_model) == ("cancelled", None)
+            assert client.fine_tuning.jobs.list_events(job.id).data[0].message == "Fine-tuning job cancelled"
+        assert client.fine_tuning.jobs.retrieve(job.id).status == finished
+        with pytest.raises(openai.BadRequestError, match=re.escape(f"already completed: {job.id}. Its status is '{finished}'")):
+            client.fine_tuning.jobs.cancel(job.id)
 
 
 def test_a_fine_tuned_model_can_be_tuned_again_and_keeps_its_root_base(client: openai.OpenAI) -> None:
