@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +38,12 @@ def request(student: str, training: Path, validation: Path | None = None, epochs
         training_file=training, training_sha256=hashlib.sha256(training.read_bytes()).hexdigest(),
         examples=len(training.read_text(encoding="utf-8").splitlines()), validation_file=validation, student=student,
         suffix=None, seed=7, metadata={}, epochs=epochs, learning_rate=3e-3, batch_size=4)
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def hidden(folder: Path) -> list[str]:
@@ -108,6 +115,25 @@ def test_a_folder_that_is_not_an_adapter_is_never_replaced(toy_model: Path, tmp_
     with pytest.raises(TrainingError, match="holds files that are not an adapter written by pytest-distill"):
         train(request(f"hf:{toy_model}", training), AdapterOptions(tmp_path / "out"), print)
     assert [path.name for path in (tmp_path / "out").iterdir()] == ["notes.txt"]
+
+
+def test_a_folder_with_more_than_an_earlier_training_wrote_is_left_alone(toy_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    training = write_jsonl(tmp_path / "train.jsonl", examples("train", 4))
+    train(request(f"hf:{toy_model}", training), AdapterOptions(out, lora_rank=2), print)
+    written = json.loads((out / "distill.json").read_text(encoding="utf-8"))["files"]
+    assert "adapter_config.json" in written and "distill.json" not in written
+    assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~current_umask()
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    (out / "notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(TrainingError, match=r"holds files pytest-distill did not write \(notes.txt\): it is left alone"):
+        train(request(f"hf:{toy_model}", training), AdapterOptions(out, lora_rank=4), print)
+    (out / "notes.txt").unlink()
+    (out / "adapter_config.json").write_text("{}", encoding="utf-8")
+    with pytest.raises(TrainingError, match=r"holds files changed since the training wrote them \(adapter_config.json\)"):
+        train(request(f"hf:{toy_model}", training), AdapterOptions(out, lora_rank=4), print)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == {**before, "adapter_config.json": b"{}"}
+    assert hidden(tmp_path) == []
 
 
 def test_examples_longer_than_the_context_are_counted_and_left_out_only_when_asked(toy_model: Path,

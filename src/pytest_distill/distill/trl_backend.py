@@ -18,16 +18,15 @@ import math
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import fresh_name
+from ..models.hf import INSTALL, HFName, chat_messages, context_length, load_base, missing_packages, resolve_base
 from ..models.types import LOCAL_PREFIX, ModelError
-from ..models.hf import (INSTALL, HFName, chat_messages, context_length, load_base, missing_packages,
-                         resolve_base)
 from ..settings import Settings
 from .backends import TrainerContext, TrainingError, TrainingRequest, TrainingRun
 
@@ -99,7 +98,8 @@ def train(request: TrainingRequest, options: AdapterOptions, say: Say) -> Traine
         + (f", validating on {len(validation)}" if validation else "")
         + f" ({'assistant turns' if assistant_only else 'final answers'} in the loss)")
     output = options.output
-    staging = Path(tempfile.mkdtemp(dir=_parent(output), prefix=f".{output.name}.", suffix=".partial"))
+    staging = fresh_name(_parent(output) / output.name, ".partial")
+    staging.mkdir()  # the usual permissions of a new folder, not mkdtemp's owner-only ones
     try:
         trainer, progress = _trainer(request, options, model, tokenizer, examples, validation, assistant_only, context,
                                      staging, say)
@@ -109,7 +109,7 @@ def train(request: TrainingRequest, options: AdapterOptions, say: Say) -> Traine
             return Trained(output, {})
         trainer.save_model(str(staging))
         record = _record(request, options, resolve_base(student.base), len(examples), len(validation), assistant_only,
-                         progress, eval_loss)
+                         progress, eval_loss, _contents(staging))
         (staging / RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
         _publish(staging, output)
     finally:
@@ -217,15 +217,62 @@ def _student(name: str) -> HFName:
 
 
 def _check_output(output: Path) -> bool:
-    """Refuse a --distill-output that holds something else than an earlier adapter of ours."""
+    """Refuse a --distill-output that holds anything but what an earlier training wrote there, as it
+    wrote it: replacing the folder deletes all of it, and we never delete what we did not write."""
     if not output.exists():
         return False
     if not output.is_dir():
         raise TrainingError(f"--distill-output {output} is a file, not a folder")
-    if any(output.iterdir()) and not (output / RECORD).is_file():
+    if not any(output.iterdir()):
+        return True
+    try:
+        written = json.loads((output / RECORD).read_text(encoding="utf-8"))["files"]
+        if not isinstance(written, dict):
+            raise TypeError("files is not an object")
+    except (OSError, ValueError, KeyError, TypeError):
         raise TrainingError(f"--distill-output {output} holds files that are not an adapter written by pytest-distill "
-                            f"(no {RECORD}): choose another folder, or empty this one")
+                            f"(no {RECORD} that lists them): it is left alone; choose another folder, or empty "
+                            "this one") from None
+    found = _contents(output)
+    foreign = sorted(set(found) - set(written))
+    changed = sorted(name for name in set(found) & set(written) if found[name] != written[name])
+    if foreign or changed:
+        problems = ([f"files pytest-distill did not write ({_names(foreign)})"] if foreign else []) + \
+                   ([f"files changed since the training wrote them ({_names(changed)})"] if changed else [])
+        raise TrainingError(f"--distill-output {output} holds {' and '.join(problems)}: it is left alone; choose "
+                            "another folder, or move them out")
     return True
+
+
+def _contents(folder: Path) -> dict[str, str]:
+    """Every entry under `folder` but the record, by its relative path: a file's sha256, or what else it is
+    (a symlink or a folder with nothing in it, which a training never writes)."""
+    contents = {}
+    for path in sorted(folder.rglob("*")):
+        name = path.relative_to(folder).as_posix()
+        if name == RECORD:
+            continue
+        if path.is_symlink():
+            contents[name] = "symlink"
+        elif path.is_file():
+            contents[name] = _sha256(path)
+        elif path.is_dir() and not any(path.iterdir()):
+            contents[name] = "empty folder"
+        elif not path.is_dir():
+            contents[name] = "special file"
+    return contents
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def _parent(output: Path) -> Path:
@@ -254,8 +301,7 @@ def _trainer(request: TrainingRequest, options: AdapterOptions, model: Any, toke
              examples: list[list[dict[str, str]]], validation: list[list[dict[str, str]]], assistant_only: bool,
              context: int | None, staging: Path, say: Say) -> tuple[Any, Progress]:
     import torch
-    from datasets import Dataset
-    from datasets import disable_progress_bars
+    from datasets import Dataset, disable_progress_bars
     from peft import LoraConfig
     from transformers import PrinterCallback
     from trl import SFTConfig, SFTTrainer
@@ -309,7 +355,9 @@ def _run(trainer: Any, progress: Progress, request: TrainingRequest, earlier: Pa
 
 
 def _record(request: TrainingRequest, options: AdapterOptions, base: str, examples: int, validation: int,
-            assistant_only: bool, progress: Progress, eval_loss: float | None) -> dict[str, Any]:
+            assistant_only: bool, progress: Progress, eval_loss: float | None, files: dict[str, str]) -> dict[str, Any]:
+    """What was trained, how, and the files written (with their sha256): a later training replaces the
+    folder only while it holds these files alone, unchanged."""
     import trl
 
     return {
@@ -320,7 +368,7 @@ def _record(request: TrainingRequest, options: AdapterOptions, base: str, exampl
         "learning_rate": request.learning_rate or DEFAULT_LR, "batch_size": request.batch_size or DEFAULT_BATCH_SIZE,
         "lora_rank": options.lora_rank, "seed": request.seed, "steps": progress.step, "final_loss": progress.loss,
         "eval_loss": eval_loss, "loss_on": "assistant turns" if assistant_only else "final answers",
-        "trainer": f"trl {trl.__version__}", "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "trainer": f"trl {trl.__version__}", "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "files": files,
     }
 
 
