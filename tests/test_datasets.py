@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -21,13 +22,18 @@ def test_stored_spec_splits_list_filters_from_metadata_filters() -> None:
 
 @pytest.mark.parametrize("text, problem", [
     ("stored:split", "'split' is not KEY=VALUE"),
+    ("stored:split=test;limit=5", "'split=test;limit=5' is not KEY=VALUE (filters are separated by commas"),
+    ("stored:split=test&app=support", "'split=test&app=support' is not KEY=VALUE"),
+    ("stored:split=a=b", "'split=a=b' is not KEY=VALUE"),
+    ("stored:split=", "'split=' is not KEY=VALUE"),
+    ('stored:split="test"', """'split="test"' is not KEY=VALUE"""),
     ("stored:limit=0", "limit must be a whole number"),
     ("stored:order=sideways", "order must be asc or desc"),
     ("cases.csv", "expected 'stored[:KEY=VALUE,...]' or a path to a .jsonl file"),
     ("missing.jsonl", "no such file"),
 ])
 def test_bad_specs_say_what_is_wrong(text: str, problem: str, tmp_path: Path) -> None:
-    with pytest.raises(DatasetError, match=problem.replace("[", r"\[").replace("]", r"\]").replace(".", r"\.")):
+    with pytest.raises(DatasetError, match=re.escape(problem)):
         parse_spec(text, [tmp_path])
 
 

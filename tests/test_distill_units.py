@@ -129,5 +129,11 @@ def test_the_printed_commands_drop_the_loop_flags_and_models() -> None:
     args = ["examples/hobannu", "--distill-sim", "--model", "gpt-4o", "--distill", "--distill-wait", "--model=x", "-n", "2"]
     assert rerun_command(args, ["ft:gpt-4o-mini:acme::abc"]) == \
         "pytest examples/hobannu --distill-sim -n 2 --model ft:gpt-4o-mini:acme::abc"
+    assert rerun_command([*args, "--distill-model", "y"], ["ft:m"]) == "pytest examples/hobannu --distill-sim -n 2 --model ft:m"
     assert follow_command(["t.py", "--distill"]) == "pytest t.py --distill --distill-wait"
+
+
+def test_where_the_project_owns_model_the_printed_command_keeps_it_and_names_distill_model() -> None:
+    args = ["t.py", "--model", "resnet", "--distill-model=gpt-4o", "--distill"]
+    assert rerun_command(args, ["ft:m"], "--distill-model") == "pytest t.py --model resnet --distill-model ft:m"
     assert follow_command(["t.py", "--distill", "--distill-wait"]) == "pytest t.py --distill --distill-wait"

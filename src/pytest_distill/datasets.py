@@ -30,6 +30,8 @@ REGISTRY_FORMAT = 'the OpenAI Evals registry format {"input": [...] or "text", "
 ID_LIMIT = 80
 _UNSAFE_IN_ID = re.compile(r"[^\w.+=@,-]+")
 """What a test id may not hold: markup, quotes, spaces, control characters, path and node separators."""
+SPEC_JUNK = re.compile(r"""[;&='"\x00-\x1f]""")
+"""What no filter key or value holds: a `;` or `&` is a mistyped separator, not part of a value."""
 
 
 class DatasetError(DistillError):
@@ -106,10 +108,11 @@ def parse_spec(text: str, search_dirs: Sequence[Path]) -> DatasetSpec:
         metadata: dict[str, str] = {}
         params: dict[str, Any] = {}
         for pair in filter(None, (part.strip() for part in text[len("stored:"):].split(","))):
-            key, sep, value = pair.partition("=")
-            if not sep or not key.strip():
-                raise DatasetError(f"dataset {text!r}: {pair!r} is not KEY=VALUE")
-            (params if key.strip() in LIST_PARAMS else metadata)[key.strip()] = value.strip()
+            key, sep, value = (part.strip() for part in pair.partition("="))
+            if not sep or not key or not value or SPEC_JUNK.search(key + value):
+                raise DatasetError(f"dataset {text!r}: {pair!r} is not KEY=VALUE (filters are separated by commas; "
+                                   "a key or value holds no ; & = quote or control character)")
+            (params if key in LIST_PARAMS else metadata)[key] = value
         if "limit" in params:
             if not params["limit"].isdigit() or int(params["limit"]) < 1:
                 raise DatasetError(f"dataset {text!r}: limit must be a whole number of at least 1")

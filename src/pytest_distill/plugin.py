@@ -8,6 +8,7 @@ with `--distill`/`--distill-dry-run`, the `DistillStep` (the gate and the traini
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from typing import Any
 
 import pytest
@@ -20,14 +21,26 @@ from .models.handle import Model
 from .recording import Recorder
 from .report.reporter import PLUGIN_NAME as REPORTER, Reporter
 from .session import SESSION, SIM_URL, DistillSession
-from .settings import add_options, is_worker
+from .settings import add_model_flags, add_options, is_worker
 
 RECORDER = "distill-recorder"
 PLUGINS = (RECORDER, prefetch.PLUGIN_NAME, REPORTER, TRAINING)
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     add_options(parser)
+    if getattr(pluginmanager, "_confcutdir", None) is not None:
+        # Registered while the initial conftests load (a conftest's `pytest_plugins`): no later chance.
+        add_model_flags(parser, pluginmanager.get_plugin("pytestconfig"))  # type: ignore[arg-type]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser) -> Generator[None, None, None]:
+    """`--model` is declared after the project's conftests have declared theirs: theirs wins."""
+    try:
+        return (yield)
+    finally:
+        add_model_flags(parser, early_config)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -77,7 +90,16 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    metafunc.config.stash[SESSION].parametrize(metafunc)
+    ours = {name for name in metafunc.fixturenames if _plugin_fixture(metafunc, name)}
+    if ours:
+        metafunc.config.stash[SESSION].parametrize(metafunc, ours)
+
+
+def _plugin_fixture(metafunc: pytest.Metafunc, name: str) -> bool:
+    """Whether the test gets this module's fixture of that name: a project's own `case` or `model` wins, as
+    pytest's rules say (the last definition is the one in effect), and is left alone."""
+    definitions = metafunc._arg2fixturedefs.get(name)
+    return definitions is not None and len(definitions) > 0 and definitions[-1].func.__module__ == __name__
 
 
 @pytest.fixture

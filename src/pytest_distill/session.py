@@ -107,8 +107,13 @@ class DistillSession:
         return cache.mkdir(name) if cache is not None else None
 
     def header(self) -> list[str]:
+        """Only a session that configures the plugin (an option or ini setting) hears of it here."""
         s = self.settings
+        if not s.configured:
+            return []
         lines = [f"distill: models {', '.join(s.models_under_test)}; teacher {s.teacher}; judge {s.judge}"]
+        if s.model_flag != "--model":
+            lines.append(f"distill: this project has its own --model; name the models under test with {s.model_flag}")
         if self.sim is not None:
             lines.append(f"distill: offline simulator at {self.sim.url} (its scores measure wiring, not model quality)")
         elif s.endpoints:
@@ -117,9 +122,9 @@ class DistillSession:
 
     # -- collection ----------------------------------------------------------------------------
 
-    def parametrize(self, metafunc: pytest.Metafunc) -> None:
-        """Give `case` one parameter per case of the test's dataset, and `model` one per model under test."""
-        names = metafunc.fixturenames
+    def parametrize(self, metafunc: pytest.Metafunc, names: set[str]) -> None:
+        """Give `case` one parameter per case of the test's dataset, and `model` one per model under test
+        (`names`: the plugin's fixtures that the test gets, not a project's own of the same name)."""
         if "case" in names:
             cases = self._cases_for(metafunc)
             metafunc.parametrize("case", cases, ids=param_ids(cases), indirect=True)

@@ -6,6 +6,7 @@ one name, one type and one default, and pure code can be tested with a hand-made
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,9 +32,24 @@ ft:gpt-4.1-nano 0.20 0.80
 """List prices in US dollars per 1M tokens; OpenAI bills a fine-tuned model (`ft:BASE`) above its base."""
 
 
+GROUPS: dict[str, str] = {
+    "models": "distill: models (under test, teacher, student, judge) and their calls",
+    "datasets": "distill: datasets",
+    "grading": "distill: grading",
+    "reports": "distill: reports and baselines",
+    "distillation": "distill: distillation (the gate and the training data)",
+    "training": "distill: training backends",
+    "simulator": "distill: the offline simulator",
+}
+"""The option groups of `pytest --help`, in this order; an option names its group by key."""
+
+
 @dataclass(frozen=True)
 class Option:
-    """One row of SPEC.md's option table: its flag, its ini name, how to read it and its default."""
+    """One row of SPEC.md's option table: its flag, its ini name, how to read it and its default.
+
+    `spellings` are more names of the same flag. A flag in `YIELDING` belongs to the project when the
+    project already defines it; the option is then reached by its spellings alone."""
 
     dest: str
     flag: str | None
@@ -44,6 +60,39 @@ class Option:
     each: bool = True
     """For a list (linelist, paths): convert each value; False gives `convert` the whole list."""
     action: str = "store"
+    group: str = "models"
+    metavar: str | None = None
+    spellings: tuple[str, ...] = ()
+
+    @property
+    def ini_type(self) -> str:
+        """The type pytest reads the ini setting as (shown in --help): lists, flags and numbers typed."""
+        if self.dest == "sim_seed":
+            return "paths"
+        if isinstance(self.default, tuple) or "\n" in str(self.default):
+            return "linelist"
+        if self.action == "store_true":
+            return "bool"
+        return {_positive: "int", _rate: "float", _seconds: "float", float: "float"}.get(self.convert, "string")
+
+    def help_text(self) -> str:
+        """The help with its default, unless the help already names it."""
+        if "default" in self.help:
+            return self.help
+        if self.default is None or self.default == ():
+            shown = "none"
+        elif isinstance(self.default, bool):
+            shown = "on" if self.default else "off"
+        elif isinstance(self.default, float):
+            shown = f"{self.default:g}"
+        else:
+            shown = str(self.default)
+        return f"{self.help} (default: {shown})"
+
+    @property
+    def shown_metavar(self) -> str:
+        return self.metavar or {_positive: "N", _rate: "RATE", _seconds: "SECONDS", float: "SECONDS", Path: "PATH"}.get(
+            self.convert, "TEXT")
 
 
 def _rate(text: str) -> float:
@@ -103,49 +152,93 @@ def _flag(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
 
+def _models(text: str) -> tuple[str, ...]:
+    """`--model a,b` is two models: a model name holds no comma."""
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names):
+        raise ValueError(f"{text!r} names an empty model (separate several with commas, or repeat the option)")
+    return names
+
+
+def _model(text: str) -> str:
+    name = text.strip()
+    if not name or "," in name:
+        raise ValueError(f"{text!r} is not one model name")
+    return name
+
+
 OPTIONS: tuple[Option, ...] = (
-    Option("models", "--model", "distill_model", (), "model(s) under test; repeat for several (default: the student)", action="append"),
-    Option("teacher", "--teacher", "distill_teacher", "gpt-4o", "the teacher model"),
-    Option("student", "--student", "distill_student", "gpt-4o-mini", "the student base model that fine-tuning starts from"),
-    Option("grader_model", "--grader-model", "distill_grader_model", None, "the judge for model-graded checks (default: the teacher)"),
-    Option("dataset", "--distill-dataset", "distill_dataset", None, "the cases for tests that ask for `case` and carry no marker"),
-    Option("train", "--distill-train", "distill_train", "stored:split=train", "where the training examples come from"),
-    Option("distill", "--distill", None, False, "after the run, apply the gate and, if met, start a fine-tuning job", action="store_true"),
-    Option("dry_run", "--distill-dry-run", None, False, "apply the gate and write the training JSONL, but upload nothing", action="store_true"),
-    Option("wait", "--distill-wait", None, False, "follow a started job to its end and print the fine-tuned model", action="store_true"),
-    Option("suffix", "--distill-suffix", "distill_suffix", None, "suffix of the fine-tuned model's name"),
-    Option("teacher_min", "--distill-teacher-min", "distill_teacher_min", 0.9, "gate: minimum teacher pass rate", _rate),
-    Option("gap_min", "--distill-gap-min", "distill_gap_min", 0.05, "gate: minimum teacher minus student pass rate", _rate),
-    Option("min_examples", "--distill-min-examples", "distill_min_examples", 10, "gate: minimum valid training examples", _positive),
-    Option("results", "--distill-results", "distill_results", None, "write the JSON results file here", Path),
-    Option("baseline", "--distill-baseline", "distill_baseline", None, "compare with an earlier results file", Path),
-    Option("tolerance", "--distill-tolerance", "distill_tolerance", 0.0, "allowed pass-rate drop below the baseline", _rate),
+    Option("models", "--model", "distill_model", (), "model(s) under test; repeat, or separate with commas, for several "
+           "(default: the student)", _models, action="append", metavar="NAME", spellings=("--distill-model",)),
+    Option("teacher", "--teacher", "distill_teacher", "gpt-4o", "the teacher model", _model, metavar="NAME"),
+    Option("student", "--student", "distill_student", "gpt-4o-mini", "the student base model that fine-tuning starts from", _model,
+           metavar="NAME"),
+    Option("grader_model", "--grader-model", "distill_grader_model", None, "the judge for model-graded checks (default: the teacher)",
+           _model, metavar="NAME", spellings=("--judge-model",)),
     Option("concurrency", "--distill-concurrency", "distill_concurrency", 8, "model calls in flight at once in this process, per endpoint",
            _positive),
     Option("request_timeout", "--distill-request-timeout", "distill_request_timeout", 120.0, "bound in seconds on one model request",
            _seconds),
     Option("endpoints", None, "distill_endpoints", (), "lines NAME BASE_URL [API_KEY_ENV]: servers that NAME:MODEL names", _endpoints,
            each=False),
-    Option("cache", "--distill-cache", "distill_cache", "off", "reuse identical model calls from an on-disk cache (=refresh rewrites it)", _cache_mode, action="optional"),
-    Option("sim", "--distill-sim", None, False, "run against the bundled offline OpenAI-compatible simulator", action="store_true"),
-    Option("filter", "--distill-filter", "distill_filter", False, "train only on teacher answers that pass the suite's deterministic checks", _flag, action="store_true"),
-    Option("timeout", "--distill-timeout", "distill_timeout", 7200.0, "bound in seconds on --distill-wait", float),
-    Option("repeat", "--distill-repeat", "distill_repeat", 1, "run each case N times per model", _positive),
-    Option("baseline_models", "--distill-baseline-model", None, (), "compare baseline model OLD with this run's NEW (OLD=NEW)", action="append"),
-    Option("backend", "--distill-backend", "distill_backend", "openai", "who trains the student: openai or trl"),
-    Option("validation", "--distill-validation", "distill_validation", None, "validation examples (a dataset spec)"),
-    Option("epochs", "--distill-epochs", "distill_epochs", None, "training epochs (default: the backend's)", _positive),
-    Option("lr", "--distill-lr", "distill_lr", None, "learning-rate multiplier (openai) or learning rate (trl)", float),
-    Option("batch_size", "--distill-batch-size", "distill_batch_size", None, "batch size (default: the backend's)", _positive),
-    Option("lora_rank", "--distill-lora-rank", "distill_lora_rank", 16, "LoRA rank (trl)", _positive),
-    Option("output", "--distill-output", "distill_output", Path("distilled"), "where the trl backend writes the adapter", Path),
-    Option("drop_long", "--distill-drop-long", "distill_drop_long", False, "trl: leave out training examples longer than the student's context", _flag, action="store_true"),
-    Option("student_system", "--distill-student-system", "distill_student_system", None, "train and run the student with this system prompt"),
-    Option("prices", None, "distill_prices", DEFAULT_PRICES, "lines MODEL INPUT_PER_1M OUTPUT_PER_1M for the cost column"),
-    Option("embedding_model", None, "distill_embedding_model", "text-embedding-3-small", "model for embedding_similarity"),
+    Option("cache", "--distill-cache", "distill_cache", "off",
+           "reuse identical model calls from an on-disk cache; refresh calls again and rewrites it",
+           _cache_mode, action="optional", metavar="on|off|refresh"),
+    Option("prices", None, "distill_prices", DEFAULT_PRICES, "lines MODEL INPUT_PER_1M OUTPUT_PER_1M for the cost column "
+           "(default: common OpenAI models)"),
+    Option("dataset", "--distill-dataset", "distill_dataset", None, "the cases for tests that ask for `case` and carry no marker",
+           group="datasets", metavar="SPEC"),
+    Option("embedding_model", None, "distill_embedding_model", "text-embedding-3-small", "model for embedding_similarity", group="grading"),
+    Option("repeat", "--distill-repeat", "distill_repeat", 1, "run each case N times per model", _positive, group="grading"),
+    Option("results", "--distill-results", "distill_results", None, "write the JSON results file here", Path, group="reports"),
+    Option("baseline", "--distill-baseline", "distill_baseline", None, "compare with an earlier results file", Path, group="reports"),
+    Option("tolerance", "--distill-tolerance", "distill_tolerance", 0.0, "allowed pass-rate drop below the baseline", _rate,
+           group="reports"),
+    Option("baseline_models", "--distill-baseline-model", None, (), "compare baseline model OLD with this run's NEW; repeatable",
+           action="append", group="reports", metavar="OLD=NEW"),
+    Option("distill", "--distill", None, False, "after the run, apply the gate and, if met, start a fine-tuning job", action="store_true",
+           group="distillation"),
+    Option("dry_run", "--distill-dry-run", None, False, "apply the gate and write the training JSONL, but upload nothing",
+           action="store_true", group="distillation"),
+    Option("wait", "--distill-wait", None, False, "follow a started job to its end and print the fine-tuned model", action="store_true",
+           group="distillation"),
+    Option("timeout", "--distill-timeout", "distill_timeout", 7200.0, "bound in seconds on --distill-wait", float, group="distillation"),
+    Option("teacher_min", "--distill-teacher-min", "distill_teacher_min", 0.9, "gate: minimum teacher pass rate", _rate,
+           group="distillation"),
+    Option("gap_min", "--distill-gap-min", "distill_gap_min", 0.05, "gate: minimum teacher minus student pass rate", _rate,
+           group="distillation"),
+    Option("min_examples", "--distill-min-examples", "distill_min_examples", 10, "gate: minimum valid training examples", _positive,
+           group="distillation"),
+    Option("train", "--distill-train", "distill_train", "stored:split=train", "where the training examples come from",
+           group="distillation", metavar="SPEC"),
+    Option("filter", "--distill-filter", "distill_filter", False,
+           "train only on teacher answers that pass the suite's deterministic checks", _flag, action="store_true", group="distillation"),
+    Option("suffix", "--distill-suffix", "distill_suffix", None, "suffix of the fine-tuned model's name", group="distillation"),
+    Option("student_system", "--distill-student-system", "distill_student_system", None,
+           "train and run the student with this system prompt", group="distillation"),
+    Option("backend", "--distill-backend", "distill_backend", "openai", "who trains the student: openai or trl", group="training",
+           metavar="NAME"),
+    Option("validation", "--distill-validation", "distill_validation", None, "validation examples (a dataset spec)", group="training",
+           metavar="SPEC"),
+    Option("epochs", "--distill-epochs", "distill_epochs", None, "training epochs (default: the backend's)", _positive, group="training"),
+    Option("lr", "--distill-lr", "distill_lr", None, "learning-rate multiplier (openai) or learning rate (trl) (default: the backend's)",
+           float, group="training", metavar="RATE"),
+    Option("batch_size", "--distill-batch-size", "distill_batch_size", None, "batch size (default: the backend's)", _positive,
+           group="training"),
+    Option("lora_rank", "--distill-lora-rank", "distill_lora_rank", 16, "LoRA rank (trl)", _positive, group="training"),
+    Option("output", "--distill-output", "distill_output", Path("distilled"), "where the trl backend writes the adapter", Path,
+           group="training", metavar="DIR"),
+    Option("drop_long", "--distill-drop-long", "distill_drop_long", False, "trl: leave out training examples longer than the student's "
+           "context", _flag, action="store_true", group="training"),
+    Option("sim", "--distill-sim", None, False, "run against the bundled offline OpenAI-compatible simulator", action="store_true",
+           group="simulator"),
     Option("sim_seed", "--distill-sim-seed", "distill_sim_seed", (), "a JSONL file that seeds the simulator's stored "
-           "completions (repeatable; the command line's replace the ini's)", Path, action="append"),
+           "completions (repeatable; the command line's replace the ini's)", Path, action="append", group="simulator", metavar="FILE"),
 )
+YIELDING = frozenset({"--model"})
+"""Flags a project may already define (a `--model` of its own): the project keeps them."""
+MODEL_FLAG = pytest.StashKey[str]()
+"""The flag that names the models under test in this session: `--model`, or `--distill-model` when the project owns `--model`."""
 
 
 @dataclass(frozen=True)
@@ -190,6 +283,10 @@ class Settings:
     embedding_model: str = "text-embedding-3-small"
     sim_seed: tuple[Path, ...] = ()
     rootpath: Path = field(default_factory=Path.cwd)
+    model_flag: str = "--model"
+    """How the user names a model under test here: `--distill-model` when the project owns `--model`."""
+    configured: bool = False
+    """Whether any option or ini setting of the plugin was given: only then does its header show."""
 
     @property
     def judge(self) -> str:
@@ -220,44 +317,75 @@ def is_worker(config: pytest.Config) -> bool:
 
 
 def add_options(parser: pytest.Parser) -> None:
-    """Declare every option in one group, with its ini twin beside it."""
-    group = parser.getgroup("distill", "pytest-distill: evaluate and distill LLMs")
+    """Declare each group and ini setting, and the flags of all groups but `models`.
+
+    The `models` flags come after the project's initial conftests (`add_model_flags`), so that a project
+    with its own `--model` keeps it instead of meeting an argparse conflict."""
+    groups = {key: parser.getgroup(f"distill-{key}", title) for key, title in GROUPS.items()}
     for opt in OPTIONS:
         if opt.ini:
-            kind = "paths" if opt.dest == "sim_seed" else "linelist" if opt.dest in ("models", "endpoints") else "string"
-            parser.addini(opt.ini, opt.help, type=kind, default=None if kind == "string" else [])
-        if not opt.flag:
-            continue
-        if opt.action == "store_true":
-            group.addoption(opt.flag, action="store_true", default=None, dest=f"distill_{opt.dest}", help=opt.help)
-        elif opt.action == "optional":
-            group.addoption(opt.flag, nargs="?", const="on", default=None, dest=f"distill_{opt.dest}", help=opt.help)
-        else:
-            group.addoption(opt.flag, action=opt.action, default=None, dest=f"distill_{opt.dest}", help=opt.help)
+            kind = opt.ini_type
+            parser.addini(opt.ini, opt.help_text(), type=kind, default=[] if kind in ("linelist", "paths") else None)  # type: ignore[arg-type]
+        if opt.flag and opt.group != "models":
+            _add_flag(groups[opt.group], opt, (opt.flag, *opt.spellings))
+
+
+def add_model_flags(parser: pytest.Parser, config: pytest.Config) -> None:
+    """Declare the `models` flags, once; a flag in YIELDING that the project already has stays the project's."""
+    if MODEL_FLAG in config.stash:
+        return
+    group = parser.getgroup("distill-models")
+    config.stash[MODEL_FLAG] = "--model"
+    for opt in OPTIONS:
+        if opt.flag and opt.group == "models":
+            try:
+                _add_flag(group, opt, (opt.flag, *opt.spellings))
+            except argparse.ArgumentError:
+                if opt.flag not in YIELDING or not opt.spellings:
+                    raise
+                _add_flag(group, opt, opt.spellings)
+                if opt.dest == "models":
+                    config.stash[MODEL_FLAG] = opt.spellings[0]
+
+
+def _add_flag(group: pytest.OptionGroup, opt: Option, names: tuple[str, ...]) -> None:
+    dest = f"distill_{opt.dest}"
+    if opt.action == "store_true":
+        group.addoption(*names, action="store_true", default=None, dest=dest, help=opt.help_text())
+    elif opt.action == "optional":
+        group.addoption(*names, nargs="?", const="on", default=None, dest=dest, help=opt.help_text(), metavar=opt.shown_metavar)
+    else:
+        group.addoption(*names, action=opt.action, default=None, dest=dest, help=opt.help_text(), metavar=opt.shown_metavar)
 
 
 def resolve(config: pytest.Config) -> Settings:
     """Read every option once: the command line wins over the ini file, which wins over the default."""
-    values: dict[str, Any] = {"rootpath": config.rootpath}
+    values: dict[str, Any] = {"rootpath": config.rootpath, "model_flag": config.stash.get(MODEL_FLAG, "--model")}
     for opt in OPTIONS:
-        raw = config.getoption(f"distill_{opt.dest}") if opt.flag else None
-        source = opt.flag
+        raw = config.getoption(f"distill_{opt.dest}", None) if opt.flag else None
+        source = values["model_flag"] if opt.dest == "models" else opt.flag
         if raw is None and opt.ini:
-            raw = config.getini(opt.ini) or None
+            raw = config.getini(opt.ini)
             source = f"ini {opt.ini}"
-        if raw is None:
+        if raw is None or raw == []:
             continue
         values[opt.dest] = _convert(opt, raw, source)
+        values["configured"] = True
     return Settings(**values)
 
 
 def _convert(opt: Option, raw: Any, source: str | None) -> Any:
-    if isinstance(raw, bool):
-        return raw
+    """A value as its option takes it: lists become tuples (`a,b` items split), numbers and flags checked."""
     try:
-        if isinstance(raw, list) and opt.each:
-            return tuple(opt.convert(value) if isinstance(value, str) else value for value in raw)
+        if isinstance(raw, list):
+            if not opt.each:
+                return opt.convert(raw)
+            if not isinstance(opt.default, tuple):
+                return opt.convert("\n".join(raw))
+            items = [opt.convert(item) if isinstance(item, str) else item for item in raw]
+            return tuple(part for item in items for part in (item if isinstance(item, tuple) else (item,)))
+        if isinstance(raw, bool):
+            return raw
         return opt.convert(raw)
     except ValueError as exc:
         raise pytest.UsageError(f"{source}: {exc}") from None
-

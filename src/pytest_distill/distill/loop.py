@@ -216,9 +216,10 @@ def _report(inputs: LoopInputs, run: TrainingRun, outcome: Outcome) -> None:
     if run.status == "succeeded" and run.model:
         tokens = f", {run.trained_tokens:,} trained tokens" if run.trained_tokens else ""
         notes.append(f"{run.id} succeeded{tokens}: distilled model {run.model}")
-        notes.append(f"re-run the suite on it: {rerun_command(inputs.args, [run.model])}")
-        outcome.closing = [f"distilled model {run.model}", f"re-run the suite on it: {rerun_command(inputs.args, [run.model])}"]
-        notes.append(f"side by side: {rerun_command(inputs.args, [s.teacher, s.student, run.model])}")
+        rerun = rerun_command(inputs.args, [run.model], s.model_flag)
+        notes.append(f"re-run the suite on it: {rerun}")
+        outcome.closing = [f"distilled model {run.model}", f"re-run the suite on it: {rerun}"]
+        notes.append(f"side by side: {rerun_command(inputs.args, [s.teacher, s.student, run.model], s.model_flag)}")
     elif run.status in ("failed", "cancelled"):
         outcome.failed = True
         notes.append(f"{run.id} {run.status}" + (f": {run.error}" if run.error else ""))
@@ -235,19 +236,21 @@ def _metadata(outcome: Outcome, sha256: str) -> dict[str, str]:
             "gap": f"{rates['gap']:.4f}"}
 
 
-def rerun_command(args: Sequence[str], models: Sequence[str]) -> str:
-    """This run's command line without the loop's flags and models, on the given models."""
+def rerun_command(args: Sequence[str], models: Sequence[str], flag: str = "--model") -> str:
+    """This run's command line without the loop's flags and models, on the given models. `flag` names the
+    models under test (`--distill-model` where the project owns `--model`, whose value is then kept)."""
+    ours = {flag, "--distill-model"}
     kept: list[str] = []
     skip = False
     for arg in args:
-        if skip or arg in LOOP_FLAGS or arg.startswith("--model="):
+        if skip or arg in LOOP_FLAGS or ("=" in arg and arg.partition("=")[0] in ours):
             skip = False
             continue
-        if arg == "--model":
+        if arg in ours:
             skip = True
             continue
         kept.append(arg)
-    return shlex.join(["pytest", *kept, *(part for model in models for part in ("--model", model))])
+    return shlex.join(["pytest", *kept, *(part for model in models for part in (flag, model))])
 
 
 def follow_command(args: Sequence[str]) -> str:

@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-import jsonschema
 
 from .. import strict_json
 from ..errors import DistillError
@@ -121,6 +120,8 @@ class Template:
             answer = strict_json.loads(raw)
         except strict_json.NotJSON as exc:
             raise UnusableAnswer(f"not JSON ({exc})", raw) from None
+        import jsonschema  # imported when first needed: it costs a suite that never validates
+
         error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(self.answer_schema()).iter_errors(answer))
         if error is not None:
             where = "/".join(map(str, error.absolute_path)) or "the answer"

@@ -10,6 +10,9 @@ each endpoint has its own client, key, concurrency bound, 429 pause and outage s
 loop. Everything a server sends back is read as hostile: an answer off the API's shape, an outage or
 a key the SDK cannot send becomes a `ModelError` that names the model, the base URL and the problem,
 never the key.
+
+The `openai` SDK is imported when the first call starts, not with this module: it takes about a second
+to import, which a session that never calls a model should not pay.
 """
 
 from __future__ import annotations
@@ -30,11 +33,11 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import openai
-
 from .types import LOCAL_PREFIX, Completion, Endpoint, ModelError, Usage, shown_url, url_problem
 
 if TYPE_CHECKING:
+    import openai
+
     from .cache import CompletionCache
     from .hf import LocalModels
 
@@ -112,9 +115,14 @@ class _Line:
         """Set when `down` is; wakes the calls resting between attempts (loop thread only)."""
         self.known_models: asyncio.Future[list[str]] | None = None
         """The server's GET /models, asked once, when a model first turns out unknown (loop thread only)."""
-        keyless = endpoint.key is None and endpoint.key_env is None
-        self.params: dict[str, Any] = {"extra_headers": {"Authorization": openai.Omit()}} if keyless else {}
+        self.keyless = endpoint.key is None and endpoint.key_env is None
+
+    @property
+    def params(self) -> dict[str, Any]:
         """Sent with every request: an endpoint declared without a key gets no Authorization header at all."""
+        import openai
+
+        return {"extra_headers": {"Authorization": openai.Omit()}} if self.keyless else {}
 
     @property
     def paused_s(self) -> float:
@@ -274,6 +282,8 @@ class ModelRuntime:
     def sdk(self) -> openai.OpenAI:
         """The default endpoint's synchronous SDK client, for the listing, file and job endpoints (its
         own retries on)."""
+        import openai
+
         line = self._lines[""]
         with self._lock:
             if line.sync_client is None:
@@ -284,6 +294,8 @@ class ModelRuntime:
     def api_errors(self, endpoint: str, model: str = "") -> Iterator[None]:
         """Turn any SDK failure inside the block (a call on the default endpoint) into a `ModelError`
         that names the endpoint, the base URL and the server's explanation."""
+        import openai
+
         line = self._lines[""]
         try:
             yield
@@ -370,8 +382,12 @@ class ModelRuntime:
         self._calls.pop(key, None)
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        """The loop thread, started by the first call. The SDK is imported then too, on the caller's thread,
+        so that no timed wait for an answer (progress, the 429 pause) includes the time it takes to import."""
         with self._lock:
             if self._loop is None:
+                import openai  # noqa: F401
+
                 loop = asyncio.new_event_loop()
                 ready = threading.Event()
                 loop.call_soon(ready.set)
@@ -391,6 +407,8 @@ class ModelRuntime:
     def _client(self, line: _Line, model: str, label: str) -> openai.AsyncOpenAI:
         """The endpoint's async client and its bound, made on the loop thread at first use; a client
         that cannot be made is an error of the call that needed it."""
+        import openai
+
         if line.async_client is None:
             try:
                 client = line.make(openai.AsyncOpenAI, self.request_timeout, max_retries=0)
@@ -500,6 +518,8 @@ class ModelRuntime:
 
         Errors are turned into a `_Failure` here and raised by the caller, outside any handler, so no
         traceback reaches the SDK's frames (their locals hold the key and its headers)."""
+        import openai
+
         started = time.perf_counter()
         self.in_flight += 1
         try:
@@ -543,6 +563,8 @@ class ModelRuntime:
                 + f"; GET {line.url}/models lists them all")
 
     async def _list_models(self, line: _Line, model: str) -> list[str]:
+        import openai
+
         try:
             return sorted([card.id async for card in self._client(line, model, "GET /models").models.list(**line.params)])
         except (openai.OpenAIError, ModelError):
@@ -556,6 +578,8 @@ class ModelRuntime:
             await asyncio.wait_for(line.went_down.wait(), delay)
 
     def _message(self, exc: BaseException) -> str:
+        import openai
+
         if isinstance(exc, json.JSONDecodeError):
             return f"the server's answer is not JSON ({exc.msg} at character {exc.pos})"
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__

@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-
 from ..errors import ConfigError
 from ..ledger import NO_MODEL, without_param
 from .results import SCHEMA, VERSION
@@ -57,6 +55,8 @@ def load(path: Path) -> Baseline:
     if version != VERSION:
         raise ConfigError(f"{where}: results schema version {version!r}; this pytest-distill reads version "
                                 f"{VERSION} (write a new baseline with --distill-results)")
+    import jsonschema  # imported when first needed: it costs a suite that never validates
+
     problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(results))
     if problem is not None:
         raise ConfigError(f"{where}: not a pytest-distill results file: at {problem.json_path}: {problem.message}")

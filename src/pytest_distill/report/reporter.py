@@ -133,8 +133,11 @@ class Reporter:
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_header(self, cells: list[str]) -> None:
-        html.add_header_cells(cells)
+        """The table's columns are laid out before collection: they show when the plugin is configured."""
+        if self.settings.configured:
+            html.add_header_cells(cells)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
-        html.add_row_cells(cells, self.recorder.entry_of_node(report.nodeid))
+        if self.settings.configured:
+            html.add_row_cells(cells, self.recorder.entry_of_node(report.nodeid))
