@@ -15,11 +15,13 @@ import pytest
 
 from . import prefetch
 from .datasets import Case
-from .distill.plugin import PLUGIN_NAME as TRAINING, DistillStep
+from .distill.plugin import PLUGIN_NAME as TRAINING
+from .distill.plugin import DistillStep
 from .errors import DistillError
 from .models.handle import Model
 from .recording import Recorder
-from .report.reporter import PLUGIN_NAME as REPORTER, Reporter
+from .report.reporter import PLUGIN_NAME as REPORTER
+from .report.reporter import Reporter
 from .session import SESSION, SIM_URL, DistillSession
 from .settings import add_model_flags, add_options, is_worker
 
