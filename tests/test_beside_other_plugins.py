@@ -93,6 +93,21 @@ def test_with_the_project_owning_model_the_plugin_answers_to_distill_model(pytes
     assert result.stdout.str().count("its own --model") == 1
 
 
+@pytest.mark.parametrize("own_option", [False, True], ids=["free", "taken"])
+def test_loaded_from_a_conftest_the_plugin_still_yields_model_to_the_project(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, own_option: bool) -> None:
+    """Without entry points the plugin loads from the conftest's `pytest_plugins`, after that conftest's options."""
+    monkeypatch.setenv("PYTEST_DISABLE_PLUGIN_AUTOLOAD", "1")
+    pytester.makeconftest('pytest_plugins = ["pytest_distill.plugin"]\n' + (OWN_MODEL_OPTION if own_option else ""))
+    pytester.makepyfile("""
+        def test_model(model):
+            assert getattr(model, "name", model) == "vgg"
+    """)
+    result = pytester.runpytest_subprocess("-v", "--model", "vgg")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*::test_model PASSED*" if own_option else "*::test_model[[]vgg[]] PASSED*"])
+
+
 def test_distill_model_is_always_a_spelling_of_model(pytester: pytest.Pytester) -> None:
     pytester.makepyfile("""
         def test_reply(model):
