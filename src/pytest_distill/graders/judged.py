@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
-
 from .. import strict_json
 from ..errors import DistillError
 from ..grades import Grade, current, record, record_judging
