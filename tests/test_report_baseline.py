@@ -148,3 +148,79 @@ def test_a_bad_model_mapping_is_a_usage_error(pytester: pytest.Pytester, sim: Si
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
 
+
+
+def test_a_baseline_that_shares_no_case_is_an_error_of_the_session(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(RECORDING_SUITE)
+    results = run_results(pytester, "baseline.json", "--model", "gpt-4o")
+    for record in results["cases"]:
+        record["nodeid"] = record["nodeid"].replace("test_reply", "test_old_reply")
+    save(pytester, "baseline.json", results)
+    result = pytester.runpytest("--model", "gpt-4o", "--distill-baseline", "baseline.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.assert_outcomes(passed=12)
+    result.stdout.fnmatch_lines(["distill: ERROR: the comparison with the baseline baseline.json compares nothing: "
+                                 "no case of this run is in the baseline*"])
+    assert "no regression" not in result.stdout.str()
+
+
+def test_a_baseline_whose_models_pair_with_none_of_this_run_is_an_error_of_the_session(
+        pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(RECORDING_SUITE)
+    results = run_results(pytester, "baseline.json", "--model", "gpt-4o", "--model", "gpt-4o-mini")
+    for record in results["cases"]:
+        record["model"] = "old-" + record["model"]
+    save(pytester, "baseline.json", results)
+    result = pytester.runpytest("--model", "gpt-4o", "--distill-baseline", "baseline.json")
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    result.stdout.fnmatch_lines([
+        "distill: ERROR: the comparison with the baseline baseline.json compares nothing: no model of this run is in "
+        "the baseline (the baseline has old-gpt-4o, old-gpt-4o-mini; this run gpt-4o): "
+        "pair them with --distill-baseline-model OLD=NEW"])
+
+
+def test_on_pass_every_time_one_lucky_repeat_hides_no_regression(
+        pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(RECORDING_SUITE)
+    baseline = run_results(pytester, "baseline.json", "--model", "gpt-4o")
+    first = sorted(record["case_id"] for record in baseline["cases"])[0]
+    pytester.makepyfile(f"""
+        import pytest
+        from pytest_distill import string_check
+
+        @pytest.mark.distill_dataset("stored:split=test")
+        def test_reply(case, model, distill_sample):
+            # one case passes only in its first repeat: a lucky run
+            wrong = case.id == {first!r} and distill_sample > 0
+            string_check(model.complete(case), "nothing like it" if wrong else case.expected)
+    """)
+    repeated = ("--model", "gpt-4o", "--distill-repeat", "3", "--distill-baseline", "baseline.json")
+    per_repeat = pytester.runpytest(*repeated)
+    assert per_repeat.ret == pytest.ExitCode.TESTS_FAILED
+    per_repeat.stdout.fnmatch_lines(["distill: ERROR: * compares nothing: one run repeats its cases (--distill-repeat) "
+                                     "and the other does not*--distill-gate-metric pass^k*"])
+    every = pytester.runpytest(*repeated, "--distill-gate-metric", "pass^k")
+    assert every.ret == pytest.ExitCode.TESTS_FAILED
+    every.stdout.fnmatch_lines([
+        "verdicts are pass^N: a case passes when it passed in every repeat (--distill-gate-metric pass^k)",
+        f"gpt-4o string_check: 100% -> {11 / 12:.0%} on 12 shared cases  REGRESSION",
+        "  went from pass to fail (1):", f"      test_*.py::test_reply[[]{first}-gpt-4o[]]"])
+    steady = pytester.runpytest("--model", "gpt-4o", "--distill-baseline", "baseline.json", "--distill-gate-metric", "pass^k")
+    assert steady.ret == pytest.ExitCode.OK
+
+
+def test_a_baseline_from_the_simulator_or_other_datasets_is_said_above_the_comparison(
+        pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(RECORDING_SUITE)
+    results = run_results(pytester, "baseline.json", "--model", "gpt-4o")
+    assert results["run"]["simulator"] is False and results["run"]["datasets"] == ["stored:split=test"]
+    results["run"].update(simulator=True, datasets=["stored:split=test,limit=5"])
+    save(pytester, "baseline.json", results)
+    result = pytester.runpytest("--model", "gpt-4o", "--distill-baseline", "baseline.json")
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([
+        "*distill baseline baseline.json*",
+        "note: the baseline was served by the offline simulator and this run by a real API: the simulator's "
+        "scores measure wiring, not model quality",
+        "note: the dataset specs differ: the baseline ran stored:split=test,limit=5, this run stored:split=test",
+        "gpt-4o string_check: 100% -> 100% on 12 shared cases"])

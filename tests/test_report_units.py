@@ -6,8 +6,10 @@ import pytest
 
 from pytest_distill.errors import ConfigError
 from pytest_distill.grades import Grade
-from pytest_distill.ledger import Entry, summarize, verdict_changes, without_param
+from pytest_distill.ledger import Entry, summarize, verdict_changes, without_param, without_repeat
 from pytest_distill.report import table
+from pytest_distill.report.agreement import cohen_kappa
+from pytest_distill.report.baseline import unlike_runs
 from pytest_distill.report.cost import Price, PriceTable
 
 
@@ -103,3 +105,47 @@ def test_repeats_count_the_cases_whose_verdict_changed() -> None:
 ])
 def test_a_node_id_less_one_parameter(nodeid: str, param: str, expected: str) -> None:
     assert without_param(nodeid, param) == expected
+
+
+def test_repeats_give_pass_every_time_pass_at_least_once_and_the_flaky_case_ids() -> None:
+    entries = [_entry(f"t.py::t[{case}-m-rep{rep}]", "m", passed, sample=rep)
+               for case, verdicts in {"a": (True, True, True), "b": (True, False, True), "c": (False, False, False),
+                                      "d": (False, True, False)}.items()
+               for rep, passed in enumerate(verdicts)]
+    for entry in entries:
+        entry.case_id = entry.nodeid[8]
+    repeats = verdict_changes(entries)["m"]
+    assert (repeats.n, repeats.cases, repeats.pass_all, repeats.pass_any) == (3, 4, 0.25, 0.75)
+    assert repeats.to_dict() == {"n": 3, "pass^3": 0.25, "pass@3": 0.75, "flaky": ["b", "d"]}
+    summary = table.build(summarize(entries), {"m": repeats}, PriceTable.with_defaults(""), "gpt-4o")
+    cells = dict(zip(summary.header, summary.rows[0], strict=True))
+    assert (cells["pass^3"], cells["pass@3"], cells["verdict changed"]) == ("25%", "75%", "50% of 4")
+    assert "flaky: m 2 cases: b, d" in summary.notes
+
+
+def test_a_repeat_id_is_taken_off_a_node_id_only_where_it_is_the_last_parameter() -> None:
+    assert without_repeat("t.py::test[c1-gpt-4o-rep12]") == "t.py::test[c1-gpt-4o]"
+    assert without_repeat("t.py::test[rep1]") == "t.py::test"
+    assert without_repeat("t.py::test[rep1-c1]") == "t.py::test[rep1-c1]"
+    assert without_repeat("t.py::test") == "t.py::test"
+
+
+def test_cohens_kappa_discounts_the_agreement_of_chance() -> None:
+    # 8 of 10 alike; each side passes 7 of 10: chance agreement .7*.7 + .3*.3 = .58, kappa (.8-.58)/(1-.58)
+    human = [True] * 6 + [False, True, False, False]
+    judge = [True] * 7 + [False, False, False]
+    assert cohen_kappa(list(zip(human, judge, strict=True))) == pytest.approx(0.22 / 0.42)
+    assert cohen_kappa([(True, True)] * 5) is None
+    assert cohen_kappa([]) is None
+    assert cohen_kappa([(True, False), (False, True)]) == pytest.approx(-1.0)
+
+
+def test_runs_served_differently_or_on_other_data_are_said_to_differ() -> None:
+    sim = {"run": {"simulator": True, "datasets": ["stored:split=test"]}}
+    real = {"run": {"simulator": False, "datasets": ["stored:split=test", "extra.jsonl"]}}
+    assert unlike_runs(real, sim) == [
+        "note: the baseline was served by a real API and this run by the offline simulator: the simulator's "
+        "scores measure wiring, not model quality",
+        "note: the dataset specs differ: the baseline ran stored:split=test, extra.jsonl, this run stored:split=test"]
+    assert unlike_runs(sim, sim) == []
+    assert unlike_runs({}, sim) == [] and unlike_runs({"run": "odd"}, {"run": {"simulator": 1}}) == []

@@ -8,6 +8,7 @@ entries whether the run was serial or spread over workers.
 from __future__ import annotations
 
 import json
+import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -43,6 +44,7 @@ class Entry:
     outcome: str = "passed"
     """passed, failed, error or skipped: the test's own outcome."""
     sample: int = 0
+    """Which repeat of the case this is (--distill-repeat)."""
 
     @property
     def counted(self) -> bool:
@@ -192,28 +194,72 @@ def without_param(nodeid: str, param_id: str) -> str:
     return f"{head}[{rest}]"
 
 
+def without_repeat(nodeid: str) -> str:
+    """`nodeid` less its repeat's id (`rep2`), read from the id itself: results files do not keep the sample."""
+    params = nodeid.partition("::")[2].partition("[")[2]
+    match = _REPEAT_ID.search(params[:-1]) if params.endswith("]") else None
+    return without_param(nodeid, match.group(1)) if match else nodeid
+
+
+_REPEAT_ID = re.compile(r"(?:^|-)(rep\d+)$")
+
+
+def case_key(entry: Entry) -> str:
+    """What one case is across models and repeats: the node id less the model's and the repeat's ids."""
+    key = without_param(entry.nodeid, entry.model) if entry.model else entry.nodeid
+    return without_param(key, f"rep{entry.sample}")
+
+
+def by_case(entries: Iterable[Entry]) -> dict[str, dict[str, list[Entry]]]:
+    """{case key: {model: its entries, one per repeat}}, cases and models in order of first appearance."""
+    cases: dict[str, dict[str, list[Entry]]] = {}
+    for entry in entries:
+        cases.setdefault(case_key(entry), {}).setdefault(entry.model or NO_MODEL, []).append(entry)
+    return cases
+
+
 @dataclass(frozen=True)
 class Repeats:
-    """Of the cases a model ran more than once (--distill-repeat), how many got different verdicts."""
+    """One model's repeated cases (--distill-repeat N): passed every time (pass^N), at least once
+    (pass@N), and the flaky ones, which passed in some repeats and failed in others."""
 
+    n: int
+    """How many times a case ran (the most repeats of any case)."""
     cases: int
+    """Cases with at least two repeats that ran to a verdict (errored repeats count in none)."""
+    every: int
+    some: int
+    flaky: tuple[str, ...]
+    """The flaky cases' ids, each once."""
     changed: int
+    """How many repeated cases (per test) got different verdicts."""
 
     @property
     def share(self) -> float | None:
         return self.changed / self.cases if self.cases else None
 
+    @property
+    def pass_all(self) -> float | None:
+        """pass^N: the share of repeated cases that passed in every repeat."""
+        return self.every / self.cases if self.cases else None
+
+    @property
+    def pass_any(self) -> float | None:
+        """pass@N: the share of repeated cases that passed in at least one repeat."""
+        return self.some / self.cases if self.cases else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The results file's entry, keyed with the number: `{"n": 3, "pass^3": 0.75, "pass@3": 1.0, "flaky": [...]}`."""
+        return {"n": self.n, f"pass^{self.n}": self.pass_all, f"pass@{self.n}": self.pass_any, "flaky": list(self.flaky)}
+
 
 def verdict_changes(entries: Sequence[Entry]) -> dict[str, Repeats]:
-    """Per model with repeated cases: how many cases passed in one repeat and failed in another."""
-    verdicts: dict[str, dict[str, list[bool]]] = {}
-    for entry in entries:
-        if entry.counted:
-            case = without_param(entry.nodeid, f"rep{entry.sample}")
-            verdicts.setdefault(entry.model or NO_MODEL, {}).setdefault(case, []).append(entry.passed)
-    repeats = {model: Repeats(cases=sum(len(seen) > 1 for seen in cases.values()),
-                              changed=sum(len(set(seen)) > 1 for seen in cases.values()))
-               for model, cases in verdicts.items()}
+    """Per model with repeated cases: pass^N, pass@N and the cases whose verdict changed between repeats."""
+    seen: dict[str, list[tuple[str, list[Entry]]]] = {}
+    for key, models in by_case(entries).items():
+        for model, group in models.items():
+            seen.setdefault(model, []).append((key, group))
+    repeats = {model: _repeats(cases) for model, cases in seen.items()}
     return {model: stats for model, stats in repeats.items() if stats.cases}
 
 
@@ -225,3 +271,12 @@ def error_counts(entries: Sequence[Entry]) -> dict[str, int]:
         if entry.outcome == "error" and entry.error:
             counts[entry.error] = counts.get(entry.error, 0) + 1
     return dict(sorted(counts.items(), key=lambda item: -item[1]))
+
+
+def _repeats(cases: list[tuple[str, list[Entry]]]) -> Repeats:
+    verdicts = [(group[0].case_id or key, [entry.passed for entry in group if entry.counted]) for key, group in cases]
+    repeated = [(case_id, seen) for case_id, seen in verdicts if len(seen) > 1]
+    flaky = [case_id for case_id, seen in repeated if len(set(seen)) > 1]
+    return Repeats(n=max(len({entry.sample for entry in group}) for _, group in cases), cases=len(repeated),
+                   every=sum(all(seen) for _, seen in repeated), some=sum(any(seen) for _, seen in repeated),
+                   flaky=tuple(dict.fromkeys(flaky)), changed=len(flaky))

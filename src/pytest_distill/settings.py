@@ -148,6 +148,16 @@ def _cache_mode(text: str) -> str:
     return mode
 
 
+GATE_METRICS = {"pass-rate": "pass-rate", "pass_rate": "pass-rate", "pass^k": "pass^k", "pass^n": "pass^k"}
+
+
+def _gate_metric(text: str) -> str:
+    metric = GATE_METRICS.get(text.strip().lower())
+    if metric is None:
+        raise ValueError(f"{text!r} is not one of pass-rate, pass^k")
+    return metric
+
+
 def _flag(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -190,6 +200,11 @@ OPTIONS: tuple[Option, ...] = (
            group="datasets", metavar="SPEC"),
     Option("embedding_model", None, "distill_embedding_model", "text-embedding-3-small", "model for embedding_similarity", group="grading"),
     Option("repeat", "--distill-repeat", "distill_repeat", 1, "run each case N times per model", _positive, group="grading"),
+    Option("gate_metric", "--distill-gate-metric", "distill_gate_metric", "pass-rate",
+           "what the gate and the baseline compare: pass-rate, or pass^k (passed in every repeat)", _gate_metric, group="grading",
+           metavar="NAME"),
+    Option("judge_labels", "--distill-judge-labels", "distill_judge_labels", None,
+           "human verdicts (JSONL of case_id, grader, passed) to measure each judge against", Path, group="grading", metavar="FILE"),
     Option("results", "--distill-results", "distill_results", None, "write the JSON results file here", Path, group="reports"),
     Option("baseline", "--distill-baseline", "distill_baseline", None, "compare with an earlier results file", Path, group="reports"),
     Option("tolerance", "--distill-tolerance", "distill_tolerance", 0.0, "allowed pass-rate drop below the baseline", _rate,
@@ -269,6 +284,8 @@ class Settings:
     filter: bool = False
     timeout: float = 7200.0
     repeat: int = 1
+    gate_metric: str = "pass-rate"
+    judge_labels: Path | None = None
     baseline_models: tuple[str, ...] = ()
     backend: str = "openai"
     validation: str | None = None
@@ -287,6 +304,11 @@ class Settings:
     """How the user names a model under test here: `--distill-model` when the project owns `--model`."""
     configured: bool = False
     """Whether any option or ini setting of the plugin was given: only then does its header show."""
+
+    @property
+    def every_repeat(self) -> bool:
+        """--distill-gate-metric pass^k: a case passes the gate and the baseline only if it passed every repeat."""
+        return self.gate_metric == "pass^k"
 
     @property
     def judge(self) -> str:

@@ -5,18 +5,22 @@ A check whose arguments are the same for every case of a test (`valid_json`, `ma
 one schema, `string_check` against a fixed string) judges any answer, so it is replayed on each
 training answer. A check against the case's own reference cannot judge a training answer (it would
 compare the answer with itself): it is skipped and the summary says so.
+
+With --distill-repeat, a test over the training spec itself (its dataset spec written as in
+--distill-train) evaluates the training data: the examples whose teacher answer passed in some repeats
+and failed in others are dropped too, since a verdict that flips says the answer is borderline.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..grades import Grade, Scope, scoped
 from ..graders.deterministic import matches_schema, string_check, valid_json, valid_xml
-from ..ledger import Entry
+from ..grades import Grade, Scope, scoped
+from ..ledger import NO_MODEL, Entry, verdict_changes
 
 REPLAY: dict[str, Callable[[str, dict[str, Any]], Grade]] = {
     "string_check": lambda output, args: string_check(output, args["reference"], args["operation"]),
@@ -78,3 +82,16 @@ def suite_checks(entries: Iterable[Entry]) -> SuiteChecks:
         else:
             skipped.append(f"{name} in {function.rsplit('::', 1)[-1]}")
     return SuiteChecks(tuple(checks.values()), tuple(skipped))
+
+
+def evaluates_training(entry: Entry, train_spec: str) -> bool:
+    """Whether the test graded the training data itself: a case of the --distill-train spec, without a
+    model under test (the teacher's answer, through the `teacher` fixture). Such a case is no test case:
+    no model is measured on it, so training on it leaks nothing."""
+    return entry.model is None and entry.dataset == train_spec
+
+
+def flipped_answers(entries: Sequence[Entry], train_spec: str) -> tuple[str, ...]:
+    """The training examples (by case id) whose teacher answer's verdict changed between repeats."""
+    repeats = verdict_changes([entry for entry in entries if evaluates_training(entry, train_spec)]).get(NO_MODEL)
+    return repeats.flaky if repeats else ()

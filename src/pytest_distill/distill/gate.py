@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..ledger import ModelStats
+from ..ledger import ModelStats, Repeats
 
 
 @dataclass(frozen=True)
@@ -74,16 +74,17 @@ def _rate(value: float | None) -> str:
 
 
 def decide(stats: Mapping[str, ModelStats], teacher: str, student: str, examples: int,
-           thresholds: Thresholds, examples_note: str = "") -> Decision:
-    """Apply the gate to the run's per-model stats and the number of valid training examples."""
-    teacher_stats, student_stats = stats.get(teacher), stats.get(student)
-    teacher_rate = teacher_stats.pass_rate if teacher_stats else None
-    student_rate = student_stats.pass_rate if student_stats else None
+           thresholds: Thresholds, examples_note: str = "", repeats: Mapping[str, Repeats] | None = None) -> Decision:
+    """Apply the gate to the run's per-model stats and the number of valid training examples.
+
+    With `repeats` (--distill-gate-metric pass^k) a model's rate is its pass^N, so one lucky repeat passes nothing."""
+    teacher_rate, metric = _model_rate(stats, repeats, teacher)
+    student_rate, _ = _model_rate(stats, repeats, student)
     gap = None if teacher_rate is None or student_rate is None else round(teacher_rate - student_rate, 10)
 
     teacher_ok = teacher_rate is not None and teacher_rate >= thresholds.teacher_min
-    teacher_reason = (f"teacher {teacher} pass rate {_rate(teacher_rate)} >= {_rate(thresholds.teacher_min)}" if teacher_ok
-                      else f"teacher {teacher} pass rate {_rate(teacher_rate)} is below {_rate(thresholds.teacher_min)}"
+    teacher_reason = (f"teacher {teacher} {metric} {_rate(teacher_rate)} >= {_rate(thresholds.teacher_min)}" if teacher_ok
+                      else f"teacher {teacher} {metric} {_rate(teacher_rate)} is below {_rate(thresholds.teacher_min)}"
                       if teacher_rate is not None else f"teacher {teacher} has no graded case in this run")
     gap_ok = gap is not None and gap >= thresholds.gap_min
     gap_reason = (f"gap teacher - student {student} {gap:+.0%} >= {_rate(thresholds.gap_min)}" if gap_ok
@@ -101,3 +102,12 @@ def decide(stats: Mapping[str, ModelStats], teacher: str, student: str, examples
         Measure("gap", gap, thresholds.gap_min, gap_ok, gap_reason),
         Measure("examples", examples, thresholds.min_examples, examples_ok, examples_reason),
     ), errors)
+
+
+def _model_rate(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats] | None, model: str) -> tuple[float | None, str]:
+    """A model's rate for the gate and its name: pass^N where asked for and repeated, else the pass rate."""
+    repeated = (repeats or {}).get(model)
+    if repeated is not None:
+        return repeated.pass_all, f"pass^{repeated.n}"
+    model_stats = stats.get(model)
+    return (model_stats.pass_rate if model_stats else None), "pass rate"

@@ -16,12 +16,12 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..datasets import BrokenCase, Case, DatasetError
-from ..ledger import Entry, summarize
+from ..ledger import Entry, summarize, verdict_changes
 from ..models.types import ModelError
 from ..settings import Settings
 from . import training
 from .backends import Trainer, TrainingError, TrainingRequest, TrainingRun
-from .filter import suite_checks
+from .filter import evaluates_training, flipped_answers, suite_checks
 from .gate import Decision, Thresholds, decide
 from .record import TrainingRecord, fingerprint
 
@@ -79,12 +79,13 @@ class Outcome:
 def run_loop(inputs: LoopInputs) -> Outcome:
     """Gate, then (dry run) write the file, or (distill, gate met) train and maybe wait."""
     s = inputs.settings
-    held_out = {training.input_key(entry.input) for entry in inputs.entries if entry.input}
+    held_out = {training.input_key(entry.input) for entry in inputs.entries
+                if entry.input and not evaluates_training(entry, s.train)}
     train_set, problem = _build(inputs, s.train, held_out, "a test case")
     thresholds = Thresholds(s.teacher_min, s.gap_min, s.min_examples)
     examples = len(train_set.examples) if train_set else 0
-    outcome = Outcome(decide(summarize(inputs.entries), s.teacher, s.student, examples, thresholds,
-                             problem or f"from {s.train}"), train_set)
+    outcome = Outcome(decide(summarize(inputs.entries), s.teacher, s.student, examples, thresholds, problem or f"from {s.train}",
+                             verdict_changes(inputs.entries) if s.every_repeat else None), train_set)
     if train_set is None:
         return outcome
     if s.validation:
@@ -117,7 +118,8 @@ def _build(inputs: LoopInputs, spec: str, held_out: set[str],
         return None, f"could not be read: {exc}"
     return training.build(cases, source=spec, teacher=s.teacher, held_out=held_out, held_out_what=held_out_what,
                           system=s.student_system, answer_problems=checks.problems if checks else None,
-                          filter_note=checks.describe() if checks else ""), None
+                          filter_note=checks.describe() if checks else "",
+                          flipped=flipped_answers(inputs.entries, spec) if s.filter else ()), None
 
 
 def _write(out_dir: Path, outcome: Outcome) -> None:

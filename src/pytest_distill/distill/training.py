@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,6 +51,8 @@ class TrainingSet:
     leaked: list[str] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     filtered: list[str] = field(default_factory=list)
+    flipped: list[str] = field(default_factory=list)
+    """Examples whose teacher answer passed the suite in some repeats and failed in others (--distill-filter)."""
     filter_note: str = ""
     held_out_what: str = "a test case"
 
@@ -84,21 +86,26 @@ class TrainingSet:
         if self.filter_note:
             dropped = f", dropped: {_some(self.filtered)}" if self.filtered else ""
             rows.append(f"  {len(self.filtered)} failed {self.filter_note}{dropped}")
+        if self.flipped:
+            rows.append(f"  {len(self.flipped)} whose teacher answer's verdict flipped between repeats, "
+                        f"dropped: {_some(self.flipped)}")
         return rows
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "examples": len(self.examples), "tokens_estimate": self.tokens,
                 "sha256": self.sha256, "invalid": self.invalid, "other_model": self.other_model,
-                "leaked": self.leaked, "duplicates": self.duplicates, "filtered": self.filtered}
+                "leaked": self.leaked, "duplicates": self.duplicates, "filtered": self.filtered, "flipped": self.flipped}
 
 
 def build(cases: Sequence[Case | BrokenCase], *, source: str, teacher: str, held_out: set[str],
           held_out_what: str = "a test case", system: str | None = None,
-          answer_problems: Callable[[str], list[str]] | None = None, filter_note: str = "") -> TrainingSet:
+          answer_problems: Callable[[str], list[str]] | None = None, filter_note: str = "",
+          flipped: Collection[str] = ()) -> TrainingSet:
     """Check every case and keep the good ones as examples.
 
     `held_out` are the input keys that must not be trained on (the test cases' inputs, `held_out_what`
-    in the summary); `system` replaces the teacher's system prompt; `answer_problems` is the filter.
+    in the summary); `system` replaces the teacher's system prompt; `answer_problems` is the filter, and
+    `flipped` the ids of examples whose teacher answer's verdict changed between repeats.
     """
     result = TrainingSet(source, filter_note=filter_note, held_out_what=held_out_what)
     seen: set[str] = set()
@@ -123,6 +130,9 @@ def build(cases: Sequence[Case | BrokenCase], *, source: str, teacher: str, held
             result.duplicates.append(case.id)
             continue
         seen.add(line)
+        if case.id in flipped:
+            result.flipped.append(case.id)
+            continue
         failures = answer_problems(example.answer) if answer_problems else []
         if failures:
             result.filtered.append(f"{case.id} ({failures[0]})")

@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..ledger import NO_MODEL, without_param
-from .results import SCHEMA, VERSION
+from ..ledger import NO_MODEL, without_param, without_repeat
+from .results import SCHEMA, VERSION, read_input
 from .table import percent
 
 EPSILON = 1e-9
@@ -41,12 +41,7 @@ def models_of(results: Mapping[str, Any]) -> list[str]:
 def load(path: Path) -> Baseline:
     """The baseline file, or a usage error that says what is wrong with it before any model is called."""
     where = f"baseline {path}"
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: no such file (write one with --distill-results {path})") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{where}: cannot be read: {exc}") from None
+    text = read_input(path, where, f"no such file (write one with --distill-results {path})")
     try:
         results = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -110,16 +105,45 @@ class Comparison:
     changes: list[GraderChange]
     added: dict[str, list[str]] = field(default_factory=dict)
     removed: dict[str, list[str]] = field(default_factory=dict)
+    paired: int = 0
+    shared: int = 0
+    repeats_differ: bool = False
+    """How many models were paired with a baseline model, and how many cases both runs ran."""
     new_models: list[str] = field(default_factory=list)
     gone_models: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    """What makes the two runs unlike (a simulator against a real API, other datasets): said above the comparison."""
+    every_repeat: bool = False
+    """Verdicts are pass^N: a case passes only if it passed in every repeat (--distill-gate-metric pass^k)."""
 
     @property
     def regressions(self) -> list[GraderChange]:
         return [change for change in self.changes if change.regressed]
 
+    @property
+    def nothing(self) -> str | None:
+        """Why the comparison compares nothing (then it fails the session), or None."""
+        if self.changes:
+            return None
+        if not self.paired:
+            return (f"no model of this run is in the baseline (the baseline has {', '.join(self.gone_models) or 'none'}; "
+                    f"this run {', '.join(self.new_models) or 'none'}): pair them with --distill-baseline-model OLD=NEW")
+        if not self.shared and self.repeats_differ:
+            return ("one run repeats its cases (--distill-repeat) and the other does not, so no node id is in both: "
+                    "compare with --distill-gate-metric pass^k, which counts the repeats of a case as one")
+        if not self.shared:
+            return "no case of this run is in the baseline: every case was added or removed since (their node ids differ)"
+        return "no grader graded a case in both runs"
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.regressions) or self.nothing is not None
+
     def lines(self) -> list[str]:
         """Each grader before and now, the cases that went from pass to fail, and what changed in the cases."""
-        lines = []
+        lines = list(self.notes)
+        if self.every_repeat:
+            lines.append("verdicts are pass^N: a case passes when it passed in every repeat (--distill-gate-metric pass^k)")
         for change in self.changes:
             flag = "  REGRESSION" if change.regressed else ""
             lines.append(f"{change.label}: {percent(change.before)} -> {percent(change.after)} "
@@ -139,6 +163,8 @@ class Comparison:
 
     def verdict(self) -> str:
         """The one line that says whether the session fails because of the baseline."""
+        if self.nothing is not None:
+            return f"distill: ERROR: the comparison with the baseline {self.path} compares nothing: {self.nothing}"
         if not self.regressions:
             return (f"distill: no regression against the baseline {self.path} "
                     f"({len(self.changes)} model/grader pairs compared, tolerance {percent(self.tolerance)})")
@@ -158,34 +184,78 @@ def _listing(title: str, items: Sequence[str]) -> list[str]:
     return [title, *(f"{indent}{item}" for item in items[:LISTED]), *more]
 
 
-def compare(baseline: Baseline, results: Mapping[str, Any], mapping: Mapping[str, str], tolerance: float) -> Comparison:
-    """This run's results against the baseline's, per paired model and grader, on the cases both ran."""
+def compare(baseline: Baseline, results: Mapping[str, Any], mapping: Mapping[str, str], tolerance: float,
+            every_repeat: bool = False) -> Comparison:
+    """This run's results against the baseline's, per paired model and grader, on the cases both ran.
+
+    With `every_repeat` the repeats of a case are one case that passes only when every repeat passed."""
     run_models = list(dict.fromkeys([*models_of(results), *mapping.values()]))
     pairs = pair_models(baseline.models, run_models, mapping)
     changes: list[GraderChange] = []
     added: dict[str, list[str]] = {}
     removed: dict[str, list[str]] = {}
+    shared_count = 0
     for model, old_model in pairs.items():
-        before, now = _cases(baseline.results, old_model), _cases(results, model)
-        if extra := [now[key]["nodeid"] for key in now if key not in before]:
+        before, now = _cases(baseline.results, old_model, every_repeat), _cases(results, model, every_repeat)
+        if extra := [_shown(now[key], every_repeat) for key in now if key not in before]:
             added[model] = extra
-        if missing := [before[key]["nodeid"] for key in before if key not in now]:
+        if missing := [_shown(before[key], every_repeat) for key in before if key not in now]:
             removed[old_model] = missing
         shared = [(before[key], now[key]) for key in now if key in before]
-        for grader in dict.fromkeys(grade["name"] for old, _ in shared for grade in old["grades"]):
-            change = _grader_change(model, old_model, grader, shared, tolerance)
+        shared_count += len(shared)
+        for grader in dict.fromkeys(grade["name"] for old, _ in shared for record in old for grade in record["grades"]):
+            change = _grader_change(model, old_model, grader, shared, tolerance, every_repeat)
             if change is not None:
                 changes.append(change)
     return Comparison(
         path=baseline.path, tolerance=tolerance, changes=changes, added=added, removed=removed,
+        paired=len(pairs), shared=shared_count, repeats_differ=_repeated(baseline.results) != _repeated(results),
         new_models=[model for model in run_models if model not in pairs],
-        gone_models=[model for model in baseline.models if model not in pairs.values()])
+        gone_models=[model for model in baseline.models if model not in pairs.values()],
+        notes=unlike_runs(baseline.results, results), every_repeat=every_repeat)
 
 
-def _grader_change(model: str, old_model: str, grader: str, shared: Sequence[tuple[dict[str, Any], dict[str, Any]]],
-                   tolerance: float) -> GraderChange | None:
+def unlike_runs(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """One line for each way the two runs differ that moves every rate: who served them, what they ran on.
+    Read from each file's "run" block; a file without one says nothing."""
+    was, is_ = _run_block(before), _run_block(now)
+    notes = []
+    if isinstance(was.get("simulator"), bool) and isinstance(is_.get("simulator"), bool) and was["simulator"] != is_["simulator"]:
+        served = {True: "the offline simulator", False: "a real API"}
+        notes.append(f"note: the baseline was served by {served[was['simulator']]} and this run by {served[is_['simulator']]}: "
+                     "the simulator's scores measure wiring, not model quality")
+    if "datasets" in was and "datasets" in is_ and was["datasets"] != is_["datasets"]:
+        notes.append(f"note: the dataset specs differ: the baseline ran {_specs(was['datasets'])}, "
+                     f"this run {_specs(is_['datasets'])}")
+    return notes
+
+
+def _repeated(results: Mapping[str, Any]) -> bool:
+    return any(without_repeat(record["nodeid"]) != record["nodeid"] for record in results["cases"])
+
+
+def _run_block(results: Mapping[str, Any]) -> Mapping[str, Any]:
+    run = results.get("run")
+    return run if isinstance(run, Mapping) else {}
+
+
+def _specs(datasets: Any) -> str:
+    if isinstance(datasets, (list, tuple)) and all(isinstance(spec, str) for spec in datasets):
+        return ", ".join(datasets) or "none"
+    return json.dumps(datasets, ensure_ascii=False)
+
+
+def _shown(records: Sequence[dict[str, Any]], every_repeat: bool) -> str:
+    """How a case is named in a listing: its node id (less the repeat's id when repeats are one case)."""
+    nodeid: str = records[0]["nodeid"]
+    return without_repeat(nodeid) if every_repeat else nodeid
+
+
+def _grader_change(model: str, old_model: str, grader: str,
+                   shared: Sequence[tuple[Sequence[dict[str, Any]], Sequence[dict[str, Any]]]],
+                   tolerance: float, every_repeat: bool) -> GraderChange | None:
     """One grader's pass rate before and now, on the shared cases that it graded in both runs."""
-    verdicts = [(new["nodeid"], _verdict(old, grader), _verdict(new, grader)) for old, new in shared]
+    verdicts = [(_shown(new, every_repeat), _verdict(old, grader), _verdict(new, grader)) for old, new in shared]
     graded = [(nodeid, was, now) for nodeid, was, now in verdicts if was is not None and now is not None]
     if not graded:
         return None
@@ -197,15 +267,20 @@ def _grader_change(model: str, old_model: str, grader: str, shared: Sequence[tup
                         regressed=after < before - tolerance - EPSILON)
 
 
-def _cases(results: Mapping[str, Any], model: str) -> dict[str, dict[str, Any]]:
-    """A model's records by their node id less the model: the same key for a renamed model."""
-    return {without_param(record["nodeid"], model): record for record in results["cases"]
-            if (record["model"] or NO_MODEL) == model}
+def _cases(results: Mapping[str, Any], model: str, every_repeat: bool) -> dict[str, list[dict[str, Any]]]:
+    """A model's records by their node id less the model (the same key for a renamed model), and less
+    the repeat's id when the repeats of a case count as one."""
+    cases: dict[str, list[dict[str, Any]]] = {}
+    for record in results["cases"]:
+        if (record["model"] or NO_MODEL) == model:
+            key = without_param(record["nodeid"], model)
+            cases.setdefault(without_repeat(key) if every_repeat else key, []).append(record)
+    return cases
 
 
-def _verdict(record: Mapping[str, Any], grader: str) -> bool | None:
-    """Whether every grade of this grader passed in the record; None when it errored or was not graded."""
-    if record["error"] is not None:
-        return None
-    grades = [grade["passed"] for grade in record["grades"] if grade["name"] == grader]
+def _verdict(records: Sequence[Mapping[str, Any]], grader: str) -> bool | None:
+    """Whether every grade of this grader passed in the records (the repeats of one case); None when
+    all of them errored or none was graded by it."""
+    grades = [grade["passed"] for record in records if record["error"] is None
+              for grade in record["grades"] if grade["name"] == grader]
     return all(grades) if grades else None

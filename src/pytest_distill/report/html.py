@@ -12,7 +12,7 @@ from typing import Any
 from pytest_html import extras
 
 from ..grades import Grade
-from ..ledger import Entry
+from ..ledger import Entry, by_case
 from .baseline import Comparison
 from .table import SummaryTable
 
@@ -35,7 +35,20 @@ STYLE = """<style>
 .distill-entry .role { font-weight: bold; font-size: 12px; color: #555; }
 .distill-pass { color: #1b7f3b; font-weight: bold; }
 .distill-fail, .distill-entry .error { color: #b00020; font-weight: bold; }
+.distill-matrix { color: #222; margin-bottom: 14px; }
+.distill-matrix table { border-collapse: collapse; margin: 6px 0 10px; }
+.distill-matrix th, .distill-matrix td { border: 1px solid #d0d0d0; padding: 3px 8px; text-align: left; vertical-align: top; }
+.distill-matrix th { background: #f2f2f2; }
+.distill-matrix td.pass { background: #e3f4e8; }
+.distill-matrix td.fail { background: #fbe3e6; }
+.distill-matrix td.flaky { background: #fff3d6; }
+.distill-matrix td.error { background: #ececec; }
+.distill-matrix tr.disagree td:first-child { border-left: 4px solid #b00020; }
+.distill-matrix .test { color: #777; font-size: 11px; }
+.distill-matrix pre { white-space: pre-wrap; word-break: break-word; max-width: 40em; font-size: 12px; margin: 4px 0; }
 </style>"""
+HOVER = 500
+"""How many characters of an output the hover shows; the cell expands to the whole of it."""
 COLUMNS = (("case", "Case"), ("model", "Model"), ("grades", "Grades"))
 AFTER = 2
 """Our columns follow pytest-html's Result and Test columns."""
@@ -54,7 +67,7 @@ def summary_html(table: SummaryTable, lines: Sequence[str], comparison: Comparis
         parts.append(f"<h3>Baseline {escape(str(comparison.path))}</h3>")
         listing = "\n".join(comparison.lines())
         parts.append(f"<pre>{escape(listing)}</pre>")
-        css = "regression" if comparison.regressions else "steady"
+        css = "regression" if comparison.failed else "steady"
         parts.append(f'<p class="{css}">{escape(comparison.verdict())}</p>')
     parts.append("</div>")
     return "".join(parts)
@@ -110,3 +123,54 @@ def _content(message: dict[str, Any]) -> str:
         return content
     rest = {key: value for key, value in message.items() if key != "role" and value is not None}
     return json.dumps(rest, ensure_ascii=False, indent=2)
+
+
+def matrix_html(entries: Sequence[Entry], models: Sequence[str]) -> str:
+    """The case x model matrix: one row per case, one column per model under test, each cell the verdict
+    (its colour) with the output on hover and on expand; the cases where the models disagree come first."""
+    cases = by_case(entry for entry in entries if entry.model and entry.outcome != "skipped")
+    if not cases:
+        return ""
+    columns = list(dict.fromkeys([*(m for m in models if any(m in cells for cells in cases.values())),
+                                  *(m for cells in cases.values() for m in cells)]))
+    rows = []
+    for key, cells in cases.items():
+        verdicts = {model: _cell_verdict(group) for model, group in cells.items()}
+        disagree = len(set(verdicts.values())) > 1
+        first = next(iter(cells.values()))[0]
+        name = key.rpartition("::")[2].partition("[")[0]
+        row = [f'<td><b>{escape(first.case_id or key)}</b> <span class="test">{escape(name)}</span></td>']
+        row += [_cell(cells[model], verdicts[model]) if model in cells else '<td class="none">-</td>' for model in columns]
+        rows.append((not disagree, f'<tr class="{"disagree" if disagree else "agree"}">{"".join(row)}</tr>'))
+    rows.sort(key=lambda pair: pair[0])
+    disagreeing = sum(not agree for agree, _ in rows)
+    head = "<th>case</th>" + "".join(f"<th>{escape(model)}</th>" for model in columns)
+    return (f'<div class="distill-matrix"><h2>Cases by model</h2><p>{len(rows)} cases, {disagreeing} where the models '
+            f"disagree (listed first); hover a cell for its output, click it for the whole output.</p>"
+            f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(row for _, row in rows)}</tbody></table></div>')
+
+
+def _cell_verdict(group: Sequence[Entry]) -> str:
+    """pass, fail or error; flaky when the repeats of the case passed in some and failed in others."""
+    seen = {entry.passed for entry in group if entry.counted}
+    return "error" if not seen else "flaky" if len(seen) > 1 else "pass" if seen == {True} else "fail"
+
+
+def _cell(group: Sequence[Entry], verdict: str) -> str:
+    """One model's cell: the verdict, each repeat's output (or error) on hover and inside <details>."""
+    texts = [entry.output if entry.output is not None else entry.error or "(no output)" for entry in group]
+    if len(group) > 1:
+        texts = [f"rep{entry.sample} {_entry_verdict(entry)}: {text}" for entry, text in zip(group, texts, strict=True)]
+        passed = sum(entry.passed for entry in group if entry.counted)
+        label = f"{verdict} {passed}/{sum(entry.counted for entry in group)}"
+    else:
+        label = verdict if verdict != "fail" else "FAIL"
+    hover = "\n\n".join(texts)
+    hover = hover if len(hover) <= HOVER else hover[:HOVER] + "..."
+    body = "".join(f"<pre>{escape(text)}</pre>" for text in texts)
+    return (f'<td class="{verdict}" data-verdict="{verdict}" title="{escape(hover, quote=True)}">'
+            f"<details><summary>{escape(label)}</summary>{body}</details></td>")
+
+
+def _entry_verdict(entry: Entry) -> str:
+    return "error" if not entry.counted else "pass" if entry.passed else "fail"

@@ -18,7 +18,7 @@ import pytest
 from ..ledger import Entry, error_counts, judging, summarize, verdict_changes
 from ..recording import Recorder
 from ..settings import Settings
-from . import baseline, html, results, run, table, terminal
+from . import agreement, baseline, html, results, run, table, terminal
 from .cost import PriceTable
 
 PLUGIN_NAME = "distill-reporter"
@@ -49,16 +49,20 @@ class Reporter:
     baseline: baseline.Baseline | None = field(init=False, default=None)
     comparison: baseline.Comparison | None = field(init=False, default=None)
     training: TrainingReport | None = field(init=False, default=None)
+    labels: list[agreement.Label] = field(init=False, default_factory=list)
+    """Human verdicts (--distill-judge-labels), read at start-up."""
     lines: list[str] = field(init=False, default_factory=list)
     """Lines for the end of the terminal and the HTML summary: the results file, the baseline."""
 
     def __post_init__(self) -> None:
-        """Prices, the results file's place and the baseline are checked now: a mistake in any stops the
-        run before any call."""
+        """Prices, the results file's place, judge labels and the baseline are checked now: a mistake in
+        any stops the run before any call."""
         s = self.settings
         self.prices = PriceTable.with_defaults(s.prices)
         if s.results is not None:
             results.check_destination(s.results)
+        if s.judge_labels is not None:
+            self.labels = agreement.load_labels(s.judge_labels)
         if s.baseline is None:
             if s.baseline_models:
                 raise pytest.UsageError("--distill-baseline-model needs --distill-baseline")
@@ -76,6 +80,14 @@ class Reporter:
         return table.build(summarize(entries), verdict_changes(entries), self.prices, self.settings.teacher,
                            shorter_prompt=self.settings.student_system is not None, judging=judging(entries),
                            errors=error_counts(entries))
+
+    def judges(self) -> dict[str, agreement.Agreement] | None:
+        """Each labelled grader against the people's verdicts, or None without --distill-judge-labels."""
+        return agreement.agreement(self.labels, self.ledger()) if self.labels else None
+
+    def judge_lines(self) -> list[str]:
+        judges = self.judges()
+        return agreement.lines(judges, self.settings.judge_labels) if judges is not None and self.settings.judge_labels else []
 
     def add_training(self, lines: list[str], record: dict[str, Any], interrupted: bool, closing: Sequence[str] = ()) -> None:
         """The distillation step's outcome: printed under "distillation", written under "distill"."""
@@ -95,18 +107,21 @@ class Reporter:
             return
         entries = self.ledger()
         self.run_record = run.describe(self.settings, entries, self.started, time.time(), self.endpoints())
-        document = results.document(entries, self.training.record if self.training else {}, self.run_record)
+        document = results.document(entries, self.training.record if self.training else {}, self.run_record, self.judges())
         if self.settings.results:
             results.write(self.settings.results, document)
             self.lines.append(f"distill: results written to {self.settings.results}")
         if self.baseline is not None:
-            self.comparison = baseline.compare(self.baseline, document, self.settings.baseline_map(), self.settings.tolerance)
-            if self.comparison.regressions:
+            self.comparison = baseline.compare(self.baseline, document, self.settings.baseline_map(), self.settings.tolerance,
+                                               self.settings.every_repeat)
+            if self.comparison.failed:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.recorder.entries:
             terminal.write_summary(terminalreporter, self.summary())
+            for line in self.judge_lines():
+                terminalreporter.write_line(line)
         if self.training is not None:
             terminalreporter.write_sep("-", "distillation")
             for line in self.training.lines:
@@ -128,8 +143,9 @@ class Reporter:
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, summary: list[str]) -> None:
         if self.recorder.entries:
-            summary.append(html.summary_html(self.summary(), self.lines, self.comparison,
+            summary.append(html.summary_html(self.summary(), [*self.judge_lines(), *self.lines], self.comparison,
                                              run.lines(self.run_record) if self.run_record else []))
+            summary.append(html.matrix_html(self.ledger(), self.settings.models_under_test))
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_header(self, cells: list[str]) -> None:

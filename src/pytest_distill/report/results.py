@@ -9,12 +9,15 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import strict_json
 from ..atomic import write_atomic
 from ..errors import ConfigError
-from ..ledger import Entry, summarize
+from ..ledger import Entry, summarize, verdict_changes
+
+if TYPE_CHECKING:
+    from .agreement import Agreement
 
 VERSION = 1
 
@@ -49,6 +52,8 @@ SCHEMA: dict[str, Any] = {
                                "n": {"type": "integer"}}}}},
         "distill": {"type": "object"},
         "run": {"type": "object"},
+        "repeats": {"type": "object"},
+        "judges": {"type": "object"},
     },
 }
 
@@ -64,15 +69,31 @@ def record(entry: Entry) -> dict[str, Any]:
 
 
 def document(entries: Sequence[Entry], distill: Mapping[str, Any] | None = None,
-             run: Mapping[str, Any] | None = None) -> dict[str, Any]:
+             run: Mapping[str, Any] | None = None, judges: Mapping[str, Agreement] | None = None) -> dict[str, Any]:
     """The results of a run: how it was made, its records (skipped tests left out), the per-grader
-    summary, the distillation."""
+    summary, the distillation; with --distill-repeat, pass^N, pass@N and the flaky cases; with judge
+    labels, each judge's agreement."""
     ran = [entry for entry in entries if entry.outcome != "skipped"]
     summary = {model: {name: {"pass_rate": g.pass_rate, "mean_score": g.mean_score, "n": g.n}
                        for name, g in stats.graders.items()}
                for model, stats in summarize(ran).items()}
-    return {"version": VERSION, **({"run": dict(run)} if run is not None else {}),
-            "cases": [record(entry) for entry in ran], "summary": summary, "distill": dict(distill or {})}
+    results = {"version": VERSION, **({"run": dict(run)} if run is not None else {}),
+               "cases": [record(entry) for entry in ran], "summary": summary, "distill": dict(distill or {})}
+    if repeats := verdict_changes(ran):
+        results["repeats"] = {model: stats.to_dict() for model, stats in repeats.items()}
+    if judges is not None:
+        results["judges"] = {grader: stats.to_dict() for grader, stats in judges.items()}
+    return results
+
+
+def read_input(path: Path, where: str, missing: str = "no such file") -> str:
+    """The text of a file the user gave (a baseline, judge labels), or a usage error that says why not."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: {missing}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{where}: cannot be read: {exc}") from None
 
 
 def check_destination(path: Path) -> None:

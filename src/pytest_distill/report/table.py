@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..ledger import JudgingStats, ModelStats, Repeats
@@ -38,8 +38,9 @@ def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], price
     """Rows are models; per grader the pass rate, mean score and count; then errors, tokens, latency, cost."""
     graders = list(dict.fromkeys(name for model in stats.values() for name in model.graders))
     header = ["model", "pass rate", "cases", "errors", *(f"{name} rate/mean/n" for name in graders)]
+    n = max((r.n for r in repeats.values()), default=0)
     if repeats:
-        header.append("verdict changed")
+        header += [f"pass^{n}", f"pass@{n}", "verdict changed"]
     header += ["tokens in/out", "latency p50/p95", "cost/1k cases"]
     costs = {name: prices.per_1000_cases(name, model.prompt_tokens, model.completion_tokens, model.answered)
              for name, model in stats.items()}
@@ -51,7 +52,8 @@ def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], price
             row.append("-" if g is None else f"{percent(g.pass_rate)} / {g.mean_score:.2f} / {g.n}")
         if repeats:
             r = repeats.get(name)
-            row.append("-" if r is None else f"{percent(r.share)} of {r.cases}")
+            row += ["-", "-", "-"] if r is None else [percent(r.pass_all), percent(r.pass_any),
+                                                      f"{percent(r.share)} of {r.cases}"]
         row += [f"{model.prompt_tokens:,} / {model.completion_tokens:,}",
                 f"{_seconds(model.latency(0.5))} / {_seconds(model.latency(0.95))}", _dollars(costs[name])]
         rows.append(row)
@@ -59,8 +61,9 @@ def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], price
     if shorter_prompt:
         notes += prompt_notes(stats, teacher)
     if repeats:
-        notes.append("verdict changed: the share of repeated cases (--distill-repeat) that passed in one repeat "
-                     "and failed in another")
+        notes.append(f"pass^{n}: the share of repeated cases (--distill-repeat) that passed in every repeat; "
+                     f"pass@{n}: in at least one; verdict changed: passed in one repeat and failed in another")
+        notes += flaky_notes(repeats)
     return SummaryTable(header, rows, notes)
 
 
@@ -76,6 +79,17 @@ def error_notes(errors: Mapping[str, int]) -> list[str]:
     if rest:
         notes.append(f"errors: {len(rest)} other distinct errors in {sum(rest)} tests (each test's report has its own)")
     return notes
+
+
+def flaky_notes(repeats: Mapping[str, Repeats]) -> list[str]:
+    """`flaky: gpt-4o 2 cases: q003, q007`: the cases a team should look at before it trusts a verdict."""
+    return [f"flaky: {name} {len(r.flaky)} case{'s' if len(r.flaky) != 1 else ''}: {some(r.flaky)}"
+            for name, r in repeats.items() if r.flaky]
+
+
+def some(items: Sequence[str], shown: int = 10) -> str:
+    """The first items, then how many more."""
+    return ", ".join(items[:shown]) + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
 def judging_notes(judging: Mapping[str, JudgingStats], prices: PriceTable) -> list[str]:

@@ -77,5 +77,4 @@ def write_comparison(reporter: Any, comparison: Comparison) -> None:
     reporter.write_sep("-", f"distill baseline {comparison.path}")
     for line in comparison.lines():
         reporter.write_line(line)
-    reporter.write_line(comparison.verdict(), red=bool(comparison.regressions), green=not comparison.regressions,
-                        bold=True)
+    reporter.write_line(comparison.verdict(), red=comparison.failed, green=not comparison.failed, bold=True)

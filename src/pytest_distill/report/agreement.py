@@ -1,0 +1,131 @@
+"""How far to trust a judge (`--distill-judge-labels`): its verdicts against people's on the same cases.
+
+Per grader: the share of verdicts both gave alike, and Cohen's kappa, which discounts the agreement two
+raters reach by chance (a judge that passes everything agrees with people who pass 90% of the cases
+90% of the time, with a kappa of 0). The labels file is read at start-up, so a bad line stops the run
+before any model is called.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from ..ledger import Entry
+from .results import read_input
+from .table import percent, some
+
+
+@dataclass(frozen=True)
+class Label:
+    """One human verdict: this grader should (not) pass this case, on one model's output or on any."""
+
+    case_id: str
+    grader: str
+    passed: bool
+    model: str | None = None
+
+
+def load_labels(path: Path) -> list[Label]:
+    """The labels of a JSONL file, or a usage error naming the file and the line that is wrong."""
+    text = read_input(path, f"judge labels {path}")
+    labels: list[Label] = []
+    first: dict[tuple[str, str, str | None], int] = {}
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            label = _label(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"judge labels {path}:{lineno}: not JSON ({exc.msg}, column {exc.colno})") from None
+        except ValueError as exc:
+            raise ConfigError(f"judge labels {path}:{lineno}: {exc}") from None
+        key = (label.case_id, label.grader, label.model)
+        if key in first:
+            raise ConfigError(f"judge labels {path}:{lineno}: a second label for case {label.case_id!r} and "
+                                    f"grader {label.grader!r} (the first is on line {first[key]})")
+        first[key] = lineno
+        labels.append(label)
+    if not labels:
+        raise ConfigError(f'judge labels {path}: no labels (one a line: {{"case_id": ..., "grader": ..., "passed": true}})')
+    return labels
+
+
+def _label(data: Any) -> Label:
+    if not isinstance(data, dict):
+        raise ValueError('expected an object {"case_id": ..., "grader": ..., "passed": true or false}')
+    for name in ("case_id", "grader"):
+        if not isinstance(data.get(name), str) or not data[name]:
+            raise ValueError(f'"{name}" must be a non-empty string, got {data.get(name)!r}')
+    if not isinstance(data.get("passed"), bool):
+        raise ValueError(f'"passed" must be true or false, got {data.get("passed")!r}')
+    model = data.get("model")
+    if model is not None and not isinstance(model, str):
+        raise ValueError(f'"model" must be a string when given, got {model!r}')
+    return Label(data["case_id"], data["grader"], data["passed"], model)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """One grader against the labels: `n` verdicts compared, how many alike, kappa, the cases apart."""
+
+    n: int
+    agreed: int
+    kappa: float | None
+    """None where it is undefined: nothing compared, or both sides gave one and the same verdict throughout."""
+    disagreements: tuple[str, ...]
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreed / self.n if self.n else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "agreement": self.agreement, "kappa": self.kappa, "disagreements": list(self.disagreements)}
+
+
+def cohen_kappa(pairs: Sequence[tuple[bool, bool]]) -> float | None:
+    """Cohen's kappa of two raters' pass/fail verdicts: (observed - chance agreement) / (1 - chance)."""
+    if not pairs:
+        return None
+    observed = sum(a == b for a, b in pairs) / len(pairs)
+    first = sum(a for a, _ in pairs) / len(pairs)
+    second = sum(b for _, b in pairs) / len(pairs)
+    chance = first * second + (1 - first) * (1 - second)
+    return None if chance == 1 else (observed - chance) / (1 - chance)
+
+
+def agreement(labels: Sequence[Label], entries: Sequence[Entry]) -> dict[str, Agreement]:
+    """Per grader named in the labels: each grade it gave on a labelled case (of the labelled model, when
+    the label names one), against the label. Errored tests gave no verdict and are left out."""
+    pairs: dict[str, list[tuple[bool, bool, str]]] = {label.grader: [] for label in labels}
+    by_case: dict[str | None, list[Entry]] = {}
+    for entry in entries:
+        if entry.counted:
+            by_case.setdefault(entry.case_id, []).append(entry)
+    for label in labels:
+        for entry in by_case.get(label.case_id, []):
+            if label.model not in (None, entry.model):
+                continue
+            pairs[label.grader] += [(label.passed, grade.passed, label.case_id)
+                                    for grade in entry.grades if grade.name == label.grader]
+    return {grader: Agreement(n=len(seen), agreed=sum(human == judge for human, judge, _ in seen),
+                              kappa=cohen_kappa([(human, judge) for human, judge, _ in seen]),
+                              disagreements=tuple(dict.fromkeys(case for human, judge, case in seen if human != judge)))
+            for grader, seen in pairs.items()}
+
+
+def lines(judges: Mapping[str, Agreement], path: Path) -> list[str]:
+    """The summary's block: per grader, agreement, kappa and the cases where judge and people differ."""
+    rows = [f"judges against people ({path}):"]
+    for grader, stats in judges.items():
+        if not stats.n:
+            rows.append(f"  {grader}: no labelled case was graded by it in this run")
+            continue
+        kappa = "-" if stats.kappa is None else f"{stats.kappa:.2f}"
+        rows.append(f"  {grader}: agreed on {stats.agreed} of {stats.n} ({percent(stats.agreement)}), kappa {kappa}"
+                    + (f"; disagreed on {some(stats.disagreements)}" if stats.disagreements else ""))
+    return rows
