@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
@@ -217,3 +219,64 @@ def test_a_refusal_quotes_the_server_s_own_explanation(body: bytes, said: str) -
         server.server_close()
     assert raised.value.status == 400
     assert str(raised.value) == f"model 'gpt-4o' at {server.url}: POST /chat/completions failed (HTTP 400): Error code: 400 - {said}"
+
+
+def ask_ahead(runtime: ModelRuntime, count: int) -> list[Any]:
+    """`count` distinct chat calls asked ahead (as prefetch asks), not waited for."""
+    with runtime.ahead():
+        return [runtime.submit_chat("gpt-4o-mini", [{"role": "user", "content": f"question {i}"}]) for i in range(count)]
+
+
+def test_calls_asked_ahead_that_no_test_asks_for_are_counted_unused(runtime: ModelRuntime, sim: SimServer) -> None:
+    futures = ask_ahead(runtime, 3)
+    for future in futures:
+        future.result()
+    assert runtime.unused == 3
+    runtime.chat("gpt-4o-mini", [{"role": "user", "content": "question 0"}])
+    assert runtime.unused == 2
+    assert len(requests_to(sim, "POST", "/chat/completions")) == 3
+
+
+def test_a_halt_sends_none_of_the_calls_asked_ahead_still_queued(make_sim: Any) -> None:
+    sim = make_sim(latency_s=0.3)
+    runtime = ModelRuntime(concurrency=1)
+    try:
+        futures = ask_ahead(runtime, 5)
+        runtime.halt()
+        with runtime.ahead():
+            refused = runtime.submit_chat("gpt-4o-mini", [{"role": "user", "content": "after the halt"}])
+        concurrent.futures.wait(futures)
+        assert refused.cancelled()
+        sent = requests_to(sim, "POST", "/chat/completions")
+        assert len(sent) <= 1 and sum(future.cancelled() for future in futures) >= 4
+        assert runtime.chat("gpt-4o-mini", QUESTION).text, "a test's own call still goes out after a halt"
+    finally:
+        runtime.close()
+
+
+def test_a_call_a_test_waits_for_goes_before_calls_asked_ahead(make_sim: Any) -> None:
+    sim = make_sim(latency_s=0.3)
+    runtime = ModelRuntime(concurrency=1)
+    try:
+        ask_ahead(runtime, 4)
+        runtime.chat("gpt-4o-mini", QUESTION)
+        contents = [r.body["messages"][0]["content"] for r in requests_to(sim, "POST", "/chat/completions")]
+        assert contents.index(QUESTION[0]["content"]) <= 1, contents
+    finally:
+        runtime.close()
+
+
+def test_the_error_of_a_call_asked_ahead_is_the_tests_answer_not_a_second_call(sim: SimServer) -> None:
+    runtime = ModelRuntime(max_attempts=1)
+    try:
+        sim.inject(Fault("500"))
+        with runtime.ahead():
+            ahead = runtime.submit_chat("gpt-4o-mini", QUESTION)
+        assert isinstance(ahead.exception(), ModelError)
+        with pytest.raises(ModelError, match="HTTP 500"):
+            runtime.chat("gpt-4o-mini", QUESTION)
+        assert len(requests_to(sim, "POST", "/chat/completions")) == 1
+        assert runtime.chat("gpt-4o-mini", QUESTION).text, "asked again, the call is tried again"
+        assert len(requests_to(sim, "POST", "/chat/completions")) == 2
+    finally:
+        runtime.close()

@@ -7,11 +7,13 @@ import os
 import pty
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from pytest_distill.prefetch import LOOKAHEAD_PER_SLOT
 from pytest_distill.sim import Fault, SimServer
 
 from .support import qa_rows, qa_suite, requests_to, write_jsonl
@@ -94,21 +96,109 @@ def test_a_graded_marker_with_arguments_asks_the_judge_what_the_test_asks(pytest
     assert len(bodies) == len(set(bodies)) == 3 * CASES
 
 
-def test_a_test_that_calls_its_model_its_own_way_stops_being_prefetched(pytester: pytest.Pytester, server: SimServer,
-                                                                         tmp_path: Path) -> None:
-    cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES))
-    pytester.makepyfile(f"""
-        import pytest
+SUITES = {
+    "parameters_failing": ("""
+        grade = factuality(model.complete(case, max_tokens=50), case.expected)
+        assert grade.score > 1, "fails every case"
+    """, 1),
+    "own_messages": ("""
+        answer = model.complete([*case.messages, {"role": "user", "content": "Be brief."}])
+        assert factuality(answer, case.expected)
+    """, 1),
+    "plain": ("""
+        assert factuality(model.complete(case), case.expected)
+    """, 1),
+    "text_of_answer_and_constant": ("""
+        answer = model.complete(case, temperature=0.5)
+        assert criteria_match(answer.text, "names the item") and factuality(answer, case.expected)
+    """, 2),
+    "no_judge": ("""
+        assert model.complete(case, temperature=0.5).text == "never"
+    """, 0),
+}
+MODES = {"serial": [], "cache": ["--distill-cache"], "xdist": ["-n", "2"], "xdist_cache": ["-n", "2", "--distill-cache"]}
 
-        @pytest.mark.distill_dataset({str(cases)!r})
-        def test_warm(case, model):
-            assert model.complete(case, temperature=0.5).text
-    """)
-    pytester.runpytest("-p", "no:cacheprovider", "--distill-concurrency", "1").assert_outcomes(passed=CASES)
-    bodies = [json.loads(body) for body in chat_bodies(server)]
-    wasted = [body for body in bodies if "temperature" not in body]
-    assert len(bodies) - len(wasted) == CASES
-    assert 0 < len(wasted) <= 4, "only the first window of prefetches is spent before prefetch stops"
+
+def suite_of(body: str, cases: Path, head: str = "") -> str:
+    return (f"import pytest\nfrom pytest_distill import criteria_match, factuality\n{head}\n"
+            f"@pytest.mark.distill_dataset({str(cases)!r})\ndef test_answer(case, model):\n"
+            + textwrap.indent(textwrap.dedent(body).strip(), "    ") + "\n")
+
+
+@pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
+@pytest.mark.parametrize("body, judges", SUITES.values(), ids=SUITES.keys())
+def test_each_case_makes_exactly_the_calls_its_test_makes(pytester: pytest.Pytester, server: SimServer, tmp_path: Path,
+                                                          body: str, judges: int, mode: list[str]) -> None:
+    pytester.makepyfile(suite_of(body, write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES))))
+    result = pytester.runpytest("--distill-concurrency", "4", *mode)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == CASES
+    bodies = chat_bodies(server)
+    assert len(bodies) == len(set(bodies)) == CASES * (1 + judges)
+    result.stdout.no_fnmatch_line("*prefetch:*not used*")
+
+
+def test_judges_of_a_plain_assert_are_asked_ahead(pytester: pytest.Pytester, make_sim: Any, tmp_path: Path) -> None:
+    server = make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", qa_rows(CASES))], latency_s=0.05)
+    cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES))
+    pytester.makepyfile(suite_of("assert model.complete(case).text", cases))
+    pytester.runpytest("--distill-cache").assert_outcomes(passed=CASES)
+    pytester.makepyfile(suite_of("assert factuality(model.complete(case), case.expected)", cases))
+    server.clear_requests()
+    pytester.runpytest("--distill-cache", "--distill-concurrency", "4")
+    bodies = chat_bodies(server)
+    assert len(bodies) == CASES and all("json_schema" in body for body in bodies), "answers came from the cache"
+    assert server.peak_in_flight >= 2, "judge calls of several tests were in flight at once"
+
+
+def unused_of(result: pytest.RunResult) -> int:
+    found = [line for line in result.outlines if line.startswith("prefetch:")]
+    return int(found[0].split()[1]) if found else 0
+
+
+def test_a_declared_grade_the_test_does_not_make_is_counted_unused(pytester: pytest.Pytester, server: SimServer,
+                                                                    tmp_path: Path) -> None:
+    marker = '@pytest.mark.distill_grade("criteria_match", criteria="names the item")'
+    pytester.makepyfile(suite_of("assert model.complete(case).text", write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES)))
+                        .replace("def test_answer", f"{marker}\ndef test_answer"))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--distill-concurrency", "4")
+    result.assert_outcomes(passed=CASES)
+    # The first test shows the completion; the judge it declares is then made ahead for the tests after it
+    # (for the last ones, whose answers arrive as the session ends, it may no longer be started).
+    unused = unused_of(result)
+    assert len(chat_bodies(server)) == CASES + unused
+    assert CASES // 2 <= unused <= CASES - 1
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_tests_that_leave_the_plan_stop_prefetch_and_the_waste_is_counted(pytester: pytest.Pytester, server: SimServer,
+                                                                           tmp_path: Path, workers: list[str]) -> None:
+    body = """
+        answer = model.complete(case)
+        if case.id in ("q000", "q008"):
+            assert factuality(answer, case.expected)
+    """
+    pytester.makepyfile(suite_of(body, write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES))))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--distill-concurrency", "4", *workers)
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == CASES
+    made_by_tests = CASES + 2
+    assert len(chat_bodies(server)) == made_by_tests + unused_of(result)
+    assert unused_of(result) <= 2 * 4 * LOOKAHEAD_PER_SLOT, "at most one window per process is spent"
+
+
+@pytest.mark.parametrize("stop", ["pytest.fail('stop')", "raise KeyboardInterrupt"], ids=["x", "ctrl_c"])
+def test_when_the_run_stops_nothing_queued_ahead_is_sent(pytester: pytest.Pytester, make_sim: Any, tmp_path: Path,
+                                                         stop: str) -> None:
+    server = make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", qa_rows(CASES))], latency_s=1.0)
+    # The session lingers after the stop (a last call of its own), long enough for queued calls to go out.
+    head = ("@pytest.fixture(scope='session', autouse=True)\ndef last_word():\n    yield\n"
+            "    from pytest_distill import Model\n    Model('gpt-4o').complete('one last question')\n")
+    pytester.makepyfile(suite_of(f"model.submit(case)\n{stop}", write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES)), head))
+    # In a process of its own: an in-process run hands a KeyboardInterrupt on to the outer session.
+    pytester.runpytest_subprocess("-p", "no:cacheprovider", "-x", "--distill-concurrency", "2")
+    students = [r for r in requests_to(server, "POST", "/chat/completions") if r.body["model"] == "gpt-4o-mini"]
+    assert 1 <= len(students) <= 2, "the test's own call and at most one call ahead went out"
 
 
 def test_every_case_finishes_under_a_burst_of_429s(suite: pytest.Pytester, server: SimServer) -> None:

@@ -8,12 +8,17 @@ absent, so the helpers work in plain Python too.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+F = TypeVar("F", bound=Callable[..., Any])
+COMPLETE = "complete"
+"""The `target` of a `Call` that is the model under test's `complete` (or `acomplete`)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,18 @@ class Grade:
         return [f"{self.name}: {'passed' if self.passed else 'FAILED'}, score {self.score:g}{rule}", f"  reason: {self.reason}"]
 
 
+@dataclass(frozen=True)
+class Call:
+    """A call made inside a test that prefetch may make ahead for the tests after it: a model-graded
+    helper with its arguments, or the model under test's `complete` (`target` COMPLETE, `result` the
+    future of its answer)."""
+
+    target: Any
+    args: tuple[Any, ...]
+    kwargs: Mapping[str, Any]
+    result: Any = None
+
+
 @dataclass
 class Scope:
     """What helpers called inside one test may use: its grade list, the session's judge, the case's question."""
@@ -67,9 +84,12 @@ class Scope:
     """The session's model for `embedding_similarity` (a `Model`, like `judge`)."""
     judging: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     """The judge calls of the test's grading, by request: model, input and output tokens."""
+    listener: Callable[[Call], None] | None = None
+    """Told each `Call` the test makes (prefetch learns from it); None where nobody listens."""
 
 
 _scope: ContextVar[Scope | None] = ContextVar("pytest_distill_scope", default=None)
+_inside: ContextVar[bool] = ContextVar("pytest_distill_inside_helper", default=False)
 _muted: ContextVar[bool] = ContextVar("pytest_distill_muted", default=False)
 
 
@@ -110,6 +130,33 @@ def record_judging(request: str, model: str, prompt_tokens: int, completion_toke
     scope = _scope.get()
     if scope is not None:
         scope.judging[request] = (model, prompt_tokens, completion_tokens)
+
+
+def record_call(call: Call) -> None:
+    """Tell the running test's listener (if any) about a call it makes."""
+    scope = _scope.get()
+    if scope is not None and scope.listener is not None:
+        scope.listener(call)
+
+
+def replayable(helper: F) -> F:
+    """Mark a model-graded helper: each call inside a test is told to the scope's listener, so that
+    prefetch can make the same call ahead for the next tests. Told once it is over, so that what it
+    taught the runtime (a judge that refuses `temperature`, an answer to ask again) serves the calls
+    made ahead."""
+
+    @functools.wraps(helper)
+    def told(*args: Any, **kwargs: Any) -> Any:
+        if _inside.get():  # a helper calling a helper (one call per reference): only the outer one is the test's
+            return helper(*args, **kwargs)
+        token = _inside.set(True)
+        try:
+            return helper(*args, **kwargs)
+        finally:
+            _inside.reset(token)
+            record_call(Call(told, args, kwargs))
+
+    return told  # type: ignore[return-value]
 
 
 @contextmanager

@@ -1,39 +1,47 @@
-"""Prefetch: start the model calls of the tests about to run, so that pytest's one-at-a-time tests
-find their answers ready.
+"""Prefetch: make the model and judge calls of the tests about to run ahead of them, so that pytest's
+one-at-a-time tests find their answers ready.
 
-pytest runs one test after another, and each waits for its model. Once collection is done, an item
-asking for `case` and `model` tells which call its `model.complete(case)` will make; `Model.submit`
-starts exactly that call, and the test's own call joins it in the runtime (which bounds concurrency,
-shares the 429 back-off and makes identical requests once). A window of `lookahead` items ahead of
-the running one is kept started: enough to keep `--distill-concurrency` calls in flight, little to
-waste when the run stops early (`-x`).
+pytest runs one test after another, and each waits for its model and then for its judge. The tests of
+one function differ only in their case, so the first test of a function shows what the others will
+ask: while it runs, every call it makes is noted (the model under test's `complete`, and each
+model-graded helper, see `grades.replayable`) as a plan in terms of the case: "complete the case with
+these parameters; then `factuality` of that answer against the case's reference". The plan is replayed
+for a window of `lookahead` tests ahead of the running one: their completions start at once, and each
+helper runs, in a worker thread and in the scope the test will have, as soon as the answers it grades
+are there; its grade is thrown away, its judge's answer stays in the runtime, where the test's own
+identical call finds it. Running the helper itself, not a copy of its request, keeps the two requests
+identical by construction.
 
-Judge calls: `@pytest.mark.distill_grade("factuality")` says that the test grades its model's answer
-with that helper. When a prefetched answer arrives, the helper itself runs ahead in a worker thread,
-in the scope the test will have (its judge, its question), and its grade is thrown away: the judge's
-answer stays in the runtime, and the test's own `assert factuality(...)` finds it there. Running the
-helper, not a copy of its request, is what keeps the two requests identical.
+Nothing is made ahead before a test has made that call itself, so a prefetched request is always the
+test's request. Every later test is checked against the plan as it runs: at the first call that differs
+(other parameters, other messages, a branch that skips the judge), the function gets no more prefetches
+and its queued calls are withdrawn. What was made ahead and not used is counted (the runtime's
+`unused`), and said in the summary. When the run stops (-x, Ctrl-C) nothing queued is started.
+
+`@pytest.mark.distill_grade("factuality")` declares a helper call: it is made ahead for every test of
+the function once the first test's completion is known, whether the test then calls it or not.
 
 Under xdist a worker only learns its items as the controller hands them out, so its window runs over
 what it holds: the running item, the next one, and the indices waiting in its queue. Never the whole
 suite: every worker would make every call.
-
-A test function whose first passing item did not use its prefetched answer (it calls the model
-another way) gets no more prefetches; the waste is bounded by the window.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+import threading
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 
+from . import grades
 from .graders import embedding, judged
+from .grades import COMPLETE, Call
+from .models.client import ModelRuntime
 from .models.handle import Model
 from .models.types import Completion
 from .settings import is_worker
@@ -48,27 +56,88 @@ GRADED_AHEAD: Mapping[str, Callable[..., Any]] = {helper.__name__: helper for he
 """The helpers a `distill_grade` marker may name: their model calls can start ahead of the test."""
 DIST = "distill_dist"
 """workerinput key: the controller's `--dist` mode (xdist sets a worker's own to "no")."""
+UNUSED = "distill_prefetch_unused"
+"""workeroutput key: how many calls a worker made ahead that no test used."""
+FIELDS = ("expected", "references", "question", "messages", "metadata", "id")
+"""Case attributes a planned call may take an argument from."""
+
+Role = tuple[Any, ...]
+"""Where a planned argument comes from, for any test of the function: `("case",)`, `("field", name)`,
+`("output", index, as_text)` (the test's index-th answer), `("model", name)` or `("value", constant)`."""
 
 
 @dataclass(frozen=True)
-class AheadGrade:
-    """One `distill_grade` marker: the helper and its arguments besides the output."""
+class Step:
+    """One planned call: `target` is a helper or COMPLETE, its arguments as roles."""
 
-    helper: Callable[..., Any]
-    arguments: Mapping[str, Any]
+    target: Any
+    args: tuple[Role, ...]
+    kwargs: tuple[tuple[str, Role], ...]
+
+    def outputs(self) -> list[int]:
+        """The answers (by index) this call needs before it can be made."""
+        return [role[1] for role in (*self.args, *(role for _, role in self.kwargs)) if role[0] == "output"]
+
+    def literal(self) -> bool:
+        """Whether a constant argument is other than a number, a flag or None: a string may be a literal
+        of the test or something the test made of its answer (`answer.text.strip()`); a second test
+        making the same call tells which."""
+        return any(role[0] == "value" and not isinstance(role[1], (int, float, bool, type(None)))
+                   for role in (*self.args, *(role for _, role in self.kwargs)))
+
+    def same(self, other: Step) -> bool:
+        try:
+            return bool(self == other)
+        except Exception:  # an argument whose == misbehaves: not the same call
+            return False
+
+
+@dataclass
+class Plan:
+    """What the tests of one function call, learnt from the first one that made a call."""
+
+    declared: list[Step]
+    steps: list[Step] = field(default_factory=list)
+    learner: str | None = None
+    """The item the steps are being learnt from, while it runs."""
+    learned: bool = False
+    stopped: bool = False
+    confirmed: set[int] = field(default_factory=set)
+    """Steps (by id) with a constant that a second test made too (or a marker declared): only then are
+    they made ahead."""
+
+    def __post_init__(self) -> None:
+        self.confirmed.update(id(step) for step in self.declared)
+
+    def ready(self, step: Step) -> bool:
+        return step.target == COMPLETE or not step.literal() or id(step) in self.confirmed
 
 
 @dataclass
 class Ahead:
-    """What was started for one item."""
+    """What was started for one item ahead of it: its answers, in plan order, and the steps started."""
 
+    item: pytest.Item
     function: str
-    model: Model | None = None
-    completion: concurrent.futures.Future[Completion] | None = None
+    case: Any
+    model: Model
+    outputs: list[concurrent.futures.Future[Completion]] = field(default_factory=list)
+    started: set[int] = field(default_factory=set)
+
+
+@dataclass
+class Observed:
+    """The calls of the running item so far."""
+
+    item: pytest.Item
+    function: str
+    case: Any
+    outputs: list[Any] = field(default_factory=list)
+    steps: int = 0
 
 
 class Prefetcher:
-    """A plugin object: sees the collected items, each item about to run, and each report."""
+    """A plugin object: sees the collected items, each item as it runs and each report."""
 
     def __init__(self, model_for: Callable[[str, int], Model], scope_for: Callable[[pytest.Item], AbstractContextManager[Any]],
                  helpers: Mapping[str, Callable[..., Any]], concurrency: int) -> None:
@@ -77,11 +146,13 @@ class Prefetcher:
         self.worker_queue: Callable[[], list[int]] | None = None
         self.items: Sequence[pytest.Item] = ()
         self.position: dict[str, int] = {}
+        self.plans: dict[str, Plan] = {}
         self.ahead: dict[str, Ahead] = {}
-        self.stopped: set[str] = set()
-        """Test functions that call their model in their own way: no prefetch."""
-        self.judged: set[str] = set()
-        """Test functions whose first passing item decided whether prefetching serves them."""
+        self.lock = threading.RLock()
+        self.halted = False
+        self.runtime: ModelRuntime | None = None
+        self.unused_elsewhere = 0
+        """Unused calls reported by xdist workers."""
         self.pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="distill-grade")
 
     # -- hooks ---------------------------------------------------------------------------------
@@ -93,35 +164,144 @@ class Prefetcher:
         for item in self.items:
             grade_markers(item, self.helpers)
 
-    @pytest.hookimpl(tryfirst=True)
-    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    def pytest_runtest_protocol(self, item: pytest.Item, nextitem: pytest.Item | None) -> Generator[None, object, object]:
         for upcoming in self.upcoming(item, nextitem):
             if upcoming.nodeid not in self.ahead:
-                self.ahead[upcoming.nodeid] = self.start(upcoming)
+                self.start(upcoming)
+        try:
+            return (yield)
+        except BaseException:
+            self.halt()
+            raise
+        finally:
+            if item.session.shouldfail or item.session.shouldstop:
+                self.halt()
+
+    @pytest.hookimpl(wrapper=True, trylast=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
+        """Innermost around the test body, inside its grading scope: listen to the calls it makes."""
+        scope = grades.current()
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        observed = Observed(item, function_of(item), params.get("case"))
+        if scope is not None and "model" in getattr(item, "fixturenames", ()):
+            scope.listener = lambda call: self.observe(observed, call)
+        try:
+            return (yield)
+        except (KeyboardInterrupt, pytest.exit.Exception):
+            self.halt()
+            raise
+        except BaseException as exc:
+            if ending(item, exc):
+                self.halt()
+            raise
+        finally:
+            self.finish(observed)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        ahead = self.ahead.get(report.nodeid)
-        if ahead is None:
-            return
-        if report.when == "call" and report.passed and ahead.model and ahead.completion and ahead.function not in self.judged:
-            self.judged.add(ahead.function)
-            if ahead.model.runtime.demand(ahead.completion) == 1:
-                self.stopped.add(ahead.function)
         if report.when == "teardown":
-            del self.ahead[report.nodeid]
+            self.ahead.pop(report.nodeid, None)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput[DIST] = node.config.getoption("dist", None)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        self.unused_elsewhere += getattr(node, "workeroutput", {}).get(UNUSED, 0)
+
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """After a whole run the helpers ahead are done or nearly (the tests waited for the same calls):
-        let them end. After -x, --maxfail or Ctrl-C, drop the queued ones; those under way end when
+        let them end. After -x, --maxfail or Ctrl-C, nothing queued starts; those under way end when
         the runtime closes."""
         stopped = bool(session.shouldstop or session.shouldfail) or exitstatus == pytest.ExitCode.INTERRUPTED
+        if stopped:
+            self.halt()
         self.pool.shutdown(wait=not stopped, cancel_futures=stopped)
+        workeroutput = getattr(session.config, "workeroutput", None)
+        if workeroutput is not None:
+            workeroutput[UNUSED] = self.unused()
 
-    # -- planning ------------------------------------------------------------------------------
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        unused = self.unused() + self.unused_elsewhere
+        if unused:
+            terminalreporter.write_line(f"prefetch: {unused} call{'s' if unused != 1 else ''} not used")
+
+    def unused(self) -> int:
+        return self.runtime.unused if self.runtime is not None else 0
+
+    # -- learning and checking the plan --------------------------------------------------------
+
+    def plan(self, function: str, item: pytest.Item) -> Plan:
+        plan = self.plans.get(function)
+        if plan is None:
+            plan = self.plans[function] = Plan(grade_markers(item, self.helpers))
+        return plan
+
+    def observe(self, observed: Observed, call: Call) -> None:
+        """A call of the running test: learn it as the next step of the plan, or check it against it."""
+        with self.lock:
+            plan = self.plan(observed.function, observed.item)
+            declared = any(call.target is step.target for step in plan.declared)
+            step = None if declared else to_step(call, observed.case, observed.outputs)
+            if call.target == COMPLETE:
+                observed.outputs.append(call.result)
+            if plan.stopped or declared:
+                return
+            if step is None:
+                if call.target == COMPLETE:  # the model asked in the test's own way: nothing to repeat
+                    self.stop(plan, observed.function)
+                return  # a helper on something only this test has (another model's answer): not planned
+            if not plan.learned and plan.learner in (None, observed.item.nodeid):
+                plan.learner = observed.item.nodeid
+                plan.steps.append(step)
+                observed.steps += 1
+                self.extend(observed.function)
+                return
+            index, observed.steps = observed.steps, observed.steps + 1
+            if index >= len(plan.steps) or not plan.steps[index].same(step):
+                self.stop(plan, observed.function)
+            elif not plan.ready(plan.steps[index]):
+                plan.confirmed.add(id(plan.steps[index]))
+                self.extend(observed.function)
+
+    def extend(self, function: str) -> None:
+        """The plan grew: follow it for the items ahead."""
+        for ahead in list(self.ahead.values()):
+            if ahead.function == function:
+                self.advance(ahead)
+
+    def finish(self, observed: Observed) -> None:
+        """The test ended: the plan is learnt, or the test made fewer calls than planned."""
+        with self.lock:
+            plan = self.plans.get(observed.function)
+            if plan is None or plan.stopped:
+                return
+            if not plan.learned and plan.learner == observed.item.nodeid:
+                plan.learned = bool(plan.steps)
+                plan.learner = observed.item.nodeid if plan.steps else None
+            elif plan.learned and observed.steps != len(plan.steps):
+                self.stop(plan, observed.function)
+
+    def stop(self, plan: Plan, function: str) -> None:
+        """The tests of `function` do not follow the plan: no more calls ahead, the queued ones withdrawn."""
+        plan.stopped = True
+        for ahead in self.ahead.values():
+            if ahead.function == function:
+                for future in ahead.outputs:
+                    ahead.model.runtime.withdraw(future)
+
+    def halt(self) -> None:
+        """The run stops: nothing more is started ahead, and nothing queued ahead is sent."""
+        with self.lock:
+            if self.halted:
+                return
+            self.halted = True
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        if self.runtime is not None:
+            self.runtime.halt()
+
+    # -- making calls ahead --------------------------------------------------------------------
 
     def upcoming(self, item: pytest.Item, nextitem: pytest.Item | None) -> list[pytest.Item]:
         """The running item and the ones after it that this process will run, up to the window."""
@@ -134,66 +314,162 @@ class Prefetcher:
             held += [self.items[index] for index in self.worker_queue()[:self.lookahead] if index < len(self.items)]
         return held[:self.lookahead]
 
-    def start(self, item: pytest.Item) -> Ahead:
-        """Start the item's completion (and, once it is there, its declared grades)."""
-        function = item.nodeid.partition("[")[0]
+    def start(self, item: pytest.Item) -> None:
+        """Follow the item's plan as far as it is known (the rest as it is learnt or as answers arrive)."""
         params = getattr(getattr(item, "callspec", None), "params", {})
         case, name = params.get("case"), params.get("model")
-        if (function in self.stopped or "model" not in item.fixturenames or not isinstance(name, str)
-                or not hasattr(case, "messages") or item.get_closest_marker("skip") is not None):
-            return Ahead(function)
-        model = self.model_for(name, params.get("distill_sample", 0))
-        future = model.submit(case)
-        declared = grade_markers(item, self.helpers)
-        if declared:
-            future.add_done_callback(lambda done: self.grade_ahead(item, case, declared, done))
-        return Ahead(function, model, future)
-
-    def grade_ahead(self, item: pytest.Item, case: Any, declared: list[AheadGrade],
-                    done: concurrent.futures.Future[Completion]) -> None:
-        """Runs where the answer arrived (the runtime's loop): queue the helpers, never wait here."""
-        if done.cancelled() or done.exception() is not None:
+        if ("model" not in getattr(item, "fixturenames", ()) or not isinstance(name, str) or not hasattr(case, "messages")
+                or any(item.iter_markers("skip")) or any(item.iter_markers("skipif"))):
             return
-        for grade in declared:
-            try:
-                self.pool.submit(self.run_helper, item, grade, case, done.result())
-            except RuntimeError:  # the pool is shut down: the session is over
-                return
+        function = function_of(item)
+        if self.plan(function, item).stopped or self.halted:
+            return
+        model = self.model_for(name, params.get("distill_sample", 0))
+        self.runtime = model.runtime
+        ahead = self.ahead[item.nodeid] = Ahead(item, function, case, model)
+        self.advance(ahead)
 
-    def run_helper(self, item: pytest.Item, grade: AheadGrade, case: Any, output: Completion) -> None:
+    def advance(self, ahead: Ahead) -> None:
+        """Start each planned call of an item ahead whose inputs are there. Also runs where an answer
+        arrived (the runtime's loop): it queues the helpers, never waits."""
+        with self.lock:
+            plan = self.plans.get(ahead.function)
+            if plan is None or plan.stopped or self.halted or plan.learner == ahead.item.nodeid:
+                return
+            for step in (*plan.steps, *plan.declared):
+                if id(step) in ahead.started or not plan.ready(step):
+                    continue
+                if step.target == COMPLETE:
+                    ahead.started.add(id(step))
+                    with ModelRuntime.ahead():
+                        future = ahead.model.submit(ahead.case, **dict(self.arguments(step, ahead)[1]))
+                    ahead.outputs.append(future)
+                    future.add_done_callback(lambda _: self.advance(ahead))
+                    continue
+                needed = step.outputs()
+                if any(index >= len(ahead.outputs) or not ahead.outputs[index].done() for index in needed):
+                    continue
+                ahead.started.add(id(step))
+                if all(answered(ahead.outputs[index]) for index in needed):
+                    try:
+                        self.pool.submit(self.run_helper, ahead, step)
+                    except RuntimeError:  # the pool is shut down: the session is over
+                        return
+
+    def arguments(self, step: Step, ahead: Ahead) -> tuple[list[Any], dict[str, Any]]:
+        """The step's arguments for this item."""
+        return [self.value(role, ahead) for role in step.args], {name: self.value(role, ahead) for name, role in step.kwargs}
+
+    def value(self, role: Role, ahead: Ahead) -> Any:
+        kind = role[0]
+        if kind == "case":
+            return ahead.case
+        if kind == "field":
+            return getattr(ahead.case, role[1])
+        if kind == "output":
+            answer = ahead.outputs[role[1]].result()
+            return answer.text if role[2] else answer
+        if kind == "model":
+            return self.model_for(role[1], 0)
+        return role[1]
+
+    def run_helper(self, ahead: Ahead, step: Step) -> None:
         """The helper as the test will call it, in the test's grading scope; its grade is dropped.
 
         A failure here is not reported: the test makes the same call and reports its own outcome."""
-        with self.scope_for(item):
+        plan = self.plans.get(ahead.function)
+        if plan is None or plan.stopped or self.halted:
+            return
+        with self.scope_for(ahead.item), ModelRuntime.ahead():
             try:
-                grade.helper(output, **call_arguments(grade, case))
-            except Exception:  # noqa: BLE001 - the test repeats this call and reports what it raises
+                args, kwargs = self.arguments(step, ahead)
+                step.target(*args, **kwargs)
+            except Exception:  # the test repeats this call and reports what it raises
                 return
 
 
-def grade_markers(item: pytest.Item, helpers: Mapping[str, Callable[..., Any]]) -> list[AheadGrade]:
-    """The item's `distill_grade` markers, checked against the helpers' signatures."""
+def ending(item: pytest.Item, exc: BaseException) -> bool:
+    """Whether this failure is the one that stops the run (-x, --maxfail): then nothing queued ahead
+    should start while pytest formats its report."""
+    maxfail = item.config.option.maxfail
+    skipped = isinstance(exc, pytest.skip.Exception) or item.get_closest_marker("xfail") is not None
+    return bool(maxfail) and not skipped and item.session.testsfailed + 1 >= maxfail
+
+
+def function_of(item: pytest.Item) -> str:
+    return item.nodeid.partition("[")[0]
+
+
+def answered(future: concurrent.futures.Future[Any]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
+
+
+def to_step(call: Call, case: Any, outputs: Sequence[Any]) -> Step | None:
+    """The call as a step any test of the function can make, or None when it depends on something only
+    this test has (or, for the model, is not `complete(case, **constants)`)."""
+    answers = [future.result() if answered(future) else None for future in outputs]
+    args: list[Role] = []
+    kwargs: list[tuple[str, Role]] = []
+    for name, value in [*((None, value) for value in call.args), *call.kwargs.items()]:
+        role = role_of(value, case, answers)
+        if role is None:
+            return None
+        if name is None:
+            args.append(role)
+        else:
+            kwargs.append((name, role))
+    step = Step(call.target, tuple(args), tuple(sorted(kwargs)))
+    if call.target == COMPLETE and (step.args != (("case",),) or step.outputs()):
+        return None
+    return step
+
+
+def role_of(value: Any, case: Any, answers: Sequence[Completion | None]) -> Role | None:
+    """Where an argument of this test's call came from: the very objects first, then equal texts."""
+    for index, answer in enumerate(answers):
+        if answer is not None and (value is answer or (isinstance(value, str) and value is answer.text)):
+            return ("output", index, value is not answer)
+    if value is case:
+        return ("case",)
+    fields = [(name, getattr(case, name, None)) for name in FIELDS]
+    for name, known in fields:
+        if known is not None and value is known:
+            return ("field", name)
+    if isinstance(value, str):
+        for index, answer in enumerate(answers):
+            if answer is not None and value == answer.text:
+                return ("output", index, True)
+        for name, known in fields:
+            if isinstance(known, str) and value == known:
+                return ("field", name)
+    if isinstance(value, Completion):
+        return None
+    if isinstance(value, Model):
+        return ("model", value.name)
+    return ("value", value)
+
+
+def grade_markers(item: pytest.Item, helpers: Mapping[str, Callable[..., Any]]) -> list[Step]:
+    """The item's `distill_grade` markers as planned calls on the first answer, checked against the
+    helpers' signatures; `expected` is the case's reference where the helper requires it and the marker
+    does not give it."""
     declared = []
     for marker in item.iter_markers(MARKER):
         where = f"{item.nodeid}: @pytest.mark.{MARKER}"
         if len(marker.args) != 1 or marker.args[0] not in helpers:
             raise pytest.UsageError(f"{where} takes one helper name, one of {', '.join(sorted(helpers))}; "
                                     f"got {marker.args!r}")
-        grade = AheadGrade(helpers[marker.args[0]], dict(marker.kwargs))
+        helper = helpers[marker.args[0]]
+        kwargs: dict[str, Role] = {name: ("value", value) for name, value in marker.kwargs.items()}
+        parameter = inspect.signature(helper).parameters.get("expected")
+        if parameter is not None and parameter.default is inspect.Parameter.empty and "expected" not in kwargs:
+            kwargs["expected"] = ("field", "expected")
         try:
-            inspect.signature(grade.helper).bind("output", **call_arguments(grade, None))
+            inspect.signature(helper).bind("output", **kwargs)
         except TypeError as exc:
             raise pytest.UsageError(f"{where}({marker.args[0]!r}): {exc}") from None
-        declared.append(grade)
+        declared.append(Step(helper, (("output", 0, False),), tuple(sorted(kwargs.items()))))
     return declared
-
-
-def call_arguments(grade: AheadGrade, case: Any) -> dict[str, Any]:
-    """The marker's arguments, with `expected` the case's reference where the helper requires one."""
-    parameter = inspect.signature(grade.helper).parameters.get("expected")
-    if parameter is None or parameter.default is not inspect.Parameter.empty or "expected" in grade.arguments:
-        return dict(grade.arguments)
-    return {**grade.arguments, "expected": getattr(case, "expected", None)}
 
 
 def worker_queue(config: pytest.Config) -> Callable[[], list[int]] | None:
@@ -206,7 +482,7 @@ def worker_queue(config: pytest.Config) -> Callable[[], list[int]] | None:
     """
     if not is_worker(config):
         return None
-    stealing = config.workerinput.get(DIST) == "worksteal"  # type: ignore[attr-defined]
+    stealing = getattr(config, "workerinput", {}).get(DIST) == "worksteal"
     for plugin in config.pluginmanager.get_plugins():
         queue = getattr(plugin, "torun", None)
         if hasattr(plugin, "nextitem_index") and callable(getattr(queue, "lock", None)):

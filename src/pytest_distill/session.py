@@ -196,7 +196,7 @@ class DistillSession:
         entry = Recorder.entry(request.node)
         entry.sample = sample
         return Model(request.param, self.runtime, system=self._system_for(request.param), sample=sample,
-                     on_complete=entry.add_completion, role=UNDER_TEST)
+                     on_complete=entry.add_completion, role=UNDER_TEST, on_submit=told)
 
     def model(self, name: str, sample: int = 0, role: str = UNDER_TEST) -> Model:
         """A model that a test uses but does not test (teacher, student, judge), or one that prefetch asks."""
@@ -214,3 +214,8 @@ class DistillSession:
         scope = grades.Scope(judge=self.model(self.settings.judge, role="judge"), question=getattr(case, "question", None),
                              embedding_model=Model(self.settings.embedding_model, self.runtime, role="embeddings"))
         return grades.scoped(scope)
+
+
+def told(asked: Any, params: dict[str, Any], answer: Any) -> None:
+    """The model under test tells the running test's listener (prefetch) each call it starts."""
+    grades.record_call(grades.Call(grades.COMPLETE, (asked,), params, answer))

@@ -10,7 +10,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..grades import Grade, record
+from ..grades import Grade, record, replayable
 from ..models.handle import Model
 from ..models.types import ModelError
 from .judged import scope_model
@@ -25,6 +25,7 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return sum(x * y for x, y in zip(a, b)) / norms if norms else 0.0
 
 
+@replayable
 def embedding_similarity(output: Any, expected: str | Sequence[str], threshold: float = 0.8, *,
                          model: Model | str | None = None) -> Grade:
     """Passes when the embeddings of output and reference have a cosine similarity of at least `threshold`

@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import strict_json
 from ..errors import DistillError
-from ..grades import Grade, current, record, record_judging
+from ..grades import Grade, current, record, record_judging, replayable
 from ..models.client import chat_key
 from ..models.handle import Model
 from ..models.types import Completion
@@ -74,10 +74,22 @@ class Template:
 
     def messages(self, texts: Mapping[str, str]) -> list[dict[str, str]]:
         """Instructions and scale as the system message; the graded texts, tagged, as the user message."""
-        system = "\n\n".join((self.instructions, self.scale_text(), ANSWER_RULES.format(field=self.field)))
+        system = self.system
         user = "\n\n".join(f"{about}:\n<{tag}>\n{_untagged(texts[tag])}\n</{tag}>"
                            for tag, about in self.sections.items() if tag in texts)
         return [{"role": "system", "content": system}, {"role": "user", "content": user}]
+
+    @functools.cached_property
+    def system(self) -> str:
+        """The system message: the same for every call of this template (made once, not per call)."""
+        return "\n\n".join((self.instructions, self.scale_text(), ANSWER_RULES.format(field=self.field)))
+
+    @functools.cached_property
+    def validator(self) -> Any:
+        """The answer schema's validator, made once per template."""
+        import jsonschema  # imported when first needed: it costs a suite that never validates
+
+        return jsonschema.Draft202012Validator(self.answer_schema())
 
     def scale_text(self) -> str:
         """The verdict field and its scale in words, with what each verdict means."""
@@ -121,7 +133,7 @@ class Template:
             raise UnusableAnswer(f"not JSON ({exc})", raw) from None
         import jsonschema  # imported when first needed: it costs a suite that never validates
 
-        error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(self.answer_schema()).iter_errors(answer))
+        error = jsonschema.exceptions.best_match(self.validator.iter_errors(answer))
         if error is not None:
             where = "/".join(map(str, error.absolute_path)) or "the answer"
             raise UnusableAnswer(f"off the scale: {where}: {error.message}", raw)
@@ -207,6 +219,7 @@ def judged(template: Template, texts: Mapping[str, Any], judge: Model | str | No
 # -- the helpers -------------------------------------------------------------------------------
 
 
+@replayable
 def factuality(output: Any, expected: str | Sequence[str], question: str | None = None, *,
                judge: Model | str | None = None) -> Grade:
     """Is the output consistent with the reference? Choices A-E; D (a disagreement) fails.
@@ -219,6 +232,7 @@ def factuality(output: Any, expected: str | Sequence[str], question: str | None 
                                            "question": question}, judge)
 
 
+@replayable
 def semantic_similarity(output: Any, expected: str | Sequence[str], threshold: float = 4, *, question: str | None = None,
                         judge: Model | str | None = None) -> Grade:
     """Does the output mean the same as the reference? 1-5, passes at `threshold`. A list of
@@ -231,6 +245,7 @@ def semantic_similarity(output: Any, expected: str | Sequence[str], threshold: f
                            "question": question}, judge)
 
 
+@replayable
 def sentiment(output: Any, expected: str = "positive", *, judge: Model | str | None = None) -> Grade:
     """Is the output's sentiment `expected` (positive, neutral or negative)?"""
     base = template("sentiment")
@@ -240,18 +255,21 @@ def sentiment(output: Any, expected: str = "positive", *, judge: Model | str | N
     return judged(dataclasses.replace(base, passing=(expected,)), {"output": output}, judge)
 
 
+@replayable
 def criteria_match(output: Any, criteria: str, *, question: str | None = None,
                    judge: Model | str | None = None) -> Grade:
     """Does the output meet the criteria, in the judge's view? Pass or fail."""
     return judged(template("criteria_match"), {"output": output, "criteria": criteria, "question": question}, judge)
 
 
+@replayable
 def text_quality(output: Any, threshold: float = 4, *, question: str | None = None,
                  judge: Model | str | None = None) -> Grade:
     """Is the output well written? 1-5, passes at `threshold`."""
     return judged(_with_threshold(template("text_quality"), threshold), {"output": output, "question": question}, judge)
 
 
+@replayable
 def custom_prompt(output: Any, prompt: str, scale: Sequence[Any] = (1, 5), threshold: Any = None, *,
                   expected: str | Sequence[str] | None = None, question: str | None = None, name: str = "custom_prompt",
                   judge: Model | str | None = None) -> Grade:

@@ -30,6 +30,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -51,6 +52,8 @@ WAIT_TICK_S = 1.0
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,}|Bearer\s+\S+)")
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 EXPLANATION_CHARS = 500
+_AHEAD: ContextVar[bool] = ContextVar("pytest_distill_ahead", default=False)
+"""True while prefetch asks on a test's behalf (see `ModelRuntime.ahead`)."""
 """How much of a server's own explanation of an error an error message quotes."""
 
 
@@ -96,6 +99,43 @@ class _Failure:
     """A 404 `model_not_found`: the error then lists the models the server knows."""
 
 
+class Gate:
+    """At most `size` calls on the wire. A free place goes first to a call that a test waits for, then to
+    calls asked ahead (prefetch), each kind in the order asked: speculation never delays the running test."""
+
+    def __init__(self, size: int, wanted: Callable[[str], bool]) -> None:
+        self.free, self.wanted = size, wanted
+        self.waiting: list[tuple[str, asyncio.Future[None]]] = []
+
+    async def acquire(self, key: str) -> None:
+        if self.free > 0 and not self.waiting:
+            self.free -= 1
+            return
+        place: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry = (key, place)
+        self.waiting.append(entry)
+        try:
+            await place
+        except asyncio.CancelledError:
+            if place.done() and not place.cancelled():
+                self.release()  # handed a place in the same moment as cancelled: pass it on
+            elif entry in self.waiting:
+                self.waiting.remove(entry)
+            raise
+
+    def release(self) -> None:
+        chosen = next((entry for entry in self.waiting if self.wanted(entry[0])), None) or next(iter(self.waiting), None)
+        if chosen is None:
+            self.free += 1
+            return
+        self.waiting.remove(chosen)
+        chosen[1].set_result(None)
+
+    def queued(self) -> list[str]:
+        """The keys of the calls waiting for a place."""
+        return [key for key, _ in self.waiting]
+
+
 class _Line:
     """One endpoint as the runtime uses it: its clients, its concurrency bound, its 429 pause, and
     whether it is down (its whole retry ladder failed without the server ever answering)."""
@@ -105,7 +145,7 @@ class _Line:
         self.url = shown_url(endpoint.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
         self.async_client: openai.AsyncOpenAI | None = None
         self.sync_client: openai.OpenAI | None = None
-        self.semaphore: asyncio.Semaphore | None = None
+        self.gate: Gate | None = None
         self.resume_at = 0.0
         self.heard_at = 0.0
         """When the server last answered anything (an error status too): proof it is not down."""
@@ -173,6 +213,11 @@ class ModelRuntime:
     environment). Counters for progress, each counting distinct calls (a request joined while under
     way or after it finished counts once): `started`, `done`, `in_flight` (on the wire now),
     `retries`, `cache_hits`.
+
+    Calls asked inside `ahead()` are speculation (prefetch, on a test's behalf): they wait behind the
+    calls a test waits for, a failed one keeps its error for the test that asks next (so the test does
+    not send it again), `halt()` drops those not yet sent, and `unused` counts the ones sent that no
+    test asked for.
     """
 
     def __init__(self, *, base_url: str | None = None, api_key: str | None = None, concurrency: int = 8,
@@ -185,13 +230,23 @@ class ModelRuntime:
         self.cache = cache
         self.on_wait: Callable[[float], None] | None = None
         self.retries = self.started = self.done = self.in_flight = self.cache_hits = 0
-        self._demand: dict[str, int] = {}
+        self._wanted: set[str] = set()
+        """Keys a test (not prefetch) asked for."""
+        self._guessed: set[str] = set()
+        """Keys asked ahead that no test asked for (yet)."""
+        self._sent: set[str] = set()
+        """Keys of calls put on the wire."""
+        self._failures: dict[str, BaseException] = {}
+        """Errors of calls asked ahead only, kept for the first test that asks."""
+        self._halted = False
         self._keys: weakref.WeakKeyDictionary[concurrent.futures.Future[Any], str] = weakref.WeakKeyDictionary()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._calls: dict[str, asyncio.Future[Any]] = {}
         """Calls under way, by request key (touched on the loop thread only)."""
+        self._pending: dict[str, concurrent.futures.Future[Any]] = {}
+        """The outcome of each call under way, by request key, which its askers' futures follow."""
         self._answers: dict[str, Any] = {}
         """Results of finished calls by request key, read from any thread without a trip through the loop."""
         self._local: LocalModels | None = None
@@ -253,7 +308,7 @@ class ModelRuntime:
     def embed(self, model: str, texts: Sequence[str]) -> list[list[float]]:
         """Embedding vectors of texts, in order."""
         key = request_key("embed", {"model": model, "input": list(texts)})
-        return self.wait(self._known(key, None) or self._submit(key, lambda: self._embed(model, list(texts))))
+        return self.wait(self._known(key, None) or self._submit(key, lambda: self._embed(key, model, list(texts))))
 
     def wait(self, future: concurrent.futures.Future[T]) -> T:
         """The result of a submitted call; while it takes long, `on_wait` is called about once a second."""
@@ -272,12 +327,43 @@ class ModelRuntime:
         """How long calls still wait because a server said 429 (0 when none is paused)."""
         return max(line.paused_s for line in self._lines.values())
 
-    def demand(self, future: concurrent.futures.Future[Any]) -> int:
-        """How many times the request behind a submitted `future` was asked for so far (started or joined):
-        1 means nobody but its submitter asked; 0 that it is not a call of this runtime."""
+    @staticmethod
+    @contextmanager
+    def ahead() -> Iterator[None]:
+        """Calls asked inside the block (in this thread) are speculation on a test's behalf."""
+        token = _AHEAD.set(True)
+        try:
+            yield
+        finally:
+            _AHEAD.reset(token)
+
+    @property
+    def unused(self) -> int:
+        """Calls asked ahead and sent that no test asked for: what speculation cost for nothing."""
+        with self._lock:
+            return len(self._guessed & self._sent)
+
+    def halt(self) -> None:
+        """The run stops (-x, Ctrl-C): drop the calls asked ahead that are not on the wire yet, and
+        refuse new ones; calls that a test waits for go on."""
+        with self._lock:
+            self._halted = True
+        if self._loop is not None and self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._drop_queued(), self._loop).result(timeout=10)
+
+    def withdraw(self, future: concurrent.futures.Future[Any]) -> None:
+        """A call asked ahead that will not be needed: drop it unless it is on the wire or a test asked."""
         with self._lock:
             key = self._keys.get(future)
-        return self._demand.get(key, 0) if key else 0
+        if key is not None and self._loop is not None and self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._drop_queued({key}), self._loop)
+
+    async def _drop_queued(self, keys: set[str] | None = None) -> None:
+        for line in self._lines.values():
+            for key in line.gate.queued() if line.gate is not None else ():
+                call = self._calls.get(key)
+                if call is not None and key not in self._wanted and (keys is None or key in keys):
+                    call.cancel()
 
     def sdk(self) -> openai.OpenAI:
         """The default endpoint's synchronous SDK client, for the listing, file and job endpoints (its
@@ -333,8 +419,15 @@ class ModelRuntime:
 
         Found here, in the caller's thread, an answer costs no trip through the loop thread: that trip,
         two thread hand-offs, is most of what a cached or prefetched answer would cost otherwise."""
+        ahead = _AHEAD.get()
         with self._lock:
             answer = self._answers.get(key)
+            failure = None if ahead else self._failures.pop(key, None)
+        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        if failure is not None:
+            future.set_exception(failure)
+            self._asked(key, future, ahead)
+            return future
         if answer is None and cache is not None:
             answer = cache.get(key)
             if answer is not None:
@@ -343,43 +436,67 @@ class ModelRuntime:
                     answer = self._answers.setdefault(key, answer)
         if answer is None:
             return None
-        future: concurrent.futures.Future[Any] = concurrent.futures.Future()
         future.set_result(answer)
-        self._asked(key, future)
+        self._asked(key, future, ahead)
         return future
 
     def _submit(self, key: str, start: Callable[[], Awaitable[T]]) -> concurrent.futures.Future[T]:
+        """Start the call of `key`, or join the one under way: each asker gets a future of its own, fed
+        from the call's, with no trip through the loop for a join (what a prefetched answer costs)."""
+        ahead = _AHEAD.get()
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        if ahead and self._halted:
+            _cancel(future)
+            return future
         loop = self._ensure_loop()
-
-        async def shared() -> T:
-            with self._lock:
-                if key in self._answers:
-                    answer: T = self._answers[key]
-                    return answer
-            call = self._calls.get(key)
-            if call is None:
-                with self._lock:
-                    self.started += 1
-                call = self._calls[key] = asyncio.ensure_future(start())
-                call.add_done_callback(lambda done: self._settle(key, done))
-            return await asyncio.shield(call)
-
-        future = asyncio.run_coroutine_threadsafe(shared(), loop)
-        self._asked(key, future)
+        with self._lock:
+            call = self._pending.get(key)
+            answer = self._answers.get(key)
+            if call is None and answer is None:
+                call = self._pending[key] = concurrent.futures.Future()
+                self.started += 1
+                loop.call_soon_threadsafe(self._start, key, start, call)
+        if call is None:
+            future.set_result(cast(T, answer))
+        else:
+            call.add_done_callback(lambda done: _copy(done, future))
+        self._asked(key, future, ahead)
         return future
 
-    def _asked(self, key: str, future: concurrent.futures.Future[Any]) -> None:
+    def _start(self, key: str, start: Callable[[], Awaitable[Any]], shared: concurrent.futures.Future[Any]) -> None:
+        """On the loop: the call's task, which settles the shared future when it ends."""
+        call = self._calls[key] = asyncio.ensure_future(start())
+        call.add_done_callback(lambda done: self._settle(key, done, shared))
+
+    def _asked(self, key: str, future: concurrent.futures.Future[Any], ahead: bool) -> None:
         with self._lock:
-            self._demand[key] = self._demand.get(key, 0) + 1
+            if ahead:
+                if key not in self._wanted:
+                    self._guessed.add(key)
+            else:
+                self._wanted.add(key)
+                self._guessed.discard(key)
             self._keys[future] = key
 
-    def _settle(self, key: str, call: asyncio.Future[Any]) -> None:
-        """A call ended: count it and keep its result; a failed one is forgotten, so asking again tries again."""
+    def _settle(self, key: str, call: asyncio.Future[Any], shared: concurrent.futures.Future[Any]) -> None:
+        """A call ended: count it and keep its result. A failed one is forgotten, so asking again tries
+        again; but when only prefetch asked, its error waits for the test's own ask, which is this call."""
+        failure = None if call.cancelled() else call.exception()
         with self._lock:
             self.done += 1
-            if not call.cancelled() and call.exception() is None:
-                self._answers[key] = call.result()
+            self._pending.pop(key, None)
+            if not call.cancelled():
+                if failure is None:
+                    self._answers[key] = call.result()
+                elif key not in self._wanted:
+                    self._failures[key] = failure
         self._calls.pop(key, None)
+        if call.cancelled():
+            _cancel(shared)
+        elif failure is not None:
+            shared.set_exception(failure)
+        else:
+            shared.set_result(call.result())
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         """The loop thread, started by the first call. The SDK is imported then too, on the caller's thread,
@@ -418,13 +535,13 @@ class ModelRuntime:
                 line.async_client = client
             if line.async_client is None:
                 raise ModelError(model, label, problem, base_url=line.url)
-            line.semaphore = asyncio.Semaphore(self.concurrency)
+            line.gate = Gate(self.concurrency, self._wanted.__contains__)
             line.went_down = asyncio.Event()
         return line.async_client
 
     async def _answer(self, key: str, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
         """A chat completion from the API, kept in the disk cache when there is one (`_known` reads it)."""
-        completion = await self._chat(model, messages, params)
+        completion = await self._chat(key, model, messages, params)
         if self.cache is not None:
             self.cache.put(key, completion)
         return completion
@@ -439,7 +556,7 @@ class ModelRuntime:
                 self._local = LocalModels()
         return await asyncio.to_thread(self._local.chat, model, messages, params)
 
-    async def _chat(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
+    async def _chat(self, key: str, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
         line, served_as = self._route(model)
         label = "POST /chat/completions"
         client = self._client(line, model, label)
@@ -451,7 +568,7 @@ class ModelRuntime:
                                                                          **{**line.params, **params})
             return raw.http_response.json()
 
-        data, latency = await self._attempts(line, label, model, send)
+        data, latency = await self._attempts(key, line, label, model, send)
         try:
             text, refusal, usage, served = read_chat(data)
         except OffShape as exc:
@@ -460,12 +577,12 @@ class ModelRuntime:
             return Completion(text=text, model=model, latency_s=latency, served_model=served, refusal=refusal, usage=usage)
         raise ModelError(model, label, f"the server's answer is off the API's shape: {problem}", base_url=line.url)
 
-    async def _embed(self, model: str, texts: list[str]) -> list[list[float]]:
+    async def _embed(self, key: str, model: str, texts: list[str]) -> list[list[float]]:
         line, served_as = self._route(model)
         label = "POST /embeddings"
         client = self._client(line, model, label)
         response, _ = await self._attempts(
-            line, label, model, lambda: client.embeddings.create(model=served_as, input=texts, **line.params))
+            key, line, label, model, lambda: client.embeddings.create(model=served_as, input=texts, **line.params))
         try:
             vectors = [list(item.embedding) for item in sorted(response.data, key=lambda item: item.index)]
         except (AttributeError, TypeError, ValueError) as exc:
@@ -474,20 +591,28 @@ class ModelRuntime:
             raise ModelError(model, label, f"{len(vectors)} embeddings came back for {len(texts)} texts", base_url=line.url)
         return vectors
 
-    async def _attempts(self, line: _Line, endpoint: str, model: str, send: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+    async def _attempts(self, key: str, line: _Line, endpoint: str, model: str,
+                        send: Callable[[], Awaitable[T]]) -> tuple[T, float]:
         """Send with retries: 429 pauses every call to the endpoint (honouring Retry-After), 5xx and
         connection faults back off this call alone; anything else fails at once. A ladder that ends
         without the server ever answering marks the endpoint down: the calls still waiting for it
         error at once instead of each climbing the same ladder. No rest after the last attempt."""
-        assert line.semaphore is not None
+        gate = line.gate
+        assert gate is not None
         began, heard = time.monotonic(), False
         failure = _Failure("")
         for attempt in range(self.max_attempts):
-            async with line.semaphore:
+            await gate.acquire(key)
+            try:
+                if self._halted and key not in self._wanted:
+                    raise asyncio.CancelledError  # asked ahead of a run that has stopped: never sent
                 if line.down:
                     break
                 await asyncio.sleep(line.paused_s)
+                self._sent.add(key)
                 outcome = await self._try(send, model, attempt)
+            finally:
+                gate.release()
             if not isinstance(outcome, _Failure):
                 return outcome
             failure = outcome
@@ -642,6 +767,23 @@ def _content_text(content: object) -> str:
 def _count(usage: object, name: str) -> int:
     value = usage.get(name) if isinstance(usage, dict) else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _cancel(future: concurrent.futures.Future[Any]) -> None:
+    """Cancel a future made outside an executor, telling `concurrent.futures.wait` too."""
+    future.cancel()
+    future.set_running_or_notify_cancel()
+
+
+def _copy(done: concurrent.futures.Future[Any], future: concurrent.futures.Future[Any]) -> None:
+    """Hand a call's outcome to one asker's future (unless that asker cancelled its own)."""
+    with suppress(concurrent.futures.InvalidStateError):
+        if done.cancelled():
+            _cancel(future)
+        elif done.exception() is not None:
+            future.set_exception(done.exception())
+        else:
+            future.set_result(done.result())
 
 
 async def _cancel_others() -> None:

@@ -28,13 +28,17 @@ class Model:
     """
 
     def __init__(self, name: str, runtime: ModelRuntime | None = None, *, system: str | None = None,
-                 sample: int = 0, on_complete: Callable[[Completion], None] | None = None, role: str = "") -> None:
+                 sample: int = 0, on_complete: Callable[[Completion], None] | None = None,
+                 on_submit: Callable[[Any, dict[str, Any], concurrent.futures.Future[Completion]], None] | None = None,
+                 role: str = "") -> None:
         self.name = name
         self.runtime = runtime or ModelRuntime()
         self.system = system
         self.sample = sample
         self.role = role
         self._on_complete = on_complete
+        self._on_submit = on_submit
+        """Told each call as it starts (what was asked, its parameters, the future answer)."""
 
     def __repr__(self) -> str:
         return f"Model({self.name!r})"
@@ -72,10 +76,13 @@ class Model:
         with the same arguments joins it. A replayed answer comes back as a future already done."""
         replayed = self._replay(case_or_messages, params)
         if replayed is None:
-            return self.runtime.submit_chat(self.name, self.messages(case_or_messages), sample=self.sample, **params)
-        done: concurrent.futures.Future[Completion] = concurrent.futures.Future()
-        done.set_result(replayed)
-        return done
+            future = self.runtime.submit_chat(self.name, self.messages(case_or_messages), sample=self.sample, **params)
+        else:
+            future = concurrent.futures.Future()
+            future.set_result(replayed)
+        if self._on_submit is not None:
+            self._on_submit(case_or_messages, params, future)
+        return future
 
     def _finish(self, completion: Completion) -> Completion:
         if self._on_complete:
