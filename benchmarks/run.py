@@ -168,8 +168,10 @@ def install_peers() -> tuple[str | None, Path | None]:
 
 
 def run_variants(chosen: list[Variant], scratch: Path, sim: SimServer, runs: int) -> dict[str, dict[str, Any]]:
+    paths = (str(HERE), str(HERE / "peers"), os.environ.get("PYTHONPATH"))
     env = {**environment(scratch), **QUIET_ENV, "OPENAI_BASE_URL": sim.url, "OPENAI_API_KEY": "sk-bench-0000",
-           "PYTHONPATH": os.pathsep.join(filter(None, (str(HERE), str(HERE / "peers"), os.environ.get("PYTHONPATH")))), "PROMPTFOO_CONFIG_DIR": str(scratch / "promptfoo-home"), "BENCH_CASES": "cases.jsonl"}
+           "PYTHONPATH": os.pathsep.join(filter(None, paths)), "PROMPTFOO_CONFIG_DIR": str(scratch / "promptfoo-home"),
+           "BENCH_CASES": "cases.jsonl"}
     figures: dict[str, dict[str, Any]] = {}
     for variant in chosen:
         folder = scratch / variant.folder
