@@ -34,8 +34,9 @@ def pass_rates(results: Path) -> dict[str, float]:
 
 
 def test_the_trl_backend_distills_the_tiny_student_until_it_knows_its_training_answers(
-        pytester: pytest.Pytester, sim: SimServer, toy_model: Path) -> None:
+        pytester: pytest.Pytester, sim: SimServer, toy_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("trl")
+    monkeypatch.setenv("COLUMNS", "400")  # the summary's notes wrap at the terminal's width; the lines below are whole
     pytester.makepyfile(SUITE)
     student, adapter = f"hf:{toy_model}", pytester.path / "distilled"
     common = ["--student", student, "--distill-student-system", SYSTEM]
