@@ -66,7 +66,8 @@ def median(runs: Sequence[Run]) -> Run:
 
 def passed_of_pytest(output: str) -> str:
     """`passed/total` from pytest's last line."""
-    counts = {kind: int(number) for number, kind in re.findall(r"(\d+) (passed|failed|errors?)", output.splitlines()[-1] if output.strip() else "")}
+    last = output.splitlines()[-1] if output.strip() else ""
+    counts = {kind: int(number) for number, kind in re.findall(r"(\d+) (passed|failed|errors?)", last)}
     total = sum(counts.values())
     return f"{counts.get('passed', 0)}/{total}" if total else "?"
 

@@ -37,8 +37,8 @@ from pytest_distill.sim import SimServer
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from harness import cases, environment, measure, median, passed_of_pytest, spread, write_jsonl  # noqa: E402
 import scale  # noqa: E402
+from harness import cases, environment, measure, median, passed_of_pytest, spread, write_jsonl  # noqa: E402
 
 LATENCY_S = 0.2
 CASES = 200

@@ -9,9 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pytest_distill.sim import SimServer
-
 from harness import Run, cases, environment, measure, write_jsonl
+from pytest_distill.sim import SimServer
 
 REMOTE_CASES = 1_000
 REMOTE_LATENCY_S = 0.1

@@ -136,7 +136,6 @@ def _normalise(node: Any) -> Any:
         if "type" not in result and "enum" not in result:
             result = {"anyOf": [result, {"type": "null"}]}
     for exclusive, bound in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
-        if isinstance(result.get(exclusive), bool):
-            if result.pop(exclusive) and bound in result:
-                result[exclusive] = result.pop(bound)
+        if isinstance(result.get(exclusive), bool) and result.pop(exclusive) and bound in result:
+            result[exclusive] = result.pop(bound)
     return result

@@ -273,7 +273,8 @@ def test_a_fine_tuned_model_that_does_not_exist_yet_errors_every_case_saying_so(
     result = pytester.runpytest("--model", "ft:gpt-4o-mini-2024-07-18:sim::notyet")
     result.assert_outcomes(errors=10)
     result.stdout.fnmatch_lines([
-        "*model under test 'ft:gpt-4o-mini-2024-07-18:sim::notyet' at http://127.0.0.1:*/v1: POST /chat/completions failed (HTTP 404): *does not exist* "
+        "*model under test 'ft:gpt-4o-mini-2024-07-18:sim::notyet' at http://127.0.0.1:*/v1: "
+        "POST /chat/completions failed (HTTP 404): *does not exist* "
         "(a fine-tuned model exists once its job has succeeded: `pytest --distill --distill-wait` follows the job and "
         "prints the model's name)"])
 

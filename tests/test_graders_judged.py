@@ -14,8 +14,16 @@ from typing import Any
 import pytest
 
 from pytest_distill import (
-    Grade, JudgeError, Model, criteria_match, custom_prompt, embedding_similarity, factuality,
-    semantic_similarity, sentiment, text_quality,
+    Grade,
+    JudgeError,
+    Model,
+    criteria_match,
+    custom_prompt,
+    embedding_similarity,
+    factuality,
+    semantic_similarity,
+    sentiment,
+    text_quality,
 )
 from pytest_distill.graders.judged import Template, UnusableAnswer, custom_scale, template
 from pytest_distill.grades import Scope, scoped
@@ -107,7 +115,7 @@ def test_a_right_answer_passes_and_a_wrong_one_fails(
     assert first["model"] == "gpt-4o" and first["temperature"] == 0
     answer_format = first["response_format"]["json_schema"]
     assert answer_format["strict"] is True
-    assert list(answer_format["schema"]["properties"])[0] == "reasoning"
+    assert next(iter(answer_format["schema"]["properties"])) == "reasoning"
     assert answer_format["schema"]["required"] == list(answer_format["schema"]["properties"])
     texts = {"criteria": right.get("criteria", right.get("prompt")), **right}
     for tag in shown:

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from pytest_distill.models.client import ModelRuntime
-from pytest_distill.models.types import ModelError
 from pytest_distill.models.hf import LocalModels
+from pytest_distill.models.types import ModelError
 
 from .support import HOBANNU, write_jsonl
 from .toy_model import build_toy_model, texts_of

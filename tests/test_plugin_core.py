@@ -113,7 +113,8 @@ def test_a_completion_deleted_after_listing_errors_its_own_test_only(
     pytester.makepyfile(STUDENT_SUITE.format(spec="stored"))
     result = pytester.runpytest("--model", "gpt-4o", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, errors=1)
-    result.stdout.fnmatch_lines(["*stored completion chatcmpl-q001: GET /chat/completions/chatcmpl-q001/messages on http://127.0.0.1:*/v1 failed (HTTP 404)*"])
+    result.stdout.fnmatch_lines(["*stored completion chatcmpl-q001: GET /chat/completions/chatcmpl-q001/messages "
+                                 "on http://127.0.0.1:*/v1 failed (HTTP 404)*"])
 
 
 def test_a_damaged_cache_entry_is_fetched_again(pytester: pytest.Pytester, sim: SimServer) -> None:

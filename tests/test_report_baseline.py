@@ -119,7 +119,8 @@ def test_cases_added_or_removed_are_listed_and_not_counted(pytester: pytest.Pyte
     ("{not json", "baseline bad.json: not JSON (line 1, column 2: *"),
     ('{"version": 2, "cases": []}', "baseline bad.json: results schema version 2; this pytest-distill reads version 1*"),
     ('[1, 2]', "baseline bad.json: results schema version None*"),
-    ('{"version": 1, "cases": {}, "summary": {}}', "baseline bad.json: not a pytest-distill results file: at $.cases: * is not of type 'array'"),
+    ('{"version": 1, "cases": {}, "summary": {}}',
+     "baseline bad.json: not a pytest-distill results file: at $.cases: * is not of type 'array'"),
     ('{"version": 1, "cases": [{"nodeid": "t", "model": "m"}], "summary": {}}',
      "baseline bad.json: not a pytest-distill results file: at $.cases[[]0[]]: 'case_id' is a required property"),
 ])

@@ -13,7 +13,6 @@ from typing import Any
 import openai
 from deepeval import evaluate
 from deepeval.evaluate import AsyncConfig, DisplayConfig
-
 from deepeval_common import ROWS, make_case, metric
 
 
@@ -34,7 +33,7 @@ async def answers(concurrency: int) -> list[str]:
 
 if __name__ == "__main__":
     concurrency = int(sys.argv[1])
-    cases = [make_case(row, output) for row, output in zip(ROWS, asyncio.run(answers(concurrency)))]
+    cases = [make_case(row, output) for row, output in zip(ROWS, asyncio.run(answers(concurrency)), strict=False)]
     result = evaluate(cases, [metric()], async_config=AsyncConfig(max_concurrent=concurrency),
                       display_config=DisplayConfig(print_results=False, show_indicator=False))
     print(json.dumps({"passed": sum(test.success for test in result.test_results), "n": len(cases)}))

@@ -7,7 +7,6 @@ from typing import Any
 import openai
 import pytest
 from deepeval import assert_test
-
 from deepeval_common import ROWS, make_case, metric
 
 client = openai.OpenAI(max_retries=0)

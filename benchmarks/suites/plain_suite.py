@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import openai
-import plain_judge
 import pytest
+
+import plain_judge
 
 ROWS = [json.loads(line) for line in Path(os.environ["BENCH_CASES"]).read_text(encoding="utf-8").splitlines() if line]
 client = openai.OpenAI(max_retries=0)

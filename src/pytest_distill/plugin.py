@@ -63,7 +63,7 @@ def pytest_configure(config: pytest.Config) -> None:
             plugins.register(reporter, REPORTER)
             if settings.distill or settings.dry_run:
                 plugins.register(DistillStep(config, settings, recorder.entries, lambda: session.runtime,
-                                             session.cases_for_training, reporter.add_training), TRAINING)
+                                             session.cases.for_option, reporter.add_training), TRAINING)
         session.start()
     except DistillError as exc:
         raise pytest.UsageError(str(exc)) from None

@@ -132,7 +132,7 @@ class Recorder:
                 self.entries.append(entry)
                 self._by_node[entry.nodeid] = entry
                 report.user_properties = [(name, value) for name, value in report.user_properties if name != PROPERTY]
-                report.extras = [*getattr(report, "extras", []), html.entry_extra(entry)]
+                report.extras = [*getattr(report, "extras", []), html.entry_extra(entry)]  # type: ignore[attr-defined]
 
 
 SHOWN = 300

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 
 from . import grades, progress
-from .datasets import BrokenCase, Case, DatasetError, StoredCompletions, load_jsonl, param_ids, parse_spec
+from .cases import CaseSource
+from .datasets import BrokenCase, Case, DatasetError, param_ids
 from .models import hf
 from .models.cache import CompletionCache
 from .models.client import ModelRuntime
 from .models.handle import Model
-from .models.types import Endpoint, ModelError
+from .models.types import Endpoint
 from .recording import Recorder
 from .settings import Settings, is_worker, resolve
 
@@ -38,7 +39,7 @@ class DistillSession:
         self.settings: Settings = resolve(config)
         self.sim: Any = None
         self._runtime: ModelRuntime | None = None
-        self._datasets: dict[tuple[str, tuple[Path, ...]], list[Case | BrokenCase]] = {}
+        self.cases = CaseSource(config, self.settings, lambda: self.runtime, self.cache_dir)
 
     def start(self) -> None:
         """Check that `hf:` models can run, then start the simulator on the controller (workers reach it
@@ -71,8 +72,9 @@ class DistillSession:
     @property
     def sim_url(self) -> str | None:
         if self.sim is not None:
-            return self.sim.url
-        return getattr(self.config, "workerinput", {}).get(SIM_URL)
+            return str(self.sim.url)
+        url: str | None = getattr(self.config, "workerinput", {}).get(SIM_URL)
+        return url
 
     @property
     def runtime(self) -> ModelRuntime:
@@ -126,7 +128,7 @@ class DistillSession:
         """Give `case` one parameter per case of the test's dataset, and `model` one per model under test
         (`names`: the plugin's fixtures that the test gets, not a project's own of the same name)."""
         if "case" in names:
-            cases = self._cases_for(metafunc)
+            cases = self.cases.for_test(metafunc)
             metafunc.parametrize("case", cases, ids=param_ids(cases), indirect=True)
         if "model" in names:
             models = self.settings.models_under_test
@@ -134,53 +136,6 @@ class DistillSession:
         if "distill_sample" in names and self.settings.repeat > 1:
             samples = range(self.settings.repeat)
             metafunc.parametrize("distill_sample", samples, ids=[f"rep{i}" for i in samples], indirect=True)
-
-    def _cases_for(self, metafunc: pytest.Metafunc) -> list[Case | BrokenCase]:
-        marker = metafunc.definition.get_closest_marker("distill_dataset")
-        where = f"{metafunc.definition.nodeid} asks for `case`"
-        if marker is not None:
-            if len(marker.args) != 1 or not isinstance(marker.args[0], str):
-                raise pytest.Collector.CollectError(f"{where}: distill_dataset takes one dataset spec string")
-            text, dirs = marker.args[0], (metafunc.definition.path.parent, self.config.rootpath)
-        elif self.settings.dataset:
-            text, dirs = self.settings.dataset, self._option_dirs()
-        else:
-            raise pytest.Collector.CollectError(
-                f"{where} but has no dataset: add @pytest.mark.distill_dataset(\"stored:split=test\") "
-                "(or a .jsonl path), or pass --distill-dataset")
-        try:
-            return self.cases(text, dirs)
-        except (DatasetError, ModelError) as exc:
-            raise pytest.Collector.CollectError(f"{where}: {exc}") from None
-
-    def cases_for_training(self, text: str) -> list[Case | BrokenCase]:
-        """The cases of a spec given as an option (--distill-train, --distill-validation)."""
-        return self.cases(text, self._option_dirs())
-
-    def _option_dirs(self) -> tuple[Path, ...]:
-        """Where a path given as an option is looked up: where pytest was run, then the rootdir."""
-        return self.config.invocation_params.dir, self.config.rootpath
-
-    def cases(self, text: str, dirs: tuple[Path, ...]) -> list[Case | BrokenCase]:
-        """The cases of a dataset spec, loaded once per session."""
-        key = (text, dirs)
-        if key not in self._datasets:
-            spec = parse_spec(text, dirs)
-            if spec.stored:
-                cases = StoredCompletions(self.runtime, self.cache_dir("distill-stored")).load(spec)
-            else:
-                cases = load_jsonl(spec.path, text)
-            if not cases:
-                raise DatasetError(f"dataset {text!r} has no cases" + (f": {self._no_stored_cases()}" if spec.stored else ""))
-            self._datasets[key] = cases
-        return self._datasets[key]
-
-    def _no_stored_cases(self) -> str:
-        """Why a stored spec found nothing; an unseeded simulator stores nothing, so say how to seed it."""
-        if self.settings.sim and not self.settings.sim_seed:
-            return ("the simulator (--distill-sim) holds no stored completions: seed it with --distill-sim-seed "
-                    "FILE.jsonl (repeatable) or the ini setting distill_sim_seed, one chat-format case a line")
-        return "no stored completion matches its filters"
 
     # -- fixtures ------------------------------------------------------------------------------
 

@@ -54,7 +54,7 @@ def test_a_reasoning_model_refuses_what_o_series_models_refuse(
 
 
 def test_an_invalid_role_is_a_400(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError, match="messages\\[0\\].role"):
+    with pytest.raises(openai.BadRequestError, match=r"messages\[0\]\.role"):
         narrator = {"role": "narrator", "content": "hi"}
         client.chat.completions.create(model="gpt-4o", messages=[narrator])  # type: ignore[list-item]
 
@@ -157,7 +157,7 @@ def test_the_student_is_wrong_on_a_stable_share_the_same_on_two_servers(tmp_path
         with SimServer(seed=[seed]) as server, openai.OpenAI(base_url=server.url, api_key="k", max_retries=0) as sdk:
             answers = [ask(sdk, "gpt-4o-mini", q) for q in questions]
             assert [ask(sdk, "gpt-4o", q) for q in questions] == expected
-        wrong_sets.append({q for q, a, e in zip(questions, answers, expected) if a != e})
+        wrong_sets.append({q for q, a, e in zip(questions, answers, expected, strict=False) if a != e})
     assert wrong_sets[0] == wrong_sets[1]
     assert 0.3 <= len(wrong_sets[0]) / len(questions) <= 0.7
 

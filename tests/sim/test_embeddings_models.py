@@ -12,7 +12,7 @@ from pytest_distill.sim import SimServer
 
 
 def cos(a: Sequence[float], b: Sequence[float]) -> float:
-    return sum(x * y for x, y in zip(a, b)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
+    return sum(x * y for x, y in zip(a, b, strict=False)) / math.sqrt(sum(x * x for x in a) * sum(y * y for y in b))
 
 
 def vectors(sdk: openai.OpenAI, texts: list[str], **params: object) -> list[list[float]]:
@@ -41,7 +41,7 @@ def test_the_sdks_default_base64_decodes_to_the_float_answer(client: openai.Open
     assert server.requests[-1].body is not None and server.requests[-1].body["encoding_format"] == "base64"
     floats = vectors(client, ["hello world"], encoding_format="float")[0]
     assert len(decoded) == len(floats) == 1536
-    assert all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-7) for x, y in zip(decoded, floats))
+    assert all(math.isclose(x, y, rel_tol=1e-6, abs_tol=1e-7) for x, y in zip(decoded, floats, strict=False))
 
 
 def test_dimensions_cut_and_renormalise_and_vectors_are_deterministic(shared_client: openai.OpenAI) -> None:

@@ -49,7 +49,7 @@ def test_files_list_newest_first(client: openai.OpenAI) -> None:
 
 
 def test_a_fine_tune_file_must_be_jsonl(client: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError, match="Must be .jsonl"):
+    with pytest.raises(openai.BadRequestError, match=r"Must be \.jsonl"):
         client.files.create(file=("train.csv", b"a,b\n"), purpose="fine-tune")
 
 
@@ -109,9 +109,9 @@ def test_jobs_list_newest_first_with_paging_and_metadata(client: openai.OpenAI) 
     "rows, code, message",
     [
         (item_rows(5), "invalid_n_examples", "Training file has 5 example(s), but must have at least 10 examples"),
-        (item_rows(11) + [{"messages": [user("?")]}], "invalid_file_format", "Line 12: at least one message must be from the assistant"),
-        (item_rows(11) + [{"messages": [{"role": "bot", "content": "x"}]}], "invalid_file_format", "Line 12: messages[0].role"),
-        (item_rows(11) + [{"prompt": "legacy format"}], "invalid_file_format", 'Line 12: the key "messages"'),
+        ([*item_rows(11), {"messages": [user("?")]}], "invalid_file_format", "Line 12: at least one message must be from the assistant"),
+        ([*item_rows(11), {"messages": [{"role": "bot", "content": "x"}]}], "invalid_file_format", "Line 12: messages[0].role"),
+        ([*item_rows(11), {"prompt": "legacy format"}], "invalid_file_format", 'Line 12: the key "messages"'),
     ],
     ids=["too-few", "no-assistant", "bad-role", "no-messages"],
 )

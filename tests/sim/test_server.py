@@ -36,9 +36,9 @@ def judge_call(client: openai.OpenAI) -> openai.types.chat.ChatCompletion:
 
 def test_a_wrong_key_is_a_401_with_the_real_message(seed_file: Path) -> None:
     with SimServer(seed=[seed_file], api_key="sk-right-key-000000000") as server:
-        with openai.OpenAI(base_url=server.url, api_key="sk-abcdefghijklmnopyz", max_retries=0) as wrong:
-            with pytest.raises(openai.AuthenticationError) as raised:
-                wrong.models.list()
+        with openai.OpenAI(base_url=server.url, api_key="sk-abcdefghijklmnopyz", max_retries=0) as wrong, \
+                pytest.raises(openai.AuthenticationError) as raised:
+            wrong.models.list()
         with openai.OpenAI(base_url=server.url, api_key="sk-right-key-000000000", max_retries=0) as right:
             assert right.models.list().data
     body = raised.value.response.json()
@@ -205,9 +205,9 @@ def test_ending_the_stalls_lets_stalled_requests_answer_at_once(client: openai.O
 
 def test_a_stall_longer_than_the_client_timeout_is_a_timeout(server: SimServer) -> None:
     server.inject(Fault("stall", seconds=5))
-    with openai.OpenAI(base_url=server.url, api_key=CLIENT_KEY, max_retries=0, timeout=0.3) as sdk:
-        with pytest.raises(openai.APITimeoutError):
-            ask(sdk, "gpt-4o", "hi")
+    with openai.OpenAI(base_url=server.url, api_key=CLIENT_KEY, max_retries=0, timeout=0.3) as sdk, \
+            pytest.raises(openai.APITimeoutError):
+        ask(sdk, "gpt-4o", "hi")
 
 
 def test_a_malformed_answer_is_a_200_that_is_not_json(client: openai.OpenAI, server: SimServer) -> None:

@@ -68,7 +68,7 @@ class TrainingRun:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingRun:
-        return cls(**{key: data.get(key) for key in ("backend", "id", "status", "model", "error", "trained_tokens")})
+        return cls(**{key: data.get(key) for key in ("backend", "id", "status", "model", "error", "trained_tokens")})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from .backends import Trainer, TrainingError, TrainingRequest, TrainingRun
 from .filter import evaluates_training, flipped_answers, suite_checks
 from .gate import Decision, Thresholds, decide
 from .record import TrainingRecord, fingerprint
+from .training import TrainingSet
 
 FILES = {"training": "distill-train.jsonl", "validation": "distill-validation.jsonl"}
 LOOP_FLAGS = frozenset({"--distill", "--distill-wait", "--distill-dry-run"})
@@ -50,8 +51,8 @@ class Outcome:
     """Everything the loop decided and did: the summary block and the results file's "distill"."""
 
     gate: Decision
-    training: training.TrainingSet | None = None
-    validation: training.TrainingSet | None = None
+    training: TrainingSet | None = None
+    validation: TrainingSet | None = None
     files: dict[str, Path] = field(default_factory=dict)
     run: TrainingRun | None = None
     notes: list[str] = field(default_factory=list)

@@ -80,7 +80,7 @@ def train(request: TrainingRequest, options: AdapterOptions, say: Say) -> Traine
     check_ready(request.student)
     from transformers.utils.logging import disable_progress_bar
 
-    disable_progress_bar()
+    disable_progress_bar()  # type: ignore[no-untyped-call]
     student = _student(request.student)
     replaced = _check_output(options.output)
     examples = read_examples(request.training_file)
@@ -155,7 +155,7 @@ def fit_context(tokenizer: Any, examples: list[list[dict[str, str]]], context: i
     if not drop_long:
         raise TrainingError(f"{problem}; shorten them (--distill-student-system replaces a long system prompt) "
                             "or pass --distill-drop-long to train without them")
-    kept = [messages for messages, length in zip(examples, lengths) if length <= context]
+    kept = [messages for messages, length in zip(examples, lengths, strict=False) if length <= context]
     if not kept:
         raise TrainingError(f"{problem}: none is left to train on")
     say(f"trl: {problem}: left out (--distill-drop-long)")
@@ -304,7 +304,7 @@ def _trainer(request: TrainingRequest, options: AdapterOptions, model: Any, toke
     from datasets import Dataset, disable_progress_bars
     from peft import LoraConfig
     from transformers import PrinterCallback
-    from trl import SFTConfig, SFTTrainer
+    from trl import SFTConfig, SFTTrainer  # type: ignore[attr-defined]
 
     disable_progress_bars()
     batch_size = request.batch_size or DEFAULT_BATCH_SIZE
@@ -431,7 +431,7 @@ def _callback(progress: Progress) -> Any:
     """A transformers callback that feeds `progress` (made here: transformers is imported only to train)."""
     from transformers import TrainerCallback
 
-    class Feed(TrainerCallback):  # type: ignore[misc]
+    class Feed(TrainerCallback):
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             progress.begin(state.max_steps)
 

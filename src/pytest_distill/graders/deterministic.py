@@ -46,7 +46,7 @@ def string_check(output: Any, reference: str | Sequence[str], operation: str = "
         raise ValueError(f"string_check: unknown operation {operation!r} (use one of {', '.join(OPERATIONS)})")
     holds, fails, check = OPERATIONS[operation]
     text = str(output)
-    passed = check(text, reference)
+    passed: bool = check(text, reference)  # type: ignore[no-untyped-call]
     reason = f"output {_clip(text)!r} {holds if passed else fails} {_clip(reference)!r}"
     return _verdict("string_check", passed, reason, f"output {holds} the reference",
                     {"reference": reference, "operation": operation})

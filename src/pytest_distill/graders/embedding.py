@@ -22,7 +22,7 @@ DEFAULT_EMBEDDING_MODEL = "text-embedding-3-small"
 def cosine(a: Sequence[float], b: Sequence[float]) -> float:
     """The cosine of the angle between two vectors (0 when either is all zeros)."""
     norms = math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b))
-    return sum(x * y for x, y in zip(a, b)) / norms if norms else 0.0
+    return sum(x * y for x, y in zip(a, b, strict=False)) / norms if norms else 0.0
 
 
 @replayable

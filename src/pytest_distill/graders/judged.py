@@ -155,11 +155,11 @@ class Template:
 
     @property
     def low(self) -> float:
-        return self.schema["minimum"]
+        return float(self.schema["minimum"])
 
     @property
     def high(self) -> float:
-        return self.schema["maximum"]
+        return float(self.schema["maximum"])
 
 
 @functools.cache

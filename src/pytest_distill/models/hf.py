@@ -73,9 +73,10 @@ class HFName:
 def adapter_base(folder: Path) -> str | None:
     """The base model a PEFT adapter folder was trained on, as its adapter_config.json records it."""
     try:
-        return json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+        base = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
     except (OSError, ValueError, AttributeError):
         return None
+    return base if isinstance(base, str) else None
 
 
 def resolve_base(base: str) -> str:

@@ -84,7 +84,7 @@ def add_row_cells(cells: list[str], entry: Entry | None) -> None:
     values = ("", "", "") if entry is None else (
         escape(entry.case_id or ""), escape(entry.model or ""),
         ", ".join(f'{escape(g.name)} {_verdict(g)}' for g in entry.grades))
-    for offset, ((key, _), value) in enumerate(zip(COLUMNS, values)):
+    for offset, ((key, _), value) in enumerate(zip(COLUMNS, values, strict=False)):
         cells.insert(AFTER + offset, f'<td class="col-{key}">{value}</td>')
 
 
@@ -113,7 +113,8 @@ def entry_extra(entry: Entry) -> dict[str, Any]:
     if entry.error:
         parts.append(f'<h4 class="error">Error</h4><pre>{escape(entry.error)}</pre>')
     parts.append("</div>")
-    return extras.html("".join(parts))
+    entry_html: dict[str, Any] = extras.html("".join(parts))
+    return entry_html
 
 
 def _content(message: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ from ..ledger import Entry, error_counts, judging, summarize, verdict_changes
 from ..recording import Recorder
 from ..settings import Settings
 from . import agreement, baseline, html, results, run, table, terminal
+from .baseline import Baseline, Comparison
 from .cost import PriceTable
 
 PLUGIN_NAME = "distill-reporter"
@@ -46,8 +47,8 @@ class Reporter:
     started: float = field(init=False, default_factory=time.time)
     run_record: dict[str, Any] | None = field(init=False, default=None)
     """How the run was made: the results file's "run", the HTML summary's first lines."""
-    baseline: baseline.Baseline | None = field(init=False, default=None)
-    comparison: baseline.Comparison | None = field(init=False, default=None)
+    baseline: Baseline | None = field(init=False, default=None)
+    comparison: Comparison | None = field(init=False, default=None)
     training: TrainingReport | None = field(init=False, default=None)
     labels: list[agreement.Label] = field(init=False, default_factory=list)
     """Human verdicts (--distill-judge-labels), read at start-up."""

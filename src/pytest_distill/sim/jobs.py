@@ -7,6 +7,7 @@ background thread is needed and a job is always consistent with its own events.
 
 from __future__ import annotations
 
+import builtins
 import math
 import threading
 import time
@@ -189,7 +190,7 @@ class Job:
     def total_steps(self) -> int:
         """Optimizer steps: batches per epoch times epochs."""
         resolved = self.resolved_hyperparameters
-        return math.ceil(len(self.check.examples) / resolved["batch_size"]) * resolved["n_epochs"]
+        return math.ceil(len(self.check.examples) / int(resolved["batch_size"])) * int(resolved["n_epochs"])
 
     @property
     def trained_tokens(self) -> int:
@@ -198,7 +199,7 @@ class Job:
             sum(count_tokens(message_text(m)) for m in example.input) + count_tokens(example.answer)
             for example in self.check.examples
         )
-        return per_epoch * self.resolved_hyperparameters["n_epochs"]
+        return per_epoch * int(self.resolved_hyperparameters["n_epochs"])
 
     def timeline(self) -> list[Event]:
         """Every event the job will emit if left alone, oldest first."""
@@ -321,7 +322,7 @@ class JobBoard:
                 if all((job.metadata or {}).get(key) == value for key, value in metadata.items())
             ]
 
-    def events(self, job_id: str) -> list[dict[str, Any]]:
+    def events(self, job_id: str) -> builtins.list[dict[str, Any]]:
         """A job's events so far, newest first."""
         with self._lock:
             return self._find(job_id).events(self.clock())

@@ -273,6 +273,6 @@ def _default(prop: Mapping[str, Any]) -> Any:
     if prop.get("enum"):
         return prop["enum"][0]
     kind = prop.get("type")
-    kind = kind[0] if isinstance(kind, list) else kind
+    kind = str(kind[0] if isinstance(kind, list) else kind)
     lowest = prop.get("minimum", 0)
     return {"string": "", "integer": lowest, "number": lowest, "boolean": False, "array": [], "object": {}}.get(kind)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import builtins
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ class CompletionStore:
             del self._completions[completion_id]
             del self._messages[completion_id]
 
-    def messages(self, completion_id: str) -> list[dict[str, Any]]:
+    def messages(self, completion_id: str) -> builtins.list[dict[str, Any]]:
         """The input messages of a stored completion."""
         with self._lock:
             self._find(completion_id)
@@ -123,7 +124,7 @@ class FileStore:
         with self._lock:
             return [f.info for f in self._files.values() if purpose is None or f.info["purpose"] == purpose]
 
-    def state(self) -> list[dict[str, Any]]:
+    def state(self) -> builtins.list[dict[str, Any]]:
         """Every file as JSON (its bytes in base64), oldest first."""
         with self._lock:
             return [{"info": f.info, "data": base64.b64encode(f.data).decode()} for f in self._files.values()]

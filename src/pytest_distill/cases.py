@@ -1,0 +1,70 @@
+"""Which cases a test gets: the dataset spec of its marker or of an option, loaded once per session."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from .datasets import BrokenCase, Case, DatasetError, StoredCompletions, load_jsonl, parse_spec
+from .models.client import ModelRuntime
+from .models.types import ModelError
+from .settings import Settings
+
+
+class CaseSource:
+    """The session's datasets: each spec's cases, read once and shared by every test that names it."""
+
+    def __init__(self, config: pytest.Config, settings: Settings, runtime: Callable[[], ModelRuntime],
+                 cache_dir: Callable[[str], Path | None]) -> None:
+        self.config, self.settings, self.runtime, self.cache_dir = config, settings, runtime, cache_dir
+        self._loaded: dict[tuple[str, tuple[Path, ...]], list[Case | BrokenCase]] = {}
+
+    def for_test(self, metafunc: pytest.Metafunc) -> list[Case | BrokenCase]:
+        """The cases of a test that asks for `case`: its marker's dataset, else --distill-dataset."""
+        marker = metafunc.definition.get_closest_marker("distill_dataset")
+        where = f"{metafunc.definition.nodeid} asks for `case`"
+        if marker is not None:
+            if len(marker.args) != 1 or not isinstance(marker.args[0], str):
+                raise pytest.Collector.CollectError(f"{where}: distill_dataset takes one dataset spec string")
+            text, dirs = marker.args[0], (metafunc.definition.path.parent, self.config.rootpath)
+        elif self.settings.dataset:
+            text, dirs = self.settings.dataset, self._option_dirs()
+        else:
+            raise pytest.Collector.CollectError(
+                f"{where} but has no dataset: add @pytest.mark.distill_dataset(\"stored:split=test\") "
+                "(or a .jsonl path), or pass --distill-dataset")
+        try:
+            return self.load(text, dirs)
+        except (DatasetError, ModelError) as exc:
+            raise pytest.Collector.CollectError(f"{where}: {exc}") from None
+
+    def for_option(self, text: str) -> list[Case | BrokenCase]:
+        """The cases of a spec given as an option (--distill-train, --distill-validation)."""
+        return self.load(text, self._option_dirs())
+
+    def _option_dirs(self) -> tuple[Path, Path]:
+        """Where a path given as an option is looked up: where pytest was run, then the rootdir."""
+        return self.config.invocation_params.dir, self.config.rootpath
+
+    def load(self, text: str, dirs: tuple[Path, ...]) -> list[Case | BrokenCase]:
+        """The cases of a dataset spec, loaded once per session."""
+        key = (text, dirs)
+        if key not in self._loaded:
+            spec = parse_spec(text, dirs)
+            if spec.path is None:
+                cases = StoredCompletions(self.runtime(), self.cache_dir("distill-stored")).load(spec)
+            else:
+                cases = load_jsonl(spec.path, text)
+            if not cases:
+                raise DatasetError(f"dataset {text!r} has no cases" + (f": {self._no_stored_cases()}" if spec.stored else ""))
+            self._loaded[key] = cases
+        return self._loaded[key]
+
+    def _no_stored_cases(self) -> str:
+        """Why a stored spec found nothing; an unseeded simulator stores nothing, so say how to seed it."""
+        if self.settings.sim and not self.settings.sim_seed:
+            return ("the simulator (--distill-sim) holds no stored completions: seed it with --distill-sim-seed "
+                    "FILE.jsonl (repeatable) or the ini setting distill_sim_seed, one chat-format case a line")
+        return "no stored completion matches its filters"
