@@ -11,7 +11,7 @@ import pytest
 
 from pytest_distill.sim import SimServer
 
-from .support import HOBANNU, TEST_KEY
+from .support import HOBANNU, TEST_KEY, qa_rows, write_jsonl
 from .toy_model import build_toy_model, texts_of
 
 # pytester's in-process runs put sys.modules back as they found it. httpx2 imports httpcore2 lazily and
@@ -43,6 +43,12 @@ def make_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., SimServe
     yield start
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def make_qa_sim(make_sim: Callable[..., SimServer], tmp_path: Path) -> Callable[[int], SimServer]:
+    """Start a simulator seeded with `count` question/answer cases (the student answers some wrongly)."""
+    return lambda count: make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", qa_rows(count))])
 
 
 @pytest.fixture

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,7 +14,7 @@ from pytest_distill.models.client import ModelRuntime
 from pytest_distill.models.types import Completion, Usage
 from pytest_distill.sim import Fault, SimServer
 
-from .support import TEST_KEY, qa_rows, qa_suite, requests_to, write_jsonl
+from .support import TEST_KEY, qa_suite, requests_to
 
 CASES = 8
 QUESTION = [{"role": "user", "content": "What is item q1?"}]
@@ -43,8 +42,8 @@ def chat_posts(server: SimServer) -> int:
 
 
 @pytest.fixture
-def server(make_sim: Any, tmp_path: Path) -> SimServer:
-    return make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", qa_rows(CASES))])
+def server(make_qa_sim: Callable[[int], SimServer]) -> SimServer:
+    return make_qa_sim(CASES)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ import pty
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,8 @@ def test_answer(case, model):
 
 
 @pytest.fixture
-def server(make_sim: Any, tmp_path: Path) -> SimServer:
-    """A simulator whose stored cases the student answers, some of them wrongly."""
-    return make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", qa_rows(CASES))])
+def server(make_qa_sim: Callable[[int], SimServer]) -> SimServer:
+    return make_qa_sim(CASES)
 
 
 @pytest.fixture

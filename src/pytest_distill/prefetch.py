@@ -44,7 +44,7 @@ from .grades import COMPLETE, Call
 from .models.client import ModelRuntime
 from .models.handle import Model
 from .models.types import Completion
-from .settings import is_worker
+from .settings import is_worker, item_params
 
 PLUGIN_NAME = "distill-prefetch"
 """Registered under this name, so `-p no:distill-prefetch` turns prefetching off."""
@@ -182,7 +182,7 @@ class Prefetcher:
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, object, object]:
         """Innermost around the test body, inside its grading scope: listen to the calls it makes."""
         scope = grades.current()
-        params = getattr(getattr(item, "callspec", None), "params", {})
+        params = item_params(item)
         observed = Observed(item, function_of(item), params.get("case"))
         if scope is not None and "model" in getattr(item, "fixturenames", ()):
             scope.listener = lambda call: self.observe(observed, call)
@@ -316,7 +316,7 @@ class Prefetcher:
 
     def start(self, item: pytest.Item) -> None:
         """Follow the item's plan as far as it is known (the rest as it is learnt or as answers arrive)."""
-        params = getattr(getattr(item, "callspec", None), "params", {})
+        params = item_params(item)
         case, name = params.get("case"), params.get("model")
         if ("model" not in getattr(item, "fixturenames", ()) or not isinstance(name, str) or not hasattr(case, "messages")
                 or any(item.iter_markers("skip")) or any(item.iter_markers("skipif"))):

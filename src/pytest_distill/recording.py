@@ -25,6 +25,7 @@ from .graders.similarity import MetricUnavailable
 from .ledger import PROPERTY, Entry, entry_of
 from .models.types import ModelError, shorten
 from .report import html
+from .settings import item_params
 
 ENTRY = pytest.StashKey[Entry]()
 TEST_ERRORS = (ModelError, DatasetError, JudgeError, MetricUnavailable)
@@ -50,7 +51,7 @@ class Recorder:
     def entry(item: pytest.Item) -> Entry:
         """The item's entry, made on first use from its parameters."""
         if ENTRY not in item.stash:
-            params = getattr(getattr(item, "callspec", None), "params", {})
+            params = item_params(item)
             case = params.get("case")
             item.stash[ENTRY] = Entry(
                 nodeid=item.nodeid, case_id=getattr(case, "id", None), model=params.get("model"),

@@ -23,7 +23,7 @@ from .models.client import ModelRuntime
 from .models.handle import Model
 from .models.types import Endpoint
 from .recording import Recorder
-from .settings import Settings, is_worker, resolve
+from .settings import Settings, is_worker, item_params, resolve
 
 SESSION = pytest.StashKey["DistillSession"]()
 SIM_URL = "distill_sim_url"
@@ -165,7 +165,7 @@ class DistillSession:
 
     def call_scope(self, item: pytest.Item) -> AbstractContextManager[grades.Scope]:
         """The grading scope of one test call: the session's judge, and the case's question."""
-        case = getattr(getattr(item, "callspec", None), "params", {}).get("case")
+        case = item_params(item).get("case")
         scope = grades.Scope(judge=self.model(self.settings.judge, role="judge"), question=getattr(case, "question", None),
                              embedding_model=Model(self.settings.embedding_model, self.runtime, role="embeddings"))
         return grades.scoped(scope)

@@ -333,6 +333,12 @@ class Settings:
         return pairs
 
 
+def item_params(item: pytest.Item) -> dict[str, Any]:
+    """The parameters an item was collected with (`case`, `model`, `distill_sample`); none for a plain test."""
+    params: dict[str, Any] = getattr(getattr(item, "callspec", None), "params", {})
+    return params
+
+
 def is_worker(config: pytest.Config) -> bool:
     """True in an xdist worker process: the controller alone does what must happen once."""
     return hasattr(config, "workerinput")
