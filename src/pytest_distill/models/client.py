@@ -448,6 +448,7 @@ class ModelRuntime:
         if ahead and self._halted:
             _cancel(future)
             return future
+        self._asked(key, future, ahead)  # before the call starts: a halt must see that a test wants it
         loop = self._ensure_loop()
         with self._lock:
             call = self._pending.get(key)
@@ -460,7 +461,6 @@ class ModelRuntime:
             future.set_result(cast(T, answer))
         else:
             call.add_done_callback(lambda done: _copy(done, future))
-        self._asked(key, future, ahead)
         return future
 
     def _start(self, key: str, start: Callable[[], Awaitable[Any]], shared: concurrent.futures.Future[Any]) -> None:
