@@ -78,6 +78,16 @@ def test_retries_are_bounded_and_the_error_names_model_endpoint_and_status(sim: 
         runtime.close()
 
 
+def test_the_sdks_own_keywords_keep_their_meaning(runtime: ModelRuntime, sim: SimServer) -> None:
+    """As with the SDK's `create`: `extra_body` joins the body (and wins), `extra_query` is the query,
+    `extra_headers` and `timeout` are request options; none is sent as an API parameter."""
+    runtime.chat("gpt-4o", QUESTION, max_tokens=20, extra_body={"seed": 7, "max_tokens": 30}, extra_query={"trace": "1"},
+                 extra_headers={"X-Team": "evals"}, timeout=5.0)
+    [sent] = requests_to(sim, "POST", "/chat/completions")
+    assert sent.body == {"model": "gpt-4o", "messages": QUESTION, "max_tokens": 30, "seed": 7}
+    assert sent.query == {"trace": ["1"]}
+
+
 def test_a_rejected_request_fails_at_once_with_its_status(runtime: ModelRuntime, sim: SimServer) -> None:
     with pytest.raises(ModelError, match=r"\(HTTP 400\): .*frobnicate") as raised:
         runtime.chat("gpt-4o", QUESTION, extra_body={"frobnicate": True})

@@ -260,3 +260,42 @@ def read_all(fd: int) -> str:
             break
         chunks.append(chunk)
     return b"".join(chunks).decode(errors="replace")
+
+
+
+
+def test_the_sdk_is_frozen_out_of_the_collector_while_calls_run_and_thawed_at_the_end(
+        suite: pytest.Pytester, server: SimServer) -> None:
+    """Full collections during the run skip what was alive at the first call; pytest's own end-of-session
+    collections (a real process: pytester's inner sessions skip them) still find it frozen, so they stay
+    cheap; nothing is frozen once the session is over."""
+    log = suite.path / "freeze.log"
+    suite.makeconftest(f"""
+        import atexit, gc
+
+        def note(what):
+            with open({str(log)!r}, "a") as out:
+                out.write(f"{{what}} {{gc.get_freeze_count()}}\\n")
+
+        def record(phase, info):
+            if phase == "start" and info["generation"] == 2:
+                note("collection")
+
+        def pytest_runtest_teardown(item):
+            note("test")
+
+        def pytest_unconfigure(config):
+            gc.callbacks.append(record)
+
+        atexit.register(note, "exit")
+    """)
+    result = suite.runpytest_subprocess("-p", "no:cacheprovider")
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == CASES and "errors" not in outcomes, outcomes
+    notes = [(what, int(count)) for what, count in (line.split() for line in log.read_text(encoding="utf-8").splitlines())]
+    tests = [count for what, count in notes if what == "test"]
+    assert len(tests) == CASES and all(count > 0 for count in tests)
+    assert ("exit", 0) in notes, notes
+    ended = notes.index(("exit", 0))
+    pytests_own = [count for what, count in notes[:ended] if what == "collection"]
+    assert len(pytests_own) == 2 and all(count > 0 for count in pytests_own), notes

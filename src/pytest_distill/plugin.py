@@ -50,6 +50,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "distill_grade(helper, **arguments): the test grades its model's answer with this "
                             "model-graded helper (expected= is the case's reference); its judge call starts ahead")
     session = config.stash[SESSION] = DistillSession(config)
+    # Registered before other plugins configure (ours is called first), so it runs after their cleanups.
+    config.add_cleanup(session.thaw)
     settings, plugins = session.settings, config.pluginmanager
     # pytest's default traceback style (and no --showlocals): a failed graded assert shows its verdict alone.
     compact = config.getoption("tbstyle") == "auto" and not config.getoption("showlocals")

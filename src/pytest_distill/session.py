@@ -7,6 +7,7 @@ on the controller (`report/reporter.py`, `distill/plugin.py`); `plugin.py` regis
 
 from __future__ import annotations
 
+import gc
 import os
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -39,6 +40,7 @@ class DistillSession:
         self.settings: Settings = resolve(config)
         self.sim: Any = None
         self._runtime: ModelRuntime | None = None
+        self._frozen = False
         self.cases = CaseSource(config, self.settings, lambda: self.runtime, self.cache_dir)
 
     def start(self) -> None:
@@ -89,7 +91,24 @@ class DistillSession:
                                          request_timeout=s.request_timeout, cache=self._completion_cache(url),
                                          endpoints=endpoints)
             progress.attach(self._runtime, self.config)
+            self._runtime.on_start = self._freeze
         return self._runtime
+
+    def _freeze(self) -> None:
+        """Keep the cyclic collector off the objects that live all session, once the SDK is loaded.
+
+        The SDK's types are some 70,000 objects that every full collection walks, and a run of model
+        calls sets off full collections: freezing what is alive at the first call (`gc.freeze`) cut the
+        client's CPU by a sixth on the benchmark. `thaw` gives them back to the collector."""
+        gc.freeze()
+        self._frozen = True
+
+    def thaw(self) -> None:
+        """The session's last cleanup (`plugin.py` registers it first): after pytest's own end-of-session
+        collections, which so stay cheap. Cyclic garbage among frozen objects is collected from then on."""
+        if self._frozen:
+            gc.unfreeze()
+            self._frozen = False
 
     def endpoints(self) -> dict[str, str]:
         """Each endpoint's base URL as reports may show it (never a key), by name; "" is the default."""

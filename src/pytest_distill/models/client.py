@@ -165,6 +165,15 @@ class _Line:
         return {"extra_headers": {"Authorization": openai.Omit()}} if self.keyless else {}
 
     @property
+    def options(self) -> openai.RequestOptions:
+        """`params` as request options of the SDK's `post`, with the bearer auth its typed methods ask for."""
+        import openai
+
+        if self.keyless:
+            return {"headers": {"Authorization": openai.Omit()}, "security": {"bearer_auth": True}}
+        return {"security": {"bearer_auth": True}}
+
+    @property
     def paused_s(self) -> float:
         return max(0.0, self.resume_at - time.monotonic())
 
@@ -229,6 +238,8 @@ class ModelRuntime:
         self.concurrency, self.request_timeout, self.max_attempts = concurrency, request_timeout, max_attempts
         self.cache = cache
         self.on_wait: Callable[[float], None] | None = None
+        self.on_start: Callable[[], None] | None = None
+        """Called once, on the first call's thread, when the SDK is loaded and the loop runs."""
         self.retries = self.started = self.done = self.in_flight = self.cache_hits = 0
         self._wanted: set[str] = set()
         """Keys a test (not prefetch) asked for."""
@@ -512,6 +523,8 @@ class ModelRuntime:
                 self._thread.start()
                 ready.wait(timeout=10)
                 self._loop = loop
+                if self.on_start is not None:
+                    self.on_start()
             return self._loop
 
     def _route(self, model: str) -> tuple[_Line, str]:
@@ -561,12 +574,17 @@ class ModelRuntime:
         label = "POST /chat/completions"
         client = self._client(line, model, label)
 
+        import httpx2  # the SDK's HTTP library, loaded with it
+
+        body, options = request_of(served_as, messages, params, line.options)
+
         async def send() -> Any:
             """The answer's JSON as the server sent it: read here, not by the SDK's models, so that an
-            answer off the API's shape is told apart from a good one (a body that is no JSON is retried)."""
-            raw = await client.chat.completions.with_raw_response.create(model=served_as, messages=cast(Any, messages),
-                                                                         **{**line.params, **params})
-            return raw.http_response.json()
+            answer off the API's shape is told apart from a good one (a body that is no JSON is retried).
+            Sent with the SDK's documented `post`: the typed `create` would walk the request against its
+            TypedDicts on every call (a millisecond a call) to change nothing in a body that is JSON already."""
+            response = await client.post("/chat/completions", cast_to=httpx2.Response, body=body, options=options)
+            return response.json()
 
         data, latency = await self._attempts(key, line, label, model, send)
         try:
@@ -730,6 +748,25 @@ def _explained(message: str, body: object) -> str:
         return message
     text = " ".join(found.split())
     return f"{message} - {text[:EXPLANATION_CHARS]}{'…' if len(text) > EXPLANATION_CHARS else ''}"
+
+
+def request_of(model: str, messages: list[dict[str, Any]], params: Mapping[str, Any],
+               options: openai.RequestOptions) -> tuple[dict[str, Any], openai.RequestOptions]:
+    """The body and request options of a chat call. The SDK's own keywords keep their meaning, as in
+    `create`: `extra_body` joins the body (a vLLM or Ollama parameter), `extra_headers`, `extra_query`
+    and `timeout` are options; every other parameter is the API's."""
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    chosen: dict[str, Any] = dict(options)
+    for name, value in params.items():
+        if name == "extra_headers":
+            chosen["headers"] = {**chosen.get("headers", {}), **(value or {})}
+        elif name == "extra_query":
+            chosen["params"] = dict(value or {})
+        elif name == "timeout":
+            chosen["timeout"] = value
+        elif name != "extra_body":
+            body[name] = value
+    return {**body, **(params.get("extra_body") or {})}, cast("openai.RequestOptions", chosen)
 
 
 def read_chat(data: object) -> tuple[str, str | None, Usage, str]:
