@@ -7,7 +7,7 @@ and the change against `benchmarks/baseline.json` (`--save-baseline` rewrites it
 the plain `assert factuality(model.complete(case), case.expected)` suite and the same suite with the
 `distill_grade` marker, side by side in one run, with their ratios to the bound (wall time and client
 CPU). Compare ratios within one run: on a shared machine the absolute figures move with the load.
-`--cases N` shrinks the work while iterating; `--profile` runs the plain suite once under cProfile and
+`--cases N` shrinks the work while iterating; `--profile` runs the plain suite once under py-spy and
 prints where the client's CPU goes.
 
 Every variant is a whole process, start-up included, median of `--runs` after one warm-up. The peers
@@ -247,15 +247,18 @@ def against_baseline(current: dict[str, Any]) -> list[str]:
 
 def profile(scratch: Path, sim: SimServer) -> int:
     """The plain suite once under py-spy (every thread: the test thread, the runtime's loop, the judge
-    workers); prints where the samples fall, by thread, then by function: own time and time inside."""
+    workers), sampling only the thread that holds the GIL: the samples are the client's Python CPU, and
+    a thread waiting (in a lock, a queue, a select) is never counted. Prints where they fall, by thread,
+    then by function: own time and time inside."""
     spy = shutil.which("py-spy")
     if spy is None:
         print("py-spy is not installed: pip install py-spy (the [dev] extra)")
         return 1
     out = scratch / "plain.stacks"
     env = {**environment(scratch), **QUIET_ENV, "OPENAI_BASE_URL": sim.url, "OPENAI_API_KEY": "sk-bench-0000"}
-    command = [spy, "record", "--threads", "-r", "200", "-f", "raw", "-o", str(out), "--",
-               *pytest_command("--distill-concurrency", str(CONCURRENCY))(scratch)]
+    suite = pytest_command("--distill-concurrency", str(CONCURRENCY))(scratch)
+    measure(suite, scratch / "ours_plain", env, sim)  # a warm-up: compiled files in place, as in the timed runs
+    command = [spy, "record", "--gil", "--threads", "-r", "100", "-f", "raw", "-o", str(out), "--", *suite]
     run = measure(command, scratch / "ours_plain", env, sim)
     print(f"plain suite under py-spy: {run.wall_s:.2f} s wall, {run.cpu_s:.2f} s CPU, exit {run.returncode}")
     threads: Counter[str] = Counter()
@@ -264,9 +267,9 @@ def profile(scratch: Path, sim: SimServer) -> int:
     for line in out.read_text(encoding="utf-8").splitlines():
         stack, _, count = line.rpartition(" ")
         frames = stack.split(";")
-        if not count.isdigit() or len(frames) < 2 or is_idle(frames[-1]):
+        if not count.isdigit() or len(frames) < 2:
             continue
-        threads[frames[0]] += int(count)
+        threads[re.sub(r"thread \(\d+\): |_\d+$", "", frames[0])] += int(count)  # a pool's threads as one
         own[frames[-1]] += int(count)
         for frame in set(frames[1:]):
             inside[frame] += int(count)
@@ -280,11 +283,6 @@ def profile(scratch: Path, sim: SimServer) -> int:
     return 0
 
 
-def is_idle(frame: str) -> bool:
-    """A sample of a thread that waits (a lock, a select, a sleep), not one that computes."""
-    return frame.split(" ")[0].rpartition(".")[2] in ("wait", "select", "poll", "acquire", "sleep", "_wait_for_tstate_lock")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs of each fast variant, after one warm-up (default 3)")
@@ -294,7 +292,7 @@ def main() -> int:
     parser.add_argument("--save-baseline", action="store_true", help="keep this run as benchmarks/baseline.json")
     parser.add_argument("--speed", action="store_true", help="only the asyncio bound, the plain and the marked suite")
     parser.add_argument("--cases", type=int, default=CASES, help=f"cases of the work (default {CASES})")
-    parser.add_argument("--profile", action="store_true", help="profile the plain suite once (cProfile) and print the top")
+    parser.add_argument("--profile", action="store_true", help="profile the plain suite once (py-spy) and print the top")
     args = parser.parse_args()
     only = list(SPEED) if args.speed else args.only
     deepeval_python, promptfoo = (None, None) if args.no_peers or args.speed or args.profile else install_peers()
