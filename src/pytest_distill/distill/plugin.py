@@ -18,8 +18,7 @@ from ..datasets import BrokenCase, Case
 from ..ledger import Entry
 from ..models.client import ModelRuntime
 from ..settings import Settings
-from . import backends, loop
-from .record import TrainingRecord
+from . import backends
 
 PLUGIN_NAME = "distill-training"
 RAN = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
@@ -42,6 +41,9 @@ class DistillStep:
         which carries the outcome under "distill"."""
         if session.exitstatus not in RAN:
             return
+        from . import loop  # imported when the run ends: a suite that never distills does not pay for it
+        from .record import TrainingRecord
+
         s, cache = self.settings, getattr(self.config, "cache", None)
         out_dir: Path = s.results.parent if s.results else cache.mkdir("distill") if cache else self.config.rootpath / ".distill"
         outcome = loop.run_loop(loop.LoopInputs(

@@ -15,7 +15,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import filelock
 import pytest
 
 from .backends import TrainingRequest, TrainingRun
@@ -50,6 +49,8 @@ class TrainingRecord:
         if self.cache is None:
             yield
             return
+        import filelock  # imported when a run distills: every session loads this plugin
+
         lock = filelock.FileLock(self.cache.mkdir("distill") / LOCK)
         try:
             lock.acquire(blocking=False)

@@ -8,9 +8,6 @@ from typing import Any, NoReturn, cast
 from xml.etree.ElementTree import ParseError
 
 import defusedxml.ElementTree
-import jsonschema
-import referencing
-import referencing.exceptions
 from defusedxml import DefusedXmlException
 
 from .. import strict_json
@@ -84,6 +81,10 @@ def matches_schema(output: Any, schema: Mapping[str, Any] | bool | Path) -> Grad
         instance = strict_json.loads(str(output))
     except strict_json.NotJSON as exc:
         return _verdict("matches_schema", False, f"not JSON: {exc}", args=args)
+    import jsonschema  # imported when first needed: the plugin loads this module, most suites never validate
+    import referencing
+    import referencing.exceptions
+
     registry: referencing.Registry[Any] = referencing.Registry(retrieve=_refuse)  # type: ignore[call-arg]  # attrs init
     validator = jsonschema.validators.validator_for(checked)(checked, registry=registry)
     try:
@@ -113,6 +114,8 @@ def _schema(schema: Any) -> Mapping[str, Any] | bool:
             raise ValueError(f"matches_schema: the schema file {schema} cannot be read: {exc}") from None
     if not isinstance(schema, (Mapping, bool)):
         raise TypeError(f"matches_schema: a schema is a dict (or a Path to a .json file), not {type(schema).__name__}")
+    import jsonschema
+
     try:
         jsonschema.validators.validator_for(schema).check_schema(schema)  # type: ignore[arg-type]  # any Mapping or bool is checked
     except jsonschema.SchemaError as exc:
@@ -124,4 +127,6 @@ def _schema(schema: Any) -> Mapping[str, Any] | bool:
 
 def _refuse(uri: str) -> NoReturn:
     """The registry's retrieval: nothing outside the schema is ever fetched."""
+    import referencing.exceptions
+
     raise referencing.exceptions.NoSuchResource(ref=uri)  # type: ignore[call-arg]  # attrs init
