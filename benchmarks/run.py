@@ -10,7 +10,8 @@ CPU). Compare ratios within one run: on a shared machine the absolute figures mo
 `--cases N` shrinks the work while iterating; `--profile` runs the plain suite once under py-spy and
 prints where the client's CPU goes.
 
-Every variant is a whole process, start-up included, median of `--runs` after one warm-up. The peers
+Every variant is a whole process, start-up included, median of `--runs` after one warm-up; the runs go
+round by round (each variant once a round), so that a machine whose speed drifts moves them alike. The peers
 are installed on first use into `benchmarks/.peers/` (promptfoo from the npm registry, DeepEval into a
 virtual environment of its own, so that its pytest plugin never loads into our runs); `--no-peers`
 skips them. Not a test: CI never runs it.
@@ -38,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import scale  # noqa: E402
-from harness import cases, environment, measure, median, passed_of_pytest, spread, write_jsonl  # noqa: E402
+from harness import Run, cases, environment, measure, median, passed_of_pytest, spread, write_jsonl  # noqa: E402
 
 LATENCY_S = 0.2
 CASES = 200
@@ -172,19 +173,24 @@ def run_variants(chosen: list[Variant], scratch: Path, sim: SimServer, runs: int
     env = {**environment(scratch), **QUIET_ENV, "OPENAI_BASE_URL": sim.url, "OPENAI_API_KEY": "sk-bench-0000",
            "PYTHONPATH": os.pathsep.join(filter(None, paths)), "PROMPTFOO_CONFIG_DIR": str(scratch / "promptfoo-home"),
            "BENCH_CASES": "cases.jsonl"}
+    commands = {variant.key: variant.command(scratch / variant.folder) for variant in chosen}
+    for variant in chosen:
+        print(f"· {variant.name}: {'1 run' if variant.slow else f'warm-up + {runs} run(s)'}", flush=True)
+        if not variant.slow:
+            measure(commands[variant.key], scratch / variant.folder, env, sim)
+    done: dict[str, list[Run]] = {variant.key: [] for variant in chosen}
+    # Round after round, each variant once: a machine that speeds up or slows down mid-run moves every
+    # variant alike, so the ratios within one run hold.
+    for round_ in range(runs):
+        for variant in chosen:
+            if round_ == 0 or not variant.slow:
+                done[variant.key].append(measure(commands[variant.key], scratch / variant.folder, env, sim))
     figures: dict[str, dict[str, Any]] = {}
     for variant in chosen:
-        folder = scratch / variant.folder
-        command = variant.command(folder)
-        times = 1 if variant.slow else runs
-        print(f"· {variant.name}: {'' if variant.slow else 'warm-up + '}{times} run(s) ...", flush=True)
-        if not variant.slow:
-            measure(command, folder, env, sim)
-        done = [measure(command, folder, env, sim) for _ in range(times)]
-        middle = median(done)
+        middle = median(done[variant.key])
         if middle.returncode not in variant.success:
             print(f"  exit {middle.returncode}; last lines:\n    " + "\n    ".join(middle.output.splitlines()[-8:]))
-        figures[variant.key] = {"name": variant.name, "wall_s": round(middle.wall_s, 2), "spread": spread(done),
+        figures[variant.key] = {"name": variant.name, "wall_s": round(middle.wall_s, 2), "spread": spread(done[variant.key]),
                                 "cpu_s": round(middle.cpu_s, 2), "max_in_flight": middle.peak_in_flight,
                                 "passed": variant.passed(middle.output), "exit": middle.returncode}
     return figures
@@ -278,8 +284,8 @@ def profile(scratch: Path, sim: SimServer) -> int:
     for title, counter in (("busy samples by thread", threads), ("own time", own), ("time inside", inside),
                            ("time inside the plugin's functions", ours)):
         print(f"\n{title} (share of {total} busy samples):")
-        for frame, count in counter.most_common(25):
-            print(f"  {count / total:6.1%}  {frame}")
+        for frame, samples in counter.most_common(25):
+            print(f"  {samples / total:6.1%}  {frame}")
     return 0
 
 
