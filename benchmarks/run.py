@@ -1,7 +1,8 @@
 """`python benchmarks/run.py`: 200 cases × (completion + factuality judge) against one local server that adds
 0.2 s to every call, by us and by the tools we are compared with; then collection time and memory for
 10,000 stored cases, and the plugin's overhead per case. Prints the figures, their ratios, the targets,
-and the change against `benchmarks/baseline.json` (`--save-baseline` rewrites it).
+and the change against `benchmarks/baseline.json` (`--save-baseline` keeps this run's figures in it, the
+others stay with their dates).
 
 `python benchmarks/run.py --speed` is the run behind the README's speed figures: the asyncio lower bound,
 the plain `assert factuality(model.complete(case), case.expected)` suite and the same suite with the
@@ -239,16 +240,32 @@ def against_baseline(current: dict[str, Any]) -> list[str]:
     if not BASELINE.exists():
         return ["no baseline yet: run with --save-baseline to keep this run as one"]
     old = json.loads(BASELINE.read_text(encoding="utf-8"))
-    lines = [f"against the baseline of {old.get('when', '?')} ({old.get('machine', '?')}):"]
+    lines = [f"against the baseline ({old.get('machine', '?')}; each figure's date in brackets):"]
     for key, figure in current["variants"].items():
-        before = old.get("variants", {}).get(key, {}).get("wall_s")
+        kept = old.get("variants", {}).get(key, {})
+        before = kept.get("wall_s")
         if before:
-            lines.append(f"  {figure['name']:<66} {before:>7.2f} s → {figure['wall_s']:>7.2f} s ({figure['wall_s'] / before - 1:+.0%})")
+            lines.append(f"  {figure['name']:<66} {before:>7.2f} s → {figure['wall_s']:>7.2f} s ({figure['wall_s'] / before - 1:+.0%})"
+                         f"  [{kept.get('when', old.get('when', '?'))}]")
     for key, value in current["scale"].items():
         before = old.get("scale", {}).get(key)
         if isinstance(value, (int, float)) and before:
-            lines.append(f"  {key:<66} {before:>9} → {value:>9} ({value / before - 1:+.0%})")
+            when = old.get("scale_when", old.get("when", "?"))
+            lines.append(f"  {key:<66} {before:>9} → {value:>9} ({value / before - 1:+.0%})  [{when}]")
     return lines
+
+
+def save_baseline(current: dict[str, Any]) -> None:
+    """Keep this run's figures as the baseline, each variant dated: a partial run (`--speed`, `--only`,
+    no peers) replaces the figures it measured and keeps the others, with their own dates."""
+    old = json.loads(BASELINE.read_text(encoding="utf-8")) if BASELINE.exists() else {}
+    variants = {key: {"when": figure.get("when", old.get("when", "?")), **figure} for key, figure in old.get("variants", {}).items()}
+    variants.update({key: {"when": current["when"], **figure} for key, figure in current["variants"].items()})
+    kept = {"when": current["when"], "machine": current["machine"], "variants": variants,
+            "scale": current["scale"] or old.get("scale", {}),
+            "scale_when": current["when"] if current["scale"] else old.get("scale_when", old.get("when", "?"))}
+    BASELINE.write_text(json.dumps(kept, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"saved as {BASELINE}")
 
 
 def profile(scratch: Path, sim: SimServer) -> int:
@@ -295,7 +312,7 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="one run each, no slow variants (sequential ones), smaller scale part")
     parser.add_argument("--no-peers", action="store_true", help="skip promptfoo and DeepEval")
     parser.add_argument("--only", action="append", default=[], help="run only these variant keys (repeatable)")
-    parser.add_argument("--save-baseline", action="store_true", help="keep this run as benchmarks/baseline.json")
+    parser.add_argument("--save-baseline", action="store_true", help="keep this run's figures in benchmarks/baseline.json")
     parser.add_argument("--speed", action="store_true", help="only the asyncio bound, the plain and the marked suite")
     parser.add_argument("--cases", type=int, default=CASES, help=f"cases of the work (default {CASES})")
     parser.add_argument("--profile", action="store_true", help="profile the plain suite once (py-spy) and print the top")
@@ -326,8 +343,7 @@ def main() -> int:
                "scale": {key: value for key, value in sizes.items() if isinstance(value, (int, float))}}
     print("\n" + "\n".join(against_baseline(current)))
     if args.save_baseline:
-        BASELINE.write_text(json.dumps(current, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"saved as {BASELINE}")
+        save_baseline(current)
     return 0
 
 
