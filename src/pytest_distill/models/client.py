@@ -34,7 +34,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from .types import LOCAL_PREFIX, Completion, Endpoint, ModelError, Usage, shown_url, url_problem
+from .line import Gate, Line
+from .types import LOCAL_PREFIX, Completion, Endpoint, ModelError
+from .wire import OffShape, explained, read_chat, request_of
 
 if TYPE_CHECKING:
     import openai
@@ -50,11 +52,8 @@ MAX_BACKOFF_S = 30.0
 WAIT_TICK_S = 1.0
 """While a caller waits longer than this for an answer, `on_wait(seconds waited)` is called once per tick."""
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,}|Bearer\s+\S+)")
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-EXPLANATION_CHARS = 500
 _AHEAD: ContextVar[bool] = ContextVar("pytest_distill_ahead", default=False)
 """True while prefetch asks on a test's behalf (see `ModelRuntime.ahead`)."""
-"""How much of a server's own explanation of an error an error message quotes."""
 
 
 KNOWN_SHOWN = 10
@@ -81,10 +80,6 @@ def chat_key(model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0,
     return request_key("chat", {"model": model, "messages": list(messages), "params": params, "sample": sample})
 
 
-class OffShape(ValueError):
-    """A 200 answer that is not what the API's schema says it is."""
-
-
 @dataclass(frozen=True)
 class _Failure:
     """One attempt that failed: what to say (already redacted), the status, and the rest before the
@@ -97,122 +92,6 @@ class _Failure:
     answered: bool = True
     unknown_model: bool = False
     """A 404 `model_not_found`: the error then lists the models the server knows."""
-
-
-class Gate:
-    """At most `size` calls on the wire. A free place goes first to a call that a test waits for, then to
-    calls asked ahead (prefetch), each kind in the order asked: speculation never delays the running test."""
-
-    def __init__(self, size: int, wanted: Callable[[str], bool]) -> None:
-        self.free, self.wanted = size, wanted
-        self.waiting: list[tuple[str, asyncio.Future[None]]] = []
-
-    async def acquire(self, key: str) -> None:
-        if self.free > 0 and not self.waiting:
-            self.free -= 1
-            return
-        place: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (key, place)
-        self.waiting.append(entry)
-        try:
-            await place
-        except asyncio.CancelledError:
-            if place.done() and not place.cancelled():
-                self.release()  # handed a place in the same moment as cancelled: pass it on
-            elif entry in self.waiting:
-                self.waiting.remove(entry)
-            raise
-
-    def release(self) -> None:
-        chosen = next((entry for entry in self.waiting if self.wanted(entry[0])), None) or next(iter(self.waiting), None)
-        if chosen is None:
-            self.free += 1
-            return
-        self.waiting.remove(chosen)
-        chosen[1].set_result(None)
-
-    def queued(self) -> list[str]:
-        """The keys of the calls waiting for a place."""
-        return [key for key, _ in self.waiting]
-
-
-class _Line:
-    """One endpoint as the runtime uses it: its clients, its concurrency bound, its 429 pause, and
-    whether it is down (its whole retry ladder failed without the server ever answering)."""
-
-    def __init__(self, endpoint: Endpoint) -> None:
-        self.endpoint = endpoint
-        self.url = shown_url(endpoint.base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
-        self.async_client: openai.AsyncOpenAI | None = None
-        self.sync_client: openai.OpenAI | None = None
-        self.gate: Gate | None = None
-        self.resume_at = 0.0
-        self.heard_at = 0.0
-        """When the server last answered anything (an error status too): proof it is not down."""
-        self.down: str | None = None
-        """Why every call to this endpoint now errors at once."""
-        self.went_down: asyncio.Event | None = None
-        """Set when `down` is; wakes the calls resting between attempts (loop thread only)."""
-        self.known_models: asyncio.Future[list[str]] | None = None
-        """The server's GET /models, asked once, when a model first turns out unknown (loop thread only)."""
-        self.keyless = endpoint.key is None and endpoint.key_env is None
-
-    @property
-    def params(self) -> dict[str, Any]:
-        """Sent with every request: an endpoint declared without a key gets no Authorization header at all."""
-        import openai
-
-        return {"extra_headers": {"Authorization": openai.Omit()}} if self.keyless else {}
-
-    @property
-    def options(self) -> openai.RequestOptions:
-        """`params` as request options of the SDK's `post`, with the bearer auth its typed methods ask for."""
-        import openai
-
-        if self.keyless:
-            return {"headers": {"Authorization": openai.Omit()}, "security": {"bearer_auth": True}}
-        return {"security": {"bearer_auth": True}}
-
-    @property
-    def paused_s(self) -> float:
-        return max(0.0, self.resume_at - time.monotonic())
-
-    def problem(self) -> str | None:
-        """What keeps a client from being made (a base URL that is no URL, a key HTTP cannot carry), in
-        words that never quote the key."""
-        url = self.endpoint.base_url or os.environ.get("OPENAI_BASE_URL")
-        source = "the endpoint's base URL" if self.endpoint.base_url else "OPENAI_BASE_URL"
-        if url is not None and url_problem(url):
-            return f"{source} is not a usable URL: {url_problem(url)}"
-        env = self.endpoint.key_env
-        if self.endpoint.key is None and env is not None and not os.environ.get(env):
-            return f"{env} is not set: set it, or run offline with --distill-sim"
-        return _key_problem(self.endpoint.key if self.endpoint.key is not None else os.environ.get(env or "", ""),
-                            "the key" if self.endpoint.key is not None else str(env))
-
-    def make(self, cls: Callable[..., T], timeout: float, **options: Any) -> T:
-        """An SDK client for this endpoint. The key goes straight from where it is kept into the SDK,
-        never into a local variable, and a constructor that fails says why without its frame."""
-        problem = self.problem()
-        if problem is not None:
-            raise ModelError("", "client", problem, base_url=self.url)
-        endpoint = self.endpoint
-        try:
-            return cls(base_url=endpoint.base_url, timeout=timeout, **options,
-                       api_key=endpoint.key if endpoint.key is not None else os.environ.get(endpoint.key_env or "", "no-key"))
-        except Exception as exc:  # whatever the SDK or httpx raise here: its frame holds the key
-            failure = type(exc).__name__
-        # Raised here, outside the handler: the error carries no trace of the constructor's frame.
-        raise ModelError("", "client", f"the client could not be made: {failure}", base_url=self.url)
-
-
-def _key_problem(key: str, source: str) -> str | None:
-    """A key that no HTTP header can carry (a pasted curly quote, a space): say where, never what."""
-    for position, char in enumerate(key):
-        if not ("!" <= char <= "~"):
-            kind = "a space" if char.isspace() else "a character that is not ASCII" if ord(char) > 127 else "a control character"
-            return f"{source} holds {kind} at position {position + 1}: an API key is plain ASCII (check for a copy-paste error)"
-    return None
 
 
 class ModelRuntime:
@@ -232,8 +111,8 @@ class ModelRuntime:
     def __init__(self, *, base_url: str | None = None, api_key: str | None = None, concurrency: int = 8,
                  request_timeout: float = 120.0, max_attempts: int = 6, cache: CompletionCache | None = None,
                  endpoints: Sequence[Endpoint] = ()) -> None:
-        default = _Line(Endpoint("", base_url, key=api_key))
-        self._lines = {"": default, **{endpoint.name: _Line(endpoint) for endpoint in endpoints}}
+        default = Line(Endpoint("", base_url, key=api_key))
+        self._lines = {"": default, **{endpoint.name: Line(endpoint) for endpoint in endpoints}}
         self.base_url = base_url
         self.concurrency, self.request_timeout, self.max_attempts = concurrency, request_timeout, max_attempts
         self.cache = cache
@@ -527,14 +406,14 @@ class ModelRuntime:
                     self.on_start()
             return self._loop
 
-    def _route(self, model: str) -> tuple[_Line, str]:
+    def _route(self, model: str) -> tuple[Line, str]:
         """The endpoint a model name points at, and the model's name there: `local:llama3` is `llama3`
         on the endpoint `local`; a name whose prefix is no declared endpoint is the default's."""
         name, sep, rest = model.partition(":")
         line = self._lines.get(name) if sep and rest and name else None
         return (line, rest) if line is not None else (self._lines[""], model)
 
-    def _client(self, line: _Line, model: str, label: str) -> openai.AsyncOpenAI:
+    def _client(self, line: Line, model: str, label: str) -> openai.AsyncOpenAI:
         """The endpoint's async client and its bound, made on the loop thread at first use; a client
         that cannot be made is an error of the call that needed it."""
         import openai
@@ -609,7 +488,7 @@ class ModelRuntime:
             raise ModelError(model, label, f"{len(vectors)} embeddings came back for {len(texts)} texts", base_url=line.url)
         return vectors
 
-    async def _attempts(self, key: str, line: _Line, endpoint: str, model: str,
+    async def _attempts(self, key: str, line: Line, endpoint: str, model: str,
                         send: Callable[[], Awaitable[T]]) -> tuple[T, float]:
         """Send with retries: 429 pauses every call to the endpoint (honouring Retry-After), 5xx and
         connection faults back off this call alone; anything else fails at once. A ladder that ends
@@ -691,7 +570,7 @@ class ModelRuntime:
             return _Failure(message, status, getattr(exc, "param", None), unknown_model=unknown)
         return _Failure(f"HTTP {status}: {message}", status, delay=_retry_after(exc) or _backoff(attempt))
 
-    async def _known_models_hint(self, line: _Line, model: str) -> str:
+    async def _known_models_hint(self, line: Line, model: str) -> str:
         """What to try instead of a model the server does not know: the models it lists (the closest
         few when it lists many), or where to look when it lists none."""
         if line.known_models is None:
@@ -705,7 +584,7 @@ class ModelRuntime:
         return (f"this server knows {len(known)} models" + (f"; the closest: {', '.join(close)}" if close else "")
                 + f"; GET {line.url}/models lists them all")
 
-    async def _list_models(self, line: _Line, model: str) -> list[str]:
+    async def _list_models(self, line: Line, model: str) -> list[str]:
         import openai
 
         try:
@@ -714,7 +593,7 @@ class ModelRuntime:
             return []
 
     @staticmethod
-    async def _rest(line: _Line, delay: float) -> None:
+    async def _rest(line: Line, delay: float) -> None:
         """Wait `delay` seconds before the next attempt, or less if the endpoint goes down meanwhile."""
         assert line.went_down is not None
         with suppress(asyncio.TimeoutError):
@@ -727,83 +606,11 @@ class ModelRuntime:
             return f"the server's answer is not JSON ({exc.msg} at character {exc.pos})"
         message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         if isinstance(exc, openai.APIStatusError):
-            message = _explained(message, exc.body)
+            message = explained(message, exc.body)
         secrets = [line.endpoint.key or os.environ.get(line.endpoint.key_env or "") for line in self._lines.values()]
         for secret in secrets:
             message = redact(message, secret)
         return redact(message, os.environ.get("OPENAI_API_KEY"))
-
-
-def _explained(message: str, body: object) -> str:
-    """The SDK's `Error code: 400`, with the server's own explanation when the SDK left it out: servers
-    other than OpenAI put it elsewhere (`{"detail": ...}`, `{"error": "..."}`, plain text)."""
-    if " - " in message:
-        return message
-    found: object = body
-    if isinstance(body, Mapping):
-        found = next((body[name] for name in ("message", "detail", "error", "msg") if body.get(name)), None)
-    if isinstance(found, (Mapping, list)):
-        found = json.dumps(found, ensure_ascii=False, default=str)
-    if not isinstance(found, str) or not found.strip():
-        return message
-    text = " ".join(found.split())
-    return f"{message} - {text[:EXPLANATION_CHARS]}{'…' if len(text) > EXPLANATION_CHARS else ''}"
-
-
-def request_of(model: str, messages: list[dict[str, Any]], params: Mapping[str, Any],
-               options: openai.RequestOptions) -> tuple[dict[str, Any], openai.RequestOptions]:
-    """The body and request options of a chat call. The SDK's own keywords keep their meaning, as in
-    `create`: `extra_body` joins the body (a vLLM or Ollama parameter), `extra_headers`, `extra_query`
-    and `timeout` are options; every other parameter is the API's."""
-    body: dict[str, Any] = {"model": model, "messages": messages}
-    chosen: dict[str, Any] = dict(options)
-    for name, value in params.items():
-        if name == "extra_headers":
-            chosen["headers"] = {**chosen.get("headers", {}), **(value or {})}
-        elif name == "extra_query":
-            chosen["params"] = dict(value or {})
-        elif name == "timeout":
-            chosen["timeout"] = value
-        elif name != "extra_body":
-            body[name] = value
-    return {**body, **(params.get("extra_body") or {})}, cast("openai.RequestOptions", chosen)
-
-
-def read_chat(data: object) -> tuple[str, str | None, Usage, str]:
-    """Text, refusal, usage and served model of a chat completion's JSON, read as hostile.
-
-    `content` as a list of parts gives its text parts joined; null or missing usage numbers count 0.
-    Anything else off the API's shape (no choices, no message, a content that is neither) raises
-    `OffShape`, which the caller makes an error of the case."""
-    if not isinstance(data, dict):
-        raise OffShape("it is not a JSON object")
-    choices = data.get("choices")
-    if not isinstance(choices, list) or not choices:
-        raise OffShape("it has no choices")
-    message = choices[0].get("message") if isinstance(choices[0], dict) else None
-    if not isinstance(message, dict):
-        raise OffShape("its first choice has no message")
-    refusal = message.get("refusal")
-    usage = data.get("usage")
-    served = data.get("model")
-    return (_content_text(message.get("content")), refusal if isinstance(refusal, str) else None,
-            Usage(_count(usage, "prompt_tokens"), _count(usage, "completion_tokens")), served if isinstance(served, str) else "")
-
-
-def _content_text(content: object) -> str:
-    if content is None or isinstance(content, str):
-        return content or ""
-    if isinstance(content, list):
-        texts = [part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)]
-        if texts or not content:
-            return "".join(texts)
-        raise OffShape("its message content is a list with no text part")
-    raise OffShape(f"its message content is a {type(content).__name__}, not text")
-
-
-def _count(usage: object, name: str) -> int:
-    value = usage.get(name) if isinstance(usage, dict) else None
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
 def _cancel(future: concurrent.futures.Future[Any]) -> None:

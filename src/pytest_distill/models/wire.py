@@ -1,0 +1,91 @@
+"""The chat API's shapes: the request a call sends, and the answer and error bodies read back as hostile."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+from .types import Usage
+
+if TYPE_CHECKING:
+    import openai
+
+EXPLANATION_CHARS = 500
+"""How much of a server's own explanation of an error an error message quotes."""
+
+
+class OffShape(ValueError):
+    """A 200 answer that is not what the API's schema says it is."""
+
+
+def request_of(model: str, messages: list[dict[str, Any]], params: Mapping[str, Any],
+               options: openai.RequestOptions) -> tuple[dict[str, Any], openai.RequestOptions]:
+    """The body and request options of a chat call. The SDK's own keywords keep their meaning, as in
+    `create`: `extra_body` joins the body (a vLLM or Ollama parameter), `extra_headers`, `extra_query`
+    and `timeout` are options; every other parameter is the API's."""
+    body: dict[str, Any] = {"model": model, "messages": messages}
+    chosen: dict[str, Any] = dict(options)
+    for name, value in params.items():
+        if name == "extra_headers":
+            chosen["headers"] = {**chosen.get("headers", {}), **(value or {})}
+        elif name == "extra_query":
+            chosen["params"] = dict(value or {})
+        elif name == "timeout":
+            chosen["timeout"] = value
+        elif name != "extra_body":
+            body[name] = value
+    return {**body, **(params.get("extra_body") or {})}, cast("openai.RequestOptions", chosen)
+
+
+def read_chat(data: object) -> tuple[str, str | None, Usage, str]:
+    """Text, refusal, usage and served model of a chat completion's JSON, read as hostile.
+
+    `content` as a list of parts gives its text parts joined; null or missing usage numbers count 0.
+    Anything else off the API's shape (no choices, no message, a content that is neither) raises
+    `OffShape`, which the caller makes an error of the case."""
+    if not isinstance(data, dict):
+        raise OffShape("it is not a JSON object")
+    choices = data.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise OffShape("it has no choices")
+    message = choices[0].get("message") if isinstance(choices[0], dict) else None
+    if not isinstance(message, dict):
+        raise OffShape("its first choice has no message")
+    refusal = message.get("refusal")
+    usage = data.get("usage")
+    served = data.get("model")
+    return (_content_text(message.get("content")), refusal if isinstance(refusal, str) else None,
+            Usage(_count(usage, "prompt_tokens"), _count(usage, "completion_tokens")), served if isinstance(served, str) else "")
+
+
+def _content_text(content: object) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    if isinstance(content, list):
+        texts = [part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str)]
+        if texts or not content:
+            return "".join(texts)
+        raise OffShape("its message content is a list with no text part")
+    raise OffShape(f"its message content is a {type(content).__name__}, not text")
+
+
+def _count(usage: object, name: str) -> int:
+    value = usage.get(name) if isinstance(usage, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def explained(message: str, body: object) -> str:
+    """The SDK's `Error code: 400`, with the server's own explanation when the SDK left it out: servers
+    other than OpenAI put it elsewhere (`{"detail": ...}`, `{"error": "..."}`, plain text)."""
+    if " - " in message:
+        return message
+    found: object = body
+    if isinstance(body, Mapping):
+        found = next((body[name] for name in ("message", "detail", "error", "msg") if body.get(name)), None)
+    if isinstance(found, (Mapping, list)):
+        found = json.dumps(found, ensure_ascii=False, default=str)
+    if not isinstance(found, str) or not found.strip():
+        return message
+    text = " ".join(found.split())
+    return f"{message} - {text[:EXPLANATION_CHARS]}{'…' if len(text) > EXPLANATION_CHARS else ''}"
