@@ -3,6 +3,7 @@ the API's shape, an outage, a stall. Each costs its cases an error with a clear 
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_distill import ModelError
 from pytest_distill.sim import Fault, SimServer
 
 from .support import TEST_KEY, qa_rows, requests_to, write_jsonl
@@ -95,6 +97,30 @@ def test_a_reply_without_a_message_errors_its_own_case_only(
     result.stdout.fnmatch_lines(["*model under test 'gpt-4o-mini' at http://127.0.0.1:*/v1: POST /chat/completions failed: "
                                  "the server's answer is off the API's shape: its first choice has no message*"])
     assert "INTERNALERROR" not in result.stdout.str()
+
+
+@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["serial", "xdist"])
+def test_a_reply_that_is_no_unicode_text_errors_its_own_case_only(
+        pytester: pytest.Pytester, sim: SimServer, tmp_path: Path, xdist: tuple[str, ...]) -> None:
+    """A lone surrogate (valid JSON, no Unicode text) in one reply: no report, UTF-8 file or xdist worker
+    could carry it, so it is an error of its case, and every report is written whole."""
+    sim.inject(Fault("lone_surrogate"))
+    suite(pytester, tmp_path, 5)
+    result = pytester.runpytest("-p", "no:cacheprovider", *LOUD, *xdist)
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(["*POST /chat/completions failed: the server's answer is off the API's shape: "
+                                 "its message content is not Unicode text (it holds a lone surrogate)*"])
+    assert "INTERNALERROR" not in result.stdout.str()
+    results = json.loads((pytester.path / "results.json").read_text(encoding="utf-8"))
+    assert sorted(case["outcome"] for case in results["cases"]) == ["error", "passed", "passed", "passed", "passed"]
+    assert 'errors="1"' in (pytester.path / "junit.xml").read_text(encoding="utf-8")
+    assert "1 Error" in (pytester.path / "report.html").read_text(encoding="utf-8")
+
+
+def test_a_server_message_that_is_no_unicode_text_is_quoted_with_replacement_characters() -> None:
+    error = ModelError("gpt-4o", "POST /chat/completions", "the server said: bad \ud800 text", 500)
+    assert "bad \ufffd text" in str(error) and error.message == "the server said: bad \ufffd text"
+    str(error).encode("utf-8")
 
 
 class ClosingPort:

@@ -51,7 +51,13 @@ def dumps(value: Any) -> str:
     """Indented strict JSON that any parser reads: NaN or Infinity raise `ValueError` here rather than
     reach a reader, and a lone surrogate (which a model's answer may carry) becomes U+FFFD, since no
     UTF-8 file can hold it."""
-    return _SURROGATE.sub("\ufffd", json.dumps(value, ensure_ascii=False, indent=2, allow_nan=False))
+    return as_unicode(json.dumps(value, ensure_ascii=False, indent=2, allow_nan=False))
+
+
+def as_unicode(text: str) -> str:
+    """The text with each lone surrogate replaced by U+FFFD: what any report, UTF-8 file or xdist worker
+    can carry, for text that quotes a hostile source (a server's error message)."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def nesting(text: str) -> int:

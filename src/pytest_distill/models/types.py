@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit, urlunsplit
 
+from .. import strict_json
 from ..errors import DistillError
 
 LOCAL_PREFIX = "hf:"
@@ -112,6 +113,7 @@ class ModelError(DistillError):
 
     def __init__(self, model: str, endpoint: str, message: str, status: int | None = None,
                  param: str | None = None, *, base_url: str = "", role: str = "") -> None:
+        message = strict_json.as_unicode(message)  # it quotes the server, whose text may be no Unicode
         self.model, self.endpoint, self.status, self.param = model, endpoint, status, param
         self.message, self.base_url, self.role = message, base_url, role
         code = f" (HTTP {status})" if status else ""

@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
+from .. import strict_json
 from .types import Usage
 
 if TYPE_CHECKING:
@@ -42,8 +43,9 @@ def read_chat(data: object) -> tuple[str, str | None, Usage, str]:
     """Text, refusal, usage and served model of a chat completion's JSON, read as hostile.
 
     `content` as a list of parts gives its text parts joined; null or missing usage numbers count 0.
-    Anything else off the API's shape (no choices, no message, a content that is neither) raises
-    `OffShape`, which the caller makes an error of the case."""
+    Anything else off the API's shape (no choices, no message, a content that is neither, a string that
+    is no Unicode text: no report, UTF-8 file or xdist worker could carry it) raises `OffShape`, which
+    the caller makes an error of the case."""
     if not isinstance(data, dict):
         raise OffShape("it is not a JSON object")
     choices = data.get("choices")
@@ -52,11 +54,14 @@ def read_chat(data: object) -> tuple[str, str | None, Usage, str]:
     message = choices[0].get("message") if isinstance(choices[0], dict) else None
     if not isinstance(message, dict):
         raise OffShape("its first choice has no message")
-    refusal = message.get("refusal")
+    text, refusal, served = _content_text(message.get("content")), message.get("refusal"), data.get("model")
+    refusal = refusal if isinstance(refusal, str) else None
+    served = served if isinstance(served, str) else ""
+    for name, value in (("message content", text), ("refusal", refusal), ("model", served)):
+        if value and strict_json.lone_surrogate(value):
+            raise OffShape(f"its {name} is not Unicode text (it holds a lone surrogate)")
     usage = data.get("usage")
-    served = data.get("model")
-    return (_content_text(message.get("content")), refusal if isinstance(refusal, str) else None,
-            Usage(_count(usage, "prompt_tokens"), _count(usage, "completion_tokens")), served if isinstance(served, str) else "")
+    return text, refusal, Usage(_count(usage, "prompt_tokens"), _count(usage, "completion_tokens")), served
 
 
 def _content_text(content: object) -> str:

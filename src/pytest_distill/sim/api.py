@@ -79,8 +79,9 @@ class ApiResponse:
 
     @classmethod
     def json(cls, payload: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> ApiResponse:
-        """A JSON response (UTF-8, non-ASCII kept as is)."""
-        return cls(status, json.dumps(payload, ensure_ascii=False).encode(), headers=dict(headers or {}))
+        """A JSON response (UTF-8, non-ASCII kept as is). A lone surrogate, which only the `lone_surrogate`
+        fault puts in, goes out as its JSON escape `\\ud800`, as a careless server writes it."""
+        return cls(status, json.dumps(payload, ensure_ascii=False).encode("utf-8", "backslashreplace"), headers=dict(headers or {}))
 
     @classmethod
     def error(cls, error: ApiError) -> ApiResponse:

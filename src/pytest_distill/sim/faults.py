@@ -10,7 +10,7 @@ from typing import Any
 JUDGE_VERDICTS = {"judge_nan": float("nan"), "judge_infinity": float("inf"), "judge_off_scale": 1e6}
 """What the verdict field says in a judge answer of these kinds (JSON text `NaN`, `Infinity`, `1000000.0`)."""
 JUDGE_KINDS = ("judge_garbage", "judge_refusal", *JUDGE_VERDICTS)
-SHAPE_KINDS = ("list_content", "no_message", "null_usage")
+SHAPE_KINDS = ("list_content", "no_message", "null_usage", "lone_surrogate")
 """Faults that answer a chat completion with a 200 off the API's shape: the answer is made, then bent."""
 KINDS = ("404", "429", "500", "stall", "malformed", *JUDGE_KINDS, *SHAPE_KINDS)
 
@@ -27,7 +27,8 @@ class Fault:
     "judge_infinity", "judge_off_scale" (a judge answer whose verdict is NaN, Infinity or a
     million, as a careless server or model may write it); shapes other servers send:
     "list_content" (the message content as a list of parts), "no_message" (a choice without a
-    message), "null_usage" (usage numbers null). A request matches when
+    message), "null_usage" (usage numbers null), "lone_surrogate" (the content ends in the JSON
+    escape of a lone surrogate, `\\ud800`: valid JSON, but no Unicode text). A request matches when
     its path starts with `path` (with or without the leading "/v1") and its body's model is
     `model`, each when given; the judge kinds match judge requests only (chat completions
     with a `json_schema` response format), since they mean to break the judge, not the models.
@@ -105,6 +106,8 @@ def reshape(completion: dict[str, Any], kind: str) -> dict[str, Any]:
         text = message.get("content") or ""
         half = len(text) // 2
         message["content"] = [{"type": "text", "text": text[:half]}, {"type": "text", "text": text[half:]}]
+    if kind == "lone_surrogate":
+        message["content"] = (message.get("content") or "") + "\ud800"
     if kind == "no_message":
         del choice["message"]
     else:
