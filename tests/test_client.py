@@ -12,6 +12,7 @@ import pytest
 
 from pytest_distill import Model, ModelError, Usage
 from pytest_distill.models.client import ModelRuntime, redact
+from pytest_distill.models.types import Endpoint
 from pytest_distill.sim import Fault, SimServer
 
 from .support import TEST_KEY, requests_to
@@ -188,6 +189,8 @@ class ExplainingServer(ThreadingHTTPServer):
 
     def __init__(self, body: bytes) -> None:
         self.body = body
+        self.heard: list[dict[str, str]] = []
+        """The headers of each request, lower-cased names."""
         super().__init__(("127.0.0.1", 0), _Refuse)
 
     @property
@@ -199,6 +202,7 @@ class _Refuse(BaseHTTPRequestHandler):
     server: ExplainingServer
 
     def do_POST(self) -> None:
+        self.server.heard.append({name.lower(): value for name, value in self.headers.items()})
         self.rfile.read(int(self.headers.get("content-length") or 0))
         self.send_response(400)
         self.send_header("content-type", "application/json")
@@ -229,6 +233,29 @@ def test_a_refusal_quotes_the_server_s_own_explanation(body: bytes, said: str) -
         server.server_close()
     assert raised.value.status == 400
     assert str(raised.value) == f"model 'gpt-4o' at {server.url}: POST /chat/completions failed (HTTP 400): Error code: 400 - {said}"
+
+
+def test_the_openai_organization_and_project_go_to_openai_s_endpoint_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """OPENAI_ORG_ID and OPENAI_PROJECT_ID name the user's OpenAI account: the default endpoint sends
+    them, as the SDK does; a declared endpoint on another server (a local vLLM) does not hear them."""
+    monkeypatch.setenv("OPENAI_ORG_ID", "org-distill-test")
+    monkeypatch.setenv("OPENAI_PROJECT_ID", "proj_distill_test")
+    server = ExplainingServer(b'{"error": "no"}')
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    runtime = ModelRuntime(base_url=server.url, api_key=TEST_KEY, endpoints=[Endpoint("local", server.url, key=TEST_KEY)])
+    try:
+        for model in ("gpt-4o", "local:llama3"):
+            with pytest.raises(ModelError):
+                runtime.chat(model, QUESTION)
+    finally:
+        runtime.close()
+        server.shutdown()
+        server.server_close()
+    default, declared = server.heard
+    assert (default["openai-organization"], default["openai-project"]) == ("org-distill-test", "proj_distill_test")
+    assert "openai-organization" not in declared and "openai-project" not in declared
+    assert declared["authorization"] == f"Bearer {TEST_KEY}"
 
 
 def ask_ahead(runtime: ModelRuntime, count: int) -> list[Any]:

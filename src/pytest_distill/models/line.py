@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 from .types import Endpoint, ModelError, shown_url, url_problem
 
@@ -110,6 +111,14 @@ class Line:
         return _key_problem(self.endpoint.key if self.endpoint.key is not None else os.environ.get(env or "", ""),
                             "the key" if self.endpoint.key is not None else str(env))
 
+    @property
+    def openai_account(self) -> bool:
+        """Whether this endpoint may hear the user's OpenAI organization and project (OPENAI_ORG_ID,
+        OPENAI_PROJECT_ID, which the SDK sends with every request): the default endpoint, as the SDK
+        itself would, and a declared one on api.openai.com; not another company's server."""
+        url = self.endpoint.base_url
+        return not self.endpoint.name or url is None or urlsplit(url).hostname == "api.openai.com"
+
     def make(self, cls: Callable[..., T], timeout: float, **options: Any) -> T:
         """An SDK client for this endpoint. The key goes straight from where it is kept into the SDK,
         never into a local variable, and a constructor that fails says why without its frame."""
@@ -117,6 +126,10 @@ class Line:
         if problem is not None:
             raise ModelError("", "client", problem, base_url=self.url)
         endpoint = self.endpoint
+        if not self.openai_account:
+            import openai
+
+            options = {**options, "default_headers": {"OpenAI-Organization": openai.Omit(), "OpenAI-Project": openai.Omit()}}
         try:
             return cls(base_url=endpoint.base_url, timeout=timeout, **options,
                        api_key=endpoint.key if endpoint.key is not None else os.environ.get(endpoint.key_env or "", "no-key"))
