@@ -68,7 +68,8 @@ def test_meteor_without_wordnet_data_says_so_instead_of_scoring_without_synonyms
 
 def test_a_metric_whose_library_is_missing_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "sacrebleu", None)  # an import of it now fails, as when it is not installed
-    with pytest.raises(MetricUnavailable, match=r'bleu needs sacrebleu: pip install "pytest-distill\[evals\]"'):
+    extra = r'install the \[evals\] extra: pip install -e "\./pytest-distill\[evals\]" from a checkout'
+    with pytest.raises(MetricUnavailable, match=rf"bleu needs sacrebleu: {extra}"):
         text_similarity(OUTPUT, REFERENCE, "bleu")
 
 

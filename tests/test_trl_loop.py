@@ -72,7 +72,8 @@ def test_without_the_extra_an_hf_model_or_the_trl_backend_stops_at_start_up(
     for args in (["--model", "hf:some/model"], ["--distill", "--distill-backend", "trl", "--student", "hf:some/model"]):
         result = pytester.runpytest(*args, "--distill-dataset", "cases.jsonl")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
-        result.stderr.fnmatch_lines(['*needs torch*: pip install "pytest-distill[[]trl[]]"'])
+        result.stderr.fnmatch_lines(['*needs torch*: install the [[]trl[]] extra: '
+                                     'pip install -e "./pytest-distill[[]trl[]]" from a checkout*'])
 
 
 def test_the_trl_backend_refuses_a_student_it_cannot_train_at_start_up(pytester: pytest.Pytester) -> None:

@@ -18,13 +18,13 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any, cast
 
-from ..errors import DistillError
+from ..errors import DistillError, install_hint
 from ..grades import Grade, record
 from ..models.handle import Model
 from .embedding import embedded_cosine
 from .references import first_passing, several
 
-EXTRA = 'pip install "pytest-distill[evals]"'
+EXTRA = install_hint("evals")
 COSINE_MODEL = "text-embedding-3-large"
 """The model OpenAI's cosine metric embeds with."""
 DEFAULT_THRESHOLDS = {

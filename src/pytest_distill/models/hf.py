@@ -19,9 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..errors import install_hint
 from .types import LOCAL_PREFIX, Completion, ModelError, Usage
 
-INSTALL = 'pip install "pytest-distill[trl]"'
+INSTALL = install_hint("trl")
 RUNTIME_PACKAGES = ("torch", "transformers", "peft")
 ADAPTER_CONFIG = "adapter_config.json"
 DEFAULT_MAX_TOKENS = 256
