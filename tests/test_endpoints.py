@@ -135,3 +135,18 @@ def test_a_bad_endpoint_line_stops_the_run_at_start_up_without_quoting_it(
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "sk-local" not in result.stderr.str() + result.stdout.str()
     assert sim.requests == []
+
+
+@pytest.mark.parametrize("student, said", [
+    ("local:llama3", "--student local:llama3: the openai backend creates its fine-tuning job on the default endpoint "
+                     "(OPENAI_BASE_URL / OPENAI_API_KEY), not on 'local': name the student 'llama3' there"),
+    ("hf:some/model", "--student hf:some/model: an hf: model trains with --distill-backend trl, not openai"),
+], ids=["declared-endpoint", "hf"])
+def test_a_student_the_openai_backend_cannot_train_stops_the_run_at_start_up(
+        pytester: pytest.Pytester, sim: SimServer, student: str, said: str) -> None:
+    pytester.makepyfile("def test_x(model):\n    model.complete('hi')\n")
+    pytester.makeini("[pytest]\ndistill_endpoints = local http://127.0.0.1:1/v1\n")
+    result = pytester.runpytest("--distill", "--distill-backend", "openai", "--student", student)
+    result.stderr.fnmatch_lines([f"*{said}*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert sim.requests == []

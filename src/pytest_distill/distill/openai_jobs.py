@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from ..models.client import ModelRuntime
-from .backends import TrainerContext, TrainingRequest, TrainingRun
+from ..models.types import LOCAL_PREFIX
+from ..settings import Settings
+from .backends import TrainerContext, TrainingError, TrainingRequest, TrainingRun
 
 FIRST_POLL_S = 0.5
 MAX_POLL_S = 15.0
@@ -99,6 +101,19 @@ class OpenAITrainer:
         error = job.error.message if job.error and job.error.message else None
         return TrainingRun(self.name, job.id, job.status, model=job.fine_tuned_model, error=error,
                            trained_tokens=job.trained_tokens)
+
+
+def check(settings: Settings) -> None:
+    """At start-up: the job is created on the default endpoint (OPENAI_BASE_URL / OPENAI_API_KEY), so the
+    student is a model of that server, named without a declared endpoint, and not an `hf:` model."""
+    student = settings.student
+    if student.startswith(LOCAL_PREFIX):
+        raise TrainingError(f"--student {student}: an hf: model trains with --distill-backend trl, not openai")
+    endpoint, sep, model = student.partition(":")
+    if sep and any(declared.name == endpoint for declared in settings.endpoints):
+        raise TrainingError(f"--student {student}: the openai backend creates its fine-tuning job on the default "
+                            f"endpoint (OPENAI_BASE_URL / OPENAI_API_KEY), not on {endpoint!r}: name the student "
+                            f"{model!r} there")
 
 
 def make(context: TrainerContext) -> OpenAITrainer:
