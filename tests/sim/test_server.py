@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from pathlib import Path
 
@@ -143,6 +144,17 @@ def test_asked_explicitly_the_simulator_listens_on_every_interface(seed_file: Pa
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "127.0.0.2"])
 def test_loopback_names_and_addresses_need_no_permission(seed_file: Path, host: str) -> None:
     SimServer(seed=[seed_file], host=host)
+
+
+def test_on_ipv6_loopback_the_simulator_serves_at_a_bracketed_url(seed_file: Path) -> None:
+    try:
+        socket.socket(socket.AF_INET6).close()
+    except OSError:
+        pytest.skip("this machine has no IPv6")
+    with (SimServer(seed=[seed_file], host="::1") as server,
+          openai.OpenAI(base_url=server.url, api_key=CLIENT_KEY, max_retries=0) as sdk):
+        assert server.url == f"http://[::1]:{server.port}/v1"
+        assert ask(sdk, "gpt-4o", "hi")
 
 
 def test_a_429_fault_carries_retry_after_and_the_rate_limit_body(client: openai.OpenAI, server: SimServer) -> None:

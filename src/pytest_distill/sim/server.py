@@ -175,7 +175,8 @@ class SimServer:
         """The base URL clients use, what OPENAI_BASE_URL gets: http://HOST:PORT/v1."""
         if self._httpd is None:
             raise RuntimeError("the simulator is not running: call start() first")
-        return f"http://{self.host}:{self.port}/v1"
+        host = f"[{self.host}]" if ":" in self.host else self.host  # an IPv6 address, bracketed as URLs have it
+        return f"http://{host}:{self.port}/v1"
 
     @property
     def requests(self) -> list[RequestRecord]:
@@ -389,6 +390,7 @@ class _HttpServer(ThreadingHTTPServer):
 
     def __init__(self, address: tuple[str, int], sim: SimServer) -> None:
         self.sim = sim
+        self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET  # "::1" is IPv6 loopback
         super().__init__(address, _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
