@@ -29,7 +29,6 @@ suite: every worker would make every call.
 from __future__ import annotations
 
 import concurrent.futures
-import inspect
 import threading
 from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager
@@ -44,11 +43,11 @@ from .grades import COMPLETE, Call
 from .models.client import ModelRuntime
 from .models.handle import Model
 from .models.types import Completion
+from .plan import Observed, Plan, Role, Step, answered, grade_markers, to_step
 from .settings import is_worker, item_params
 
 PLUGIN_NAME = "distill-prefetch"
 """Registered under this name, so `-p no:distill-prefetch` turns prefetching off."""
-MARKER = "distill_grade"
 LOOKAHEAD_PER_SLOT = 4
 GRADED_AHEAD: Mapping[str, Callable[..., Any]] = {helper.__name__: helper for helper in (
     judged.factuality, judged.semantic_similarity, judged.sentiment, judged.criteria_match, judged.text_quality,
@@ -58,59 +57,6 @@ DIST = "distill_dist"
 """workerinput key: the controller's `--dist` mode (xdist sets a worker's own to "no")."""
 UNUSED = "distill_prefetch_unused"
 """workeroutput key: how many calls a worker made ahead that no test used."""
-FIELDS = ("expected", "references", "question", "messages", "metadata", "id")
-"""Case attributes a planned call may take an argument from."""
-
-Role = tuple[Any, ...]
-"""Where a planned argument comes from, for any test of the function: `("case",)`, `("field", name)`,
-`("output", index, as_text)` (the test's index-th answer), `("model", name)` or `("value", constant)`."""
-
-
-@dataclass(frozen=True)
-class Step:
-    """One planned call: `target` is a helper or COMPLETE, its arguments as roles."""
-
-    target: Any
-    args: tuple[Role, ...]
-    kwargs: tuple[tuple[str, Role], ...]
-
-    def outputs(self) -> list[int]:
-        """The answers (by index) this call needs before it can be made."""
-        return [role[1] for role in (*self.args, *(role for _, role in self.kwargs)) if role[0] == "output"]
-
-    def literal(self) -> bool:
-        """Whether a constant argument is other than a number, a flag or None: a string may be a literal
-        of the test or something the test made of its answer (`answer.text.strip()`); a second test
-        making the same call tells which."""
-        return any(role[0] == "value" and not isinstance(role[1], (int, float, bool, type(None)))
-                   for role in (*self.args, *(role for _, role in self.kwargs)))
-
-    def same(self, other: Step) -> bool:
-        try:
-            return bool(self == other)
-        except Exception:  # an argument whose == misbehaves: not the same call
-            return False
-
-
-@dataclass
-class Plan:
-    """What the tests of one function call, learnt from the first one that made a call."""
-
-    declared: list[Step]
-    steps: list[Step] = field(default_factory=list)
-    learner: str | None = None
-    """The item the steps are being learnt from, while it runs."""
-    learned: bool = False
-    stopped: bool = False
-    confirmed: set[int] = field(default_factory=set)
-    """Steps (by id) with a constant that a second test made too (or a marker declared): only then are
-    they made ahead."""
-
-    def __post_init__(self) -> None:
-        self.confirmed.update(id(step) for step in self.declared)
-
-    def ready(self, step: Step) -> bool:
-        return step.target == COMPLETE or not step.literal() or id(step) in self.confirmed
 
 
 @dataclass
@@ -123,17 +69,6 @@ class Ahead:
     model: Model
     outputs: list[concurrent.futures.Future[Completion]] = field(default_factory=list)
     started: set[int] = field(default_factory=set)
-
-
-@dataclass
-class Observed:
-    """The calls of the running item so far."""
-
-    item: pytest.Item
-    function: str
-    case: Any
-    outputs: list[Any] = field(default_factory=list)
-    steps: int = 0
 
 
 class Prefetcher:
@@ -398,78 +333,6 @@ def ending(item: pytest.Item, exc: BaseException) -> bool:
 
 def function_of(item: pytest.Item) -> str:
     return item.nodeid.partition("[")[0]
-
-
-def answered(future: concurrent.futures.Future[Any]) -> bool:
-    return future.done() and not future.cancelled() and future.exception() is None
-
-
-def to_step(call: Call, case: Any, outputs: Sequence[Any]) -> Step | None:
-    """The call as a step any test of the function can make, or None when it depends on something only
-    this test has (or, for the model, is not `complete(case, **constants)`)."""
-    answers = [future.result() if answered(future) else None for future in outputs]
-    args: list[Role] = []
-    kwargs: list[tuple[str, Role]] = []
-    for name, value in [*((None, value) for value in call.args), *call.kwargs.items()]:
-        role = role_of(value, case, answers)
-        if role is None:
-            return None
-        if name is None:
-            args.append(role)
-        else:
-            kwargs.append((name, role))
-    step = Step(call.target, tuple(args), tuple(sorted(kwargs)))
-    if call.target == COMPLETE and (step.args != (("case",),) or step.outputs()):
-        return None
-    return step
-
-
-def role_of(value: Any, case: Any, answers: Sequence[Completion | None]) -> Role | None:
-    """Where an argument of this test's call came from: the very objects first, then equal texts."""
-    for index, answer in enumerate(answers):
-        if answer is not None and (value is answer or (isinstance(value, str) and value is answer.text)):
-            return ("output", index, value is not answer)
-    if value is case:
-        return ("case",)
-    fields = [(name, getattr(case, name, None)) for name in FIELDS]
-    for name, known in fields:
-        if known is not None and value is known:
-            return ("field", name)
-    if isinstance(value, str):
-        for index, answer in enumerate(answers):
-            if answer is not None and value == answer.text:
-                return ("output", index, True)
-        for name, known in fields:
-            if isinstance(known, str) and value == known:
-                return ("field", name)
-    if isinstance(value, Completion):
-        return None
-    if isinstance(value, Model):
-        return ("model", value.name)
-    return ("value", value)
-
-
-def grade_markers(item: pytest.Item, helpers: Mapping[str, Callable[..., Any]]) -> list[Step]:
-    """The item's `distill_grade` markers as planned calls on the first answer, checked against the
-    helpers' signatures; `expected` is the case's reference where the helper requires it and the marker
-    does not give it."""
-    declared = []
-    for marker in item.iter_markers(MARKER):
-        where = f"{item.nodeid}: @pytest.mark.{MARKER}"
-        if len(marker.args) != 1 or marker.args[0] not in helpers:
-            raise pytest.UsageError(f"{where} takes one helper name, one of {', '.join(sorted(helpers))}; "
-                                    f"got {marker.args!r}")
-        helper = helpers[marker.args[0]]
-        kwargs: dict[str, Role] = {name: ("value", value) for name, value in marker.kwargs.items()}
-        parameter = inspect.signature(helper).parameters.get("expected")
-        if parameter is not None and parameter.default is inspect.Parameter.empty and "expected" not in kwargs:
-            kwargs["expected"] = ("field", "expected")
-        try:
-            inspect.signature(helper).bind("output", **kwargs)
-        except TypeError as exc:
-            raise pytest.UsageError(f"{where}({marker.args[0]!r}): {exc}") from None
-        declared.append(Step(helper, (("output", 0, False),), tuple(sorted(kwargs.items()))))
-    return declared
 
 
 def worker_queue(config: pytest.Config) -> Callable[[], list[int]] | None:
