@@ -88,11 +88,8 @@ class Line:
     @property
     def options(self) -> openai.RequestOptions:
         """`params` as request options of the SDK's `post`, with the bearer auth its typed methods ask for."""
-        import openai
-
-        if self.keyless:
-            return {"headers": {"Authorization": openai.Omit()}, "security": {"bearer_auth": True}}
-        return {"security": {"bearer_auth": True}}
+        headers = self.params.get("extra_headers")
+        return {"security": {"bearer_auth": True}, **({"headers": headers} if headers else {})}
 
     @property
     def paused_s(self) -> float:
