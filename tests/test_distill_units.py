@@ -137,3 +137,23 @@ def test_where_the_project_owns_model_the_printed_command_keeps_it_and_names_dis
     args = ["t.py", "--model", "resnet", "--distill-model=gpt-4o", "--distill"]
     assert rerun_command(args, ["ft:m"], "--distill-model") == "pytest t.py --model resnet --distill-model ft:m"
     assert follow_command(["t.py", "--distill", "--distill-wait"]) == "pytest t.py --distill --distill-wait"
+
+
+def test_a_fine_tuning_job_read_from_a_hostile_server_can_be_shown_and_written() -> None:
+    """The SDK's own job object, built as it builds one from a reply, whose texts hold lone surrogates and
+    whose token count is infinite: the run and its progress line carry U+FFFD and no count."""
+    from openai.types.fine_tuning import FineTuningJob
+
+    from pytest_distill.distill.openai_jobs import progress_line, run_of
+
+    reply = json.loads('{"id": "ftjob-\\ud800", "object": "fine_tuning.job", "created_at": 1, "model": "gpt-4o-mini",'
+                       ' "organization_id": "org", "result_files": [], "seed": 1, "status": "failed\\udfff",'
+                       ' "training_file": "file-1", "validation_file": null, "fine_tuned_model": "ft:\\ud800",'
+                       ' "finished_at": null, "hyperparameters": {}, "trained_tokens": 1e999,'
+                       ' "error": {"code": "x", "message": "bad \\ud800 data", "param": null}}')
+    job = FineTuningJob.construct(**reply)
+    run = run_of(job)
+    assert (run.id, run.status, run.model, run.error, run.trained_tokens) == (
+        "ftjob-\ufffd", "failed\ufffd", "ft:\ufffd", "bad \ufffd data", None)
+    json.dumps(run.to_dict(), allow_nan=False).encode("utf-8")
+    progress_line(job, []).encode("utf-8")

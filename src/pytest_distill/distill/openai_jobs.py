@@ -15,6 +15,7 @@ from typing import Any
 from ..models.client import ModelRuntime
 from ..models.types import LOCAL_PREFIX
 from ..settings import Settings
+from ..strict_json import as_unicode
 from .backends import TrainerContext, TrainingError, TrainingRequest, TrainingRun
 
 FIRST_POLL_S = 0.5
@@ -43,10 +44,10 @@ def progress_line(job: Any, events: list[Any]) -> str:
     tokens once known."""
     parts = [f"job {job.id}: {job.status}"]
     if events:
-        parts.append(events[0].message)
-    if job.trained_tokens:
+        parts.append(str(events[0].message))
+    if isinstance(job.trained_tokens, int):
         parts.append(f"trained tokens {job.trained_tokens:,}")
-    return " | ".join(parts)
+    return as_unicode(" | ".join(parts))
 
 
 class OpenAITrainer:
@@ -65,11 +66,11 @@ class OpenAITrainer:
         params = create_params(request, training, validation)
         with self.runtime.api_errors("POST /fine_tuning/jobs", request.student):
             job = self.runtime.sdk().fine_tuning.jobs.create(**params)
-        return self._run(job)
+        return run_of(job)
 
     def refresh(self, run: TrainingRun) -> TrainingRun:
         with self.runtime.api_errors(f"GET /fine_tuning/jobs/{run.id}"):
-            return self._run(self.runtime.sdk().fine_tuning.jobs.retrieve(run.id))
+            return run_of(self.runtime.sdk().fine_tuning.jobs.retrieve(run.id))
 
     def follow(self, run: TrainingRun, timeout_s: float) -> TrainingRun:
         """Poll the job and its events at a growing, bounded interval; print a line when it changes."""
@@ -84,7 +85,7 @@ class OpenAITrainer:
             if line != shown:
                 self.say(line)
                 shown = line
-            run = self._run(job)
+            run = run_of(job)
             left = deadline - time.monotonic()
             if not run.active or left <= 0:
                 return run
@@ -97,10 +98,16 @@ class OpenAITrainer:
                 file=(path.name, path.read_bytes(), "application/jsonl"), purpose="fine-tune")
         return uploaded.id
 
-    def _run(self, job: Any) -> TrainingRun:
-        error = job.error.message if job.error and job.error.message else None
-        return TrainingRun(self.name, job.id, job.status, model=job.fine_tuned_model, error=error,
-                           trained_tokens=job.trained_tokens)
+
+def run_of(job: Any) -> TrainingRun:
+    """The job as the loop keeps it, read as hostile: a text that is no Unicode text (a lone surrogate)
+    gets U+FFFD and a token count that is no whole number is none, so that no terminal, report or
+    record fails on them."""
+    error = job.error.message if job.error and job.error.message else None
+    return TrainingRun(OpenAITrainer.name, as_unicode(str(job.id)), as_unicode(str(job.status)),
+                       model=as_unicode(job.fine_tuned_model) if isinstance(job.fine_tuned_model, str) else None,
+                       error=as_unicode(str(error)) if error else None,
+                       trained_tokens=job.trained_tokens if isinstance(job.trained_tokens, int) else None)
 
 
 def check(settings: Settings) -> None:
