@@ -9,11 +9,15 @@ import pytest
 
 from pytest_distill.datasets import BrokenCase, Case
 from pytest_distill.distill import training
+from pytest_distill.distill.backends import TrainingError, TrainingRun
 from pytest_distill.distill.filter import suite_checks
 from pytest_distill.distill.gate import Thresholds, decide
 from pytest_distill.distill.loop import follow_command, rerun_command
+from pytest_distill.distill.openai_jobs import OpenAITrainer
 from pytest_distill.grades import Grade
 from pytest_distill.ledger import Entry, ModelStats
+from pytest_distill.models.client import ModelRuntime
+from pytest_distill.sim import SimServer
 
 THRESHOLDS = Thresholds(teacher_min=0.9, gap_min=0.05, min_examples=10)
 
@@ -157,3 +161,24 @@ def test_a_fine_tuning_job_read_from_a_hostile_server_can_be_shown_and_written()
         "ftjob-\ufffd", "failed\ufffd", "ft:\ufffd", "bad \ufffd data", None)
     json.dumps(run.to_dict(), allow_nan=False).encode("utf-8")
     progress_line(job, []).encode("utf-8")
+
+
+@pytest.mark.parametrize("damage", [{"id": 5}, {"id": ""}, {"status": None}, {"model": ["x"]}, {"trained_tokens": True},
+                                    {"trained_tokens": 1.5}], ids=str)
+def test_a_damaged_run_in_the_training_record_is_no_run(damage: dict[str, object]) -> None:
+    run = TrainingRun("openai", "ftjob-abc", "running", model=None, error=None, trained_tokens=12)
+    assert TrainingRun.from_dict(run.to_dict()) == run
+    assert TrainingRun.from_dict({**run.to_dict(), **damage}) is None
+
+
+@pytest.mark.parametrize("job_id", ["..", "ftjob-1/../../files", "ftjob 1", ""])
+def test_a_job_id_that_is_no_plain_id_is_never_put_in_a_request_path(sim: SimServer, job_id: str) -> None:
+    runtime = ModelRuntime()
+    try:
+        trainer = OpenAITrainer(runtime, lambda line: None)
+        for follow in (trainer.refresh, lambda run: trainer.follow(run, 1.0)):
+            with pytest.raises(TrainingError, match="is not a plain id, so no request is made with it"):
+                follow(TrainingRun("openai", job_id, "running"))
+    finally:
+        runtime.close()
+    assert sim.requests == []

@@ -67,8 +67,17 @@ class TrainingRun:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainingRun:
-        return cls(**{key: data.get(key) for key in ("backend", "id", "status", "model", "error", "trained_tokens")})  # type: ignore[arg-type]
+    def from_dict(cls, data: dict[str, Any]) -> TrainingRun | None:
+        """A run as `to_dict` wrote it into the training record, a file in pytest's cache: None when it is
+        damaged (a field of the wrong kind), which the record then treats as no run at all."""
+        backend, id_, status, model, error, tokens = (data.get(key) for key in (
+            "backend", "id", "status", "model", "error", "trained_tokens"))
+        if not (isinstance(backend, str) and isinstance(id_, str) and isinstance(status, str) and backend and id_ and status):
+            return None
+        if not ((model is None or isinstance(model, str)) and (error is None or isinstance(error, str))
+                and (tokens is None or (isinstance(tokens, int) and not isinstance(tokens, bool)))):
+            return None
+        return cls(backend, id_, status, model, error, tokens)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ comes back as a `ModelError` that names it.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,8 @@ FIRST_POLL_S = 0.5
 MAX_POLL_S = 15.0
 """Polling starts fast (a job may be seconds long) and slows down to this bound (or hours of polling)."""
 EVENTS_PER_POLL = 5
+JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
+"""What a fine-tuning job id looks like on OpenAI (`ftjob-…`), Azure and compatible servers."""
 
 
 def create_params(request: TrainingRequest, training_file: str, validation_file: str | None) -> dict[str, Any]:
@@ -69,11 +72,13 @@ class OpenAITrainer:
         return run_of(job)
 
     def refresh(self, run: TrainingRun) -> TrainingRun:
+        _check_id(run.id)
         with self.runtime.api_errors(f"GET /fine_tuning/jobs/{run.id}"):
             return run_of(self.runtime.sdk().fine_tuning.jobs.retrieve(run.id))
 
     def follow(self, run: TrainingRun, timeout_s: float) -> TrainingRun:
         """Poll the job and its events at a growing, bounded interval; print a line when it changes."""
+        _check_id(run.id)
         deadline = time.monotonic() + timeout_s
         interval, shown = FIRST_POLL_S, ""
         jobs = self.runtime.sdk().fine_tuning.jobs
@@ -108,6 +113,16 @@ def run_of(job: Any) -> TrainingRun:
                        model=as_unicode(job.fine_tuned_model) if isinstance(job.fine_tuned_model, str) else None,
                        error=as_unicode(str(error)) if error else None,
                        trained_tokens=job.trained_tokens if isinstance(job.trained_tokens, int) else None)
+
+
+def _check_id(job_id: str) -> None:
+    """A job id goes into a request's path: one that is no plain id (`..`, a slash, a space) would ask for
+    another path, so it is refused. It came from a server or from the training record, a file in pytest's
+    cache: hostile either way."""
+    if not JOB_ID.fullmatch(job_id):
+        raise TrainingError(f"the fine-tuning job id {as_unicode(job_id[:60])!r} is not a plain id, so no request is made "
+                            "with it (from the server, or from the training record in .pytest_cache/v/distill/trainings: "
+                            "pytest --cache-clear starts anew)")
 
 
 def check(settings: Settings) -> None:
