@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from openai.types.fine_tuning import FineTuningJob
 
 from pytest_distill.datasets import BrokenCase, Case
 from pytest_distill.distill import training
@@ -13,7 +14,7 @@ from pytest_distill.distill.backends import TrainingError, TrainingRun
 from pytest_distill.distill.filter import suite_checks
 from pytest_distill.distill.gate import Thresholds, decide
 from pytest_distill.distill.loop import follow_command, rerun_command
-from pytest_distill.distill.openai_jobs import OpenAITrainer
+from pytest_distill.distill.openai_jobs import OpenAITrainer, progress_line, run_of
 from pytest_distill.grades import Grade
 from pytest_distill.ledger import Entry, ModelStats
 from pytest_distill.models.client import ModelRuntime
@@ -146,10 +147,6 @@ def test_where_the_project_owns_model_the_printed_command_keeps_it_and_names_dis
 def test_a_fine_tuning_job_read_from_a_hostile_server_can_be_shown_and_written() -> None:
     """The SDK's own job object, built as it builds one from a reply, whose texts hold lone surrogates and
     whose token count is infinite: the run and its progress line carry U+FFFD and no count."""
-    from openai.types.fine_tuning import FineTuningJob
-
-    from pytest_distill.distill.openai_jobs import progress_line, run_of
-
     reply = json.loads('{"id": "ftjob-\\ud800", "object": "fine_tuning.job", "created_at": 1, "model": "gpt-4o-mini",'
                        ' "organization_id": "org", "result_files": [], "seed": 1, "status": "failed\\udfff",'
                        ' "training_file": "file-1", "validation_file": null, "fine_tuned_model": "ft:\\ud800",'

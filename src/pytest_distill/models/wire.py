@@ -57,9 +57,9 @@ def read_chat(data: object) -> tuple[str, str | None, Usage, str]:
     text, refusal, served = _content_text(message.get("content")), message.get("refusal"), data.get("model")
     refusal = refusal if isinstance(refusal, str) else None
     served = served if isinstance(served, str) else ""
-    for name, value in (("message content", text), ("refusal", refusal), ("model", served)):
-        if value and strict_json.lone_surrogate(value):
-            raise OffShape(f"its {name} is not Unicode text (it holds a lone surrogate)")
+    where = strict_json.lone_surrogate({"message content": text, "refusal": refusal, "model": served})
+    if where is not None:
+        raise OffShape(f"its {where.removeprefix('$.')} is not Unicode text (it holds a lone surrogate)")
     usage = data.get("usage")
     return text, refusal, Usage(_count(usage, "prompt_tokens"), _count(usage, "completion_tokens")), served
 
