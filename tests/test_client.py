@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import concurrent.futures
+import math
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import openai
 import pytest
 
 from pytest_distill import Model, ModelError, Usage
-from pytest_distill.models.client import ModelRuntime, redact
+from pytest_distill.models.client import ModelRuntime, _retry_after, redact
 from pytest_distill.models.types import Endpoint
 from pytest_distill.sim import Fault, SimServer
 
@@ -77,6 +79,19 @@ def test_retries_are_bounded_and_the_error_names_model_endpoint_and_status(sim: 
         assert len(requests_to(sim, "POST", "/chat/completions")) == 2
     finally:
         runtime.close()
+
+
+@pytest.mark.parametrize(("header", "seconds"), [(0.5, 0.5), (1e9, 120.0), (math.nan, None), (-1e9, None),
+                                                 (math.inf, None), (0, None)],
+                         ids=["usable", "capped", "nan", "negative", "inf", "zero"])
+def test_an_unusable_retry_after_counts_as_absent(sim: SimServer, header: float, seconds: float | None) -> None:
+    """A Retry-After of `nan`, `-1e9` or `inf` gave six attempts in a second: it is now absent (the
+    back-off applies), read from the error a real 429 raises in the SDK."""
+    sim.inject(Fault("429", retry_after=header))
+    client = openai.OpenAI(base_url=sim.url, api_key=TEST_KEY, max_retries=0)
+    with pytest.raises(openai.RateLimitError) as raised:
+        client.chat.completions.create(model="gpt-4o", messages=QUESTION)  # type: ignore[arg-type]
+    assert _retry_after(raised.value) == seconds
 
 
 def test_the_sdks_own_keywords_keep_their_meaning(runtime: ModelRuntime, sim: SimServer) -> None:

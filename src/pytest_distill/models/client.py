@@ -22,6 +22,7 @@ import concurrent.futures
 import difflib
 import hashlib
 import json
+import math
 import os
 import random
 import re
@@ -639,11 +640,15 @@ async def _cancel_others() -> None:
 
 
 def _retry_after(exc: openai.APIStatusError) -> float | None:
+    """The server's Retry-After in seconds (at most `MAX_RETRY_AFTER_S`), or None when it is absent or
+    unusable (not a number, `nan`, `inf`, zero or negative): then the back-off applies, never six
+    attempts in a second."""
     value = exc.response.headers.get("retry-after")
     try:
-        return min(float(str(value)), MAX_RETRY_AFTER_S) if value else None
+        seconds = float(str(value)) if value else math.nan
     except ValueError:
         return None
+    return min(seconds, MAX_RETRY_AFTER_S) if math.isfinite(seconds) and seconds > 0 else None
 
 
 def _backoff(attempt: int) -> float:
