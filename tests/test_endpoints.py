@@ -123,7 +123,7 @@ def test_an_endpoint_without_a_key_variable_is_sent_no_key_at_all(
     ("local http://[::1/v1", "line 1: the base URL is not usable: it cannot be read as a URL*"),
     ("local http://127.0.0.1:1/v1\n    local http://127.0.0.1:2/v1", "line 2: the endpoint 'local' is declared twice"),
     ("local http://127.0.0.1:1/v1 sk-local-7d1e0c9b8a7f6e5d4c3b2a1f0e9d8c7b",
-     "line 1: API_KEY_ENV is the name of an environment variable, not a key"),
+     "line 1: API_KEY_ENV is the name of an environment variable, not a key; the third field, 41 characters*"),
     ("local", "line 1: expected NAME BASE_URL [[]API_KEY_ENV[]]"),
 ], ids=["reserved-name", "bad-url", "twice", "a-key-in-place-of-its-variable", "no-url"])
 def test_a_bad_endpoint_line_stops_the_run_at_start_up_without_quoting_it(
@@ -134,6 +134,27 @@ def test_a_bad_endpoint_line_stops_the_run_at_start_up_without_quoting_it(
     result.stderr.fnmatch_lines([f"*ini distill_endpoints: {said}"])
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert "sk-local" not in result.stderr.str() + result.stdout.str()
+    assert sim.requests == []
+
+
+@pytest.mark.parametrize("pasted", ["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", "AKIAIOSFODNN7EXAMPLE",
+                                    "xai_b7Qm2Lp9Zt4Kw8Rv3Ns6"], ids=["groq", "aws", "mixed-case"])
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_an_identifier_shaped_key_in_place_of_its_variable_is_never_shown(
+        pytester: pytest.Pytester, sim: SimServer, pasted: str, workers: list[str]) -> None:
+    """`gsk_…` is a valid identifier: it used to be taken for a variable's name, and every test said
+    "gsk_…SECRET is not set" in the terminal, JUnit, HTML and results. Now the run stops at start-up,
+    saying where the value is and what it is made of, never what it is."""
+    pytester.makepyfile("def test_x(model):\n    model.complete('hi')\n")
+    pytester.makeini(f"[pytest]\ndistill_endpoints = local http://127.0.0.1:1/v1 {pasted}\n")
+    result = pytester.runpytest("--model", "local:gpt-4o", "--junitxml", "junit.xml", "--html", "report.html",
+                                "--distill-results", "results.json", *workers)
+    result.stderr.fnmatch_lines([f"*ini distill_endpoints: line 1: API_KEY_ENV is the name of an environment variable, "
+                                 f"not a key; the third field, {len(pasted)} characters (*), is not shaped like one*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    shown = result.stderr.str() + result.stdout.str() + "".join(
+        path.read_text(encoding="utf-8", errors="replace") for path in pytester.path.rglob("*") if path.is_file() and path.suffix != ".ini")
+    assert pasted[4:12] not in shown
     assert sim.requests == []
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .models.types import ENDPOINT_NAME, RESERVED_ENDPOINT_NAMES, Endpoint, url_problem
+from .models.types import ENDPOINT_NAME, KEY_ENV_NAME, RESERVED_ENDPOINT_NAMES, Endpoint, shape_of, url_problem
 
 DEFAULT_PRICES = """\
 gpt-4o 2.50 10.00
@@ -134,8 +134,10 @@ def _endpoints(lines: list[str]) -> tuple[Endpoint, ...]:
             raise ValueError(f"{where}: the endpoint {name!r} is declared twice")
         if url_problem(url):
             raise ValueError(f"{where}: the base URL is not usable: {url_problem(url)}")
-        if key_env is not None and not key_env.isidentifier():
-            raise ValueError(f"{where}: API_KEY_ENV is the name of an environment variable, not a key")
+        if key_env is not None and not KEY_ENV_NAME.fullmatch(key_env):
+            raise ValueError(f"{where}: API_KEY_ENV is the name of an environment variable, not a key; the third field, "
+                             f"{shape_of(key_env)}, is not shaped like one (e.g. GROQ_API_KEY), so it may be a key and "
+                             "is not shown: put the key in a variable and name the variable here")
         endpoints[name] = Endpoint(name, url, key_env)
     return tuple(endpoints.values())
 

@@ -18,6 +18,18 @@ LOCAL_PREFIX = "hf:"
 RESERVED_ENDPOINT_NAMES = ("ft", "hf")
 """`ft:` (a fine-tuned model's name) and `hf:` keep their meaning: no endpoint may be called so."""
 ENDPOINT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
+KEY_ENV_NAME = re.compile(r"[A-Z][A-Z0-9]{0,15}(?:_[A-Z0-9]{1,16}){0,7}|[a-z][a-z0-9]{0,15}(?:_[a-z0-9]{1,16}){0,7}")
+"""How an environment variable's name looks (GROQ_API_KEY: one case, words of at most 16 characters).
+Anything else where a name is expected may be a pasted key (`gsk_…`, `AKIA…`), and is never shown."""
+
+
+def shape_of(text: str) -> str:
+    """What a text that may be a key is made of, said without any of its characters."""
+    kinds = [kind for kind, present in (
+        ("lower-case letters", any(c.islower() for c in text)), ("capitals", any(c.isupper() for c in text)),
+        ("digits", any(c.isdigit() for c in text)), ("_", "_" in text), ("-", "-" in text),
+        ("other characters", any(not (c.isalnum() or c in "_-") for c in text))) if present]
+    return f"{len(text)} characters ({', '.join(kinds)})" if kinds else "empty"
 
 
 @dataclass(frozen=True)
