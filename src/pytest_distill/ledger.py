@@ -34,6 +34,8 @@ class Entry:
     """The case's reference answer, shown beside the output in the HTML report."""
     dataset: str | None = None
     """The dataset spec the case came from (the results file's "run" lists them)."""
+    metadata: dict[str, Any] | None = None
+    """The case's metadata (what `--distill-record` writes beside the answer)."""
     output: str | None = None
     grades: list[Grade] = field(default_factory=list)
     usage: dict[str, int] | None = None

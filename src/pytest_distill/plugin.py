@@ -20,13 +20,15 @@ from .distill.plugin import DistillStep
 from .errors import DistillError
 from .models.handle import Model
 from .recording import Recorder
+from .report.answers import PLUGIN_NAME as ANSWERS
+from .report.answers import AnswerRecord
 from .report.reporter import PLUGIN_NAME as REPORTER
 from .report.reporter import Reporter
 from .session import SESSION, SIM_URL, DistillSession
 from .settings import add_model_flags, add_options, is_worker
 
 RECORDER = "distill-recorder"
-PLUGINS = (RECORDER, prefetch.PLUGIN_NAME, REPORTER, TRAINING)
+PLUGINS = (RECORDER, prefetch.PLUGIN_NAME, REPORTER, ANSWERS, TRAINING)
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -63,6 +65,8 @@ def pytest_configure(config: pytest.Config) -> None:
         if not is_worker(config):
             reporter = Reporter(settings, recorder, session.endpoints)
             plugins.register(reporter, REPORTER)
+            if settings.record is not None:
+                plugins.register(AnswerRecord(settings.record, recorder), ANSWERS)
             if settings.distill or settings.dry_run:
                 plugins.register(DistillStep(config, settings, recorder.entries, lambda: session.runtime,
                                              session.cases.for_option, reporter.add_training), TRAINING)

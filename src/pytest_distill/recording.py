@@ -56,7 +56,7 @@ class Recorder:
             item.stash[ENTRY] = Entry(
                 nodeid=item.nodeid, case_id=getattr(case, "id", None), model=params.get("model"),
                 input=getattr(case, "messages", None), expected=getattr(case, "expected", None),
-                dataset=getattr(case, "source", None), sample=params.get("distill_sample", 0))
+                dataset=getattr(case, "source", None), metadata=getattr(case, "metadata", None), sample=params.get("distill_sample", 0))
         return item.stash[ENTRY]
 
     @pytest.hookimpl(wrapper=True)

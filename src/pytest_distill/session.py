@@ -22,6 +22,7 @@ from .models import hf
 from .models.cache import CompletionCache
 from .models.client import ModelRuntime
 from .models.handle import Model
+from .models.recorded import is_recorded
 from .models.types import Endpoint
 from .recording import Recorder
 from .settings import Settings, is_worker, item_params, resolve
@@ -177,8 +178,11 @@ class DistillSession:
         return Model(name, self.runtime, system=self._system_for(name), sample=sample, role=role)
 
     def _system_for(self, name: str) -> str | None:
-        """The shorter student system prompt applies to every model but the teacher and the judge."""
-        return None if name in (self.settings.teacher, self.settings.judge) else self.settings.student_system
+        """The shorter student system prompt applies to every model but the teacher, the judge and a
+        `recorded:` model (whose answers were given to the case's own messages)."""
+        if name in (self.settings.teacher, self.settings.judge) or is_recorded(name):
+            return None
+        return self.settings.student_system
 
     # -- running -------------------------------------------------------------------------------
 

@@ -211,6 +211,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("baseline", "--distill-baseline", "distill_baseline", None, "compare with an earlier results file", Path, group="reports"),
     Option("tolerance", "--distill-tolerance", "distill_tolerance", 0.0, "allowed pass-rate drop below the baseline", _rate,
            group="reports"),
+    Option("record", "--distill-record", "distill_record", None, "append each answer of a model under test to this "
+           "chat-format JSONL file (one line per case and model; a recorded:FILE model answers from it)", Path, group="reports",
+           metavar="FILE.jsonl"),
     Option("baseline_models", "--distill-baseline-model", None, (), "compare baseline model OLD with this run's NEW; repeatable",
            action="append", group="reports", metavar="OLD=NEW"),
     Option("distill", "--distill", None, False, "after the run, apply the gate and, if met, start a fine-tuning job", action="store_true",
@@ -277,6 +280,7 @@ class Settings:
     min_examples: int = 10
     results: Path | None = None
     baseline: Path | None = None
+    record: Path | None = None
     tolerance: float = 0.0
     concurrency: int = 8
     request_timeout: float = 120.0

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .line import Gate, Line
-from .types import LOCAL_PREFIX, Completion, Endpoint, ModelError
+from .types import LOCAL_PREFIX, RECORDED_PREFIX, Completion, Endpoint, ModelError
 from .wire import OffShape, explained, read_chat, request_of
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 
     from .cache import CompletionCache
     from .hf import LocalModels
+    from .recorded import RecordedModels
 
 T = TypeVar("T")
 
@@ -141,6 +142,7 @@ class ModelRuntime:
         self._answers: dict[str, Any] = {}
         """Results of finished calls by request key, read from any thread without a trip through the loop."""
         self._local: LocalModels | None = None
+        self._recorded: RecordedModels | None = None
         self._refused: dict[str, set[str]] = {}
         """Optional parameters each model refused (see `chat`)."""
 
@@ -173,6 +175,8 @@ class ModelRuntime:
         key = self._chat_key(model, messages, sample, params)
         if model.startswith(LOCAL_PREFIX):
             return self._known(key, None) or self._submit(key, lambda: self._local_chat(model, list(messages), params))
+        if model.startswith(RECORDED_PREFIX):
+            return self._known(key, None) or self._submit(key, lambda: self._recorded_chat(model, list(messages)))
         return self._known(key, self.cache) or self._submit(key, lambda: self._answer(key, model, list(messages), params))
 
     def uncache_chat(self, model: str, messages: Sequence[dict[str, Any]], *, sample: int = 0,
@@ -448,6 +452,15 @@ class ModelRuntime:
             if self._local is None:
                 self._local = LocalModels()
         return await asyncio.to_thread(self._local.chat, model, messages, params)
+
+    async def _recorded_chat(self, model: str, messages: list[dict[str, Any]]) -> Completion:
+        """A `recorded:` model answers from its file, read once (in a worker thread: it may be large)."""
+        from .recorded import RecordedModels
+
+        with self._lock:
+            if self._recorded is None:
+                self._recorded = RecordedModels()
+        return await asyncio.to_thread(self._recorded.chat, model, messages)
 
     async def _chat(self, key: str, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
         line, served_as = self._route(model)

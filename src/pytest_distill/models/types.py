@@ -15,8 +15,10 @@ from ..errors import DistillError
 
 LOCAL_PREFIX = "hf:"
 """Models named `hf:...` run in this process (models/hf.py), not on the API."""
-RESERVED_ENDPOINT_NAMES = ("ft", "hf")
-"""`ft:` (a fine-tuned model's name) and `hf:` keep their meaning: no endpoint may be called so."""
+RECORDED_PREFIX = "recorded:"
+"""Models named `recorded:PATH` answer from a file of recorded answers (models/recorded.py), without a call."""
+RESERVED_ENDPOINT_NAMES = ("ft", "hf", "recorded")
+"""`ft:` (a fine-tuned model's name), `hf:` and `recorded:` keep their meaning: no endpoint may be called so."""
 ENDPOINT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 KEY_ENV_NAME = re.compile(r"[A-Z][A-Z0-9]{0,15}(?:_[A-Z0-9]{1,16}){0,7}|[a-z][a-z0-9]{0,15}(?:_[a-z0-9]{1,16}){0,7}")
 """How an environment variable's name looks (GROQ_API_KEY: one case, words of at most 16 characters).

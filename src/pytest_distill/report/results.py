@@ -96,15 +96,15 @@ def read_input(path: Path, where: str, missing: str = "no such file") -> str:
         raise ConfigError(f"{where}: cannot be read: {exc}") from None
 
 
-def check_destination(path: Path) -> None:
-    """At start-up, before any model is called: the results file can be written where it is asked for,
-    so that a run's answers are not paid for and then lost at its end.
+def check_destination(path: Path, flag: str = "--distill-results", example: str = "results.json") -> None:
+    """At start-up, before any model is called: the results file (or another file a run writes, named by
+    `flag`) can be written where it is asked for, so that a run's answers are not paid for and then lost.
 
     Its folders are made at the end; here the nearest folder that exists must take a new file (a
     nameless one, so nothing is left behind)."""
-    where = f"--distill-results {path}"
+    where = f"{flag} {path}"
     if path.is_dir():
-        raise ConfigError(f"{where} is a folder: name a file in it, e.g. {path / 'results.json'}")
+        raise ConfigError(f"{where} is a folder: name a file in it, e.g. {path / example}")
     folder = path.parent
     while not folder.exists():
         folder = folder.parent
