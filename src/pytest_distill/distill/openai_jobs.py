@@ -17,6 +17,7 @@ from ..models.client import ModelRuntime
 from ..models.types import LOCAL_PREFIX
 from ..settings import Settings
 from ..strict_json import as_unicode
+from ..untrusted import capped
 from .backends import TrainerContext, TrainingError, TrainingRequest, TrainingRun
 
 FIRST_POLL_S = 0.5
@@ -47,7 +48,7 @@ def progress_line(job: Any, events: list[Any]) -> str:
     tokens once known."""
     parts = [f"job {job.id}: {job.status}"]
     if events:
-        parts.append(str(events[0].message))
+        parts.append(capped(str(events[0].message)))
     if isinstance(job.trained_tokens, int):
         parts.append(f"trained tokens {job.trained_tokens:,}")
     return as_unicode(" | ".join(parts))
@@ -111,7 +112,7 @@ def run_of(job: Any) -> TrainingRun:
     error = job.error.message if job.error and job.error.message else None
     return TrainingRun(OpenAITrainer.name, as_unicode(str(job.id)), as_unicode(str(job.status)),
                        model=as_unicode(job.fine_tuned_model) if isinstance(job.fine_tuned_model, str) else None,
-                       error=as_unicode(str(error)) if error else None,
+                       error=as_unicode(capped(str(error))) if error else None,
                        trained_tokens=job.trained_tokens if isinstance(job.trained_tokens, int) else None)
 
 

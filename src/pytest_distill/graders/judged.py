@@ -26,12 +26,12 @@ from ..grades import Grade, current, record, record_judging, replayable
 from ..models.client import chat_key
 from ..models.handle import Model
 from ..models.types import Completion
+from ..untrusted import capped
 from .references import first_passing, several
 
 ATTEMPTS = 2
 STEADY = {"temperature": 0}
 """Asked of every judge, left out for a judge that refuses it (reasoning models take only their default)."""
-RAW_LIMIT = 2000
 DEFAULT_JUDGE = "gpt-4o"
 TAG = re.compile(r"</?(?:question|expected|criteria|output)>", re.IGNORECASE)
 ANSWER_RULES = (
@@ -49,8 +49,7 @@ class UnusableAnswer(Exception):
 
     def __init__(self, problem: str, raw: str) -> None:
         self.problem, self.raw = problem, raw
-        shown = raw if len(raw) <= RAW_LIMIT else raw[:RAW_LIMIT] + "…"
-        super().__init__(f"{problem}; raw answer: {shown!r}")
+        super().__init__(f"{problem}; raw answer: {capped(raw)!r}")
 
 
 @dataclass(frozen=True)
@@ -137,7 +136,7 @@ class Template:
         if error is not None:
             where = "/".join(map(str, error.absolute_path)) or "the answer"
             raise UnusableAnswer(f"off the scale: {where}: {error.message}", raw)
-        return answer[self.field], answer["reasoning"]
+        return answer[self.field], capped(answer["reasoning"])
 
     def grade(self, verdict: Any, reasoning: str) -> Grade:
         """The grade of a verdict: its score on the scale, whether it passes, and why."""

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 from .. import strict_json
+from ..untrusted import capped
 from .types import Usage
 
 if TYPE_CHECKING:
@@ -93,4 +94,4 @@ def explained(message: str, body: object) -> str:
     if not isinstance(found, str) or not found.strip():
         return message
     text = " ".join(found.split())
-    return f"{message} - {text[:EXPLANATION_CHARS]}{'…' if len(text) > EXPLANATION_CHARS else ''}"
+    return f"{message} - {capped(text, EXPLANATION_CHARS)}"
