@@ -96,4 +96,6 @@ def test_a_cell_of_repeats_that_passed_and_failed_is_flaky_and_shows_each_repeat
     assert '<td class="flaky" data-verdict="flaky"' in page and "<summary>flaky 1/2</summary>" in page
     assert "<pre>rep1 fail: second &lt;i&gt;</pre>" in page and '<td class="error" data-verdict="error"' in page
     assert page.count('<tr class="disagree">') == 2
+    # each model's pass rate under its column with its Wilson interval: m1 3 of 4, m2 2 of 2 (its errors count in none)
+    assert "<tfoot><tr><th>pass rate [95% interval]</th><th>75% [30–96]</th><th>100% [34–100]</th></tr></tfoot>" in page
     assert matrix_html([], ["m1"]) == "" and matrix_html([Entry(nodeid="t.py::t", grades=[])], ["m1"]) == ""

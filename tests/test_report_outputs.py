@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import math
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -63,14 +64,17 @@ def test_the_tables_numbers_are_the_counts_of_the_results_file(pytester: pytest.
     for model, row in rows.items():
         records = [r for r in results["cases"] if r["model"] == model]
         passed = sum(all(g["passed"] for g in r["grades"]) for r in records)
-        assert row["pass rate"] == f"{passed / len(records):.0%}" and row["cases"] == str(len(records))
+        assert row["pass rate"].startswith(f"{passed / len(records):.0%} [") and row["cases"] == str(len(records))
         assert row["errors"] == "0"
         grader = results["summary"][model]["string_check"]
+        low, high = grader.pop("ci95")
         assert grader == {"pass_rate": passed / len(records), "mean_score": passed / len(records), "n": len(records)}
-        assert row["string_check rate/mean/n"] == f"{grader['pass_rate']:.0%} / {grader['mean_score']:.2f} / {grader['n']}"
+        assert low <= grader["pass_rate"] <= high
+        assert row["string_check rate/mean/n"] == (f"{grader['pass_rate']:.0%} [{math.floor(low * 100)}–{math.ceil(high * 100)}]"
+                                                    f" / {grader['mean_score']:.2f} / {grader['n']}")
         tokens = [sum(r["usage"][key] for r in records) for key in ("prompt_tokens", "completion_tokens")]
         assert row["tokens in/out"] == f"{tokens[0]:,} / {tokens[1]:,}"
-    assert rows["gpt-4o"]["pass rate"] == "100%" and rows["gpt-4o-mini"]["pass rate"] != "100%"
+    assert rows["gpt-4o"]["pass rate"].startswith("100% [") and not rows["gpt-4o-mini"]["pass rate"].startswith("100%")
     result.stdout.fnmatch_lines(["distill: results written to out/nested/results.json"])
 
 
@@ -248,7 +252,7 @@ def test_repeats_show_how_often_a_verdict_changed(pytester: pytest.Pytester, mak
     result = pytester.runpytest("--model", "gpt-4o", "--distill-repeat", "3", "--distill-results", "r.json")
     result.assert_outcomes(passed=11, failed=1)
     row = table_rows(result.stdout.str())["gpt-4o"]
-    assert row["verdict changed"] == "25% of 4" and row["pass rate"] == "92%" and row["cases"] == "12"
+    assert row["verdict changed"] == "25% of 4" and row["pass rate"] == "92% [64–99]" and row["cases"] == "12"
     assert len(read_results(pytester.path / "r.json")["cases"]) == 12
 
 
@@ -371,7 +375,8 @@ def test_the_summary_fits_the_terminal_width_with_every_cell_still_there(
     for model in ("gpt-4o-2024-11-20", "gpt-4o-mini"):
         for grader in ("factuality", "criteria_match", "string_check", "valid_json"):
             g = results[model][grader]
-            assert rows[model][f"{grader} rate/mean/n"] == f"{g['pass_rate']:.0%} / {g['mean_score']:.2f} / {g['n']}"
+            assert rows[model][f"{grader} rate/mean/n"].startswith(f"{g['pass_rate']:.0%} [")
+            assert rows[model][f"{grader} rate/mean/n"].endswith(f"] / {g['mean_score']:.2f} / {g['n']}")
         assert {"cost/1k cases", "tokens in/out", "latency p50/p95"} <= set(rows[model])
     assert any(line.startswith("cost: ") for line in summary)
 

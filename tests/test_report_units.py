@@ -76,8 +76,8 @@ def test_the_table_has_a_row_per_model_with_rates_tokens_latency_and_cost() -> N
     assert summary.header == ["model", "pass rate", "cases", "errors", "string_check rate/mean/n",
                               "tokens in/out", "latency p50/p95", "cost/1k cases"]
     assert summary.rows == [
-        ["gpt-4o-mini", "50%", "2", "1", "50% / 0.50 / 2", "300 / 30", "0.50s / 0.50s", "$0.0210"],
-        ["local", "100%", "1", "0", "100% / 1.00 / 1", "100 / 10", "0.50s / 0.50s", "-"],
+        ["gpt-4o-mini", "50% [9–91]", "2", "1", "50% [9–91] / 0.50 / 2", "300 / 30", "0.50s / 0.50s", "$0.0210"],
+        ["local", "100% [20–100]", "1", "0", "100% [20–100] / 1.00 / 1", "100 / 10", "0.50s / 0.50s", "-"],
     ]
 
 
@@ -116,10 +116,11 @@ def test_repeats_give_pass_every_time_pass_at_least_once_and_the_flaky_case_ids(
         entry.case_id = entry.nodeid[8]
     repeats = verdict_changes(entries)["m"]
     assert (repeats.n, repeats.cases, repeats.pass_all, repeats.pass_any) == (3, 4, 0.25, 0.75)
-    assert repeats.to_dict() == {"n": 3, "pass^3": 0.25, "pass@3": 0.75, "flaky": ["b", "d"]}
+    assert repeats.to_dict() == {"n": 3, "pass^3": 0.25, "pass@3": 0.75, "flaky": ["b", "d"],
+                                 "ci95": {"pass^3": [0.0456, 0.6994], "pass@3": [0.3006, 0.9544]}}
     summary = table.build(summarize(entries), {"m": repeats}, PriceTable.with_defaults(""), "gpt-4o")
     cells = dict(zip(summary.header, summary.rows[0], strict=True))
-    assert (cells["pass^3"], cells["pass@3"], cells["verdict changed"]) == ("25%", "75%", "50% of 4")
+    assert (cells["pass^3"], cells["pass@3"], cells["verdict changed"]) == ("25% [4–70]", "75% [30–96]", "50% of 4")
     assert "flaky: m 2 cases: b, d" in summary.notes
 
 

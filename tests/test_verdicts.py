@@ -42,12 +42,13 @@ def test_a_case_that_flips_on_one_repeat_is_flaky_and_fails_pass_every_time(
                                 "--html", "report.html", *spread)
     result.assert_outcomes(passed=8, failed=4)
     row = table_rows(result.stdout.str())["gpt-4o"]
-    assert (row["pass^3"], row["pass@3"], row["verdict changed"]) == ("50%", "75%", "25% of 4")
+    assert (row["pass^3"], row["pass@3"], row["verdict changed"]) == ("50% [15–85]", "75% [30–96]", "25% of 4")
     result.stdout.fnmatch_lines(["pass^3: the share of repeated cases*", "flaky: gpt-4o 1 case: q003"])
     results = read_results(pytester.path / "r.json")
-    assert results["repeats"] == {"gpt-4o": {"n": 3, "pass^3": 0.5, "pass@3": 0.75, "flaky": ["q003"]}}
+    assert results["repeats"] == {"gpt-4o": {"n": 3, "pass^3": 0.5, "pass@3": 0.75, "flaky": ["q003"],
+                                             "ci95": {"pass^3": [0.15, 0.85], "pass@3": [0.3006, 0.9544]}}}
     report = (pytester.path / "report.html").read_text(encoding="utf-8")
-    assert "<th>pass^3</th>" in report and "<p>flaky: gpt-4o 1 case: q003</p>" in report
+    assert "<th>pass^3</th>" in report and "<td>50% [15–85]</td>" in report and "<p>flaky: gpt-4o 1 case: q003</p>" in report
 
 
 def test_without_repeats_there_is_no_repeat_column_and_no_repeats_block(pytester: pytest.Pytester, cases: Path) -> None:

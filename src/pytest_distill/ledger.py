@@ -16,6 +16,7 @@ from typing import Any
 
 from .grades import Grade
 from .models.types import Completion
+from .significance import Interval, wilson
 
 PROPERTY = "distill"
 NO_MODEL = "-"
@@ -88,9 +89,17 @@ def entry_of(user_properties: Iterable[tuple[str, Any]]) -> Entry | None:
 
 @dataclass(frozen=True)
 class GraderStats:
-    pass_rate: float
+    passed: int
     mean_score: float
     n: int
+
+    @property
+    def pass_rate(self) -> float:
+        return self.passed / self.n
+
+    @property
+    def interval(self) -> Interval | None:
+        return wilson(self.passed, self.n)
 
 
 @dataclass(frozen=True)
@@ -111,6 +120,10 @@ class ModelStats:
     @property
     def pass_rate(self) -> float | None:
         return self.passed / self.counted if self.counted else None
+
+    @property
+    def interval(self) -> Interval | None:
+        return wilson(self.passed, self.counted)
 
     def latency(self, quantile: float) -> float | None:
         """The latency at a quantile (0.5 for p50), of the calls that were made (replays excluded)."""
@@ -140,7 +153,7 @@ def _model_stats(model: str, entries: list[Entry]) -> ModelStats:
         counted=len(counted),
         passed=sum(entry.passed for entry in counted),
         errors=sum(entry.outcome == "error" for entry in entries),
-        graders={name: GraderStats(sum(g.passed for g in group) / len(group),
+        graders={name: GraderStats(sum(g.passed for g in group),
                                    statistics.fmean(g.score for g in group), len(group))
                  for name, group in grades.items()},
         prompt_tokens=sum((entry.usage or {}).get("prompt_tokens", 0) for entry in entries),
@@ -250,9 +263,20 @@ class Repeats:
         """pass@N: the share of repeated cases that passed in at least one repeat."""
         return self.some / self.cases if self.cases else None
 
+    @property
+    def every_interval(self) -> Interval | None:
+        return wilson(self.every, self.cases)
+
+    @property
+    def some_interval(self) -> Interval | None:
+        return wilson(self.some, self.cases)
+
     def to_dict(self) -> dict[str, Any]:
-        """The results file's entry, keyed with the number: `{"n": 3, "pass^3": 0.75, "pass@3": 1.0, "flaky": [...]}`."""
-        return {"n": self.n, f"pass^{self.n}": self.pass_all, f"pass@{self.n}": self.pass_any, "flaky": list(self.flaky)}
+        """The results file's entry, keyed with the number: `{"n": 3, "pass^3": 0.75, "pass@3": 1.0, "flaky": [...],
+        "ci95": {"pass^3": [LOW, HIGH], "pass@3": [LOW, HIGH]}}`."""
+        intervals = {f"pass^{self.n}": self.every_interval, f"pass@{self.n}": self.some_interval}
+        return {"n": self.n, f"pass^{self.n}": self.pass_all, f"pass@{self.n}": self.pass_any, "flaky": list(self.flaky),
+                "ci95": {name: interval.to_list() for name, interval in intervals.items() if interval is not None}}
 
 
 def verdict_changes(entries: Sequence[Entry]) -> dict[str, Repeats]:

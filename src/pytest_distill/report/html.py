@@ -12,7 +12,8 @@ from typing import Any
 from pytest_html import extras
 
 from ..grades import Grade
-from ..ledger import Entry, by_case
+from ..ledger import Entry, by_case, summarize
+from ..significance import rate_with_interval
 from .baseline import Comparison
 from .table import SummaryTable
 
@@ -146,9 +147,13 @@ def matrix_html(entries: Sequence[Entry], models: Sequence[str]) -> str:
     rows.sort(key=lambda pair: pair[0])
     disagreeing = sum(not agree for agree, _ in rows)
     head = "<th>case</th>" + "".join(f"<th>{escape(model)}</th>" for model in columns)
+    stats = summarize([entry for group in cases.values() for entries in group.values() for entry in entries])
+    foot = "<th>pass rate [95% interval]</th>" + "".join(
+        f"<th>{escape(rate_with_interval(stats[model].passed, stats[model].counted))}</th>" for model in columns)
     return (f'<div class="distill-matrix"><h2>Cases by model</h2><p>{len(rows)} cases, {disagreeing} where the models '
             f"disagree (listed first); hover a cell for its output, click it for the whole output.</p>"
-            f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(row for _, row in rows)}</tbody></table></div>')
+            f'<table><thead><tr>{head}</tr></thead><tbody>{"".join(row for _, row in rows)}</tbody>'
+            f"<tfoot><tr>{foot}</tr></tfoot></table></div>")
 
 
 def _cell_verdict(group: Sequence[Entry]) -> str:

@@ -15,6 +15,7 @@ from .. import strict_json
 from ..atomic import write_atomic
 from ..errors import ConfigError
 from ..ledger import Entry, summarize, verdict_changes
+from ..significance import Interval
 
 if TYPE_CHECKING:
     from .agreement import Agreement
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
 VERSION = 1
 
 _NUMBER_OR_NULL = {"type": ["number", "null"]}
+_INTERVAL = {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}, "minItems": 2, "maxItems": 2}
+"""`"ci95": [LOW, HIGH]`: the 95% Wilson interval beside a pass rate."""
 SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "type": "object",
@@ -49,7 +52,7 @@ SCHEMA: dict[str, Any] = {
             "type": "object", "additionalProperties": {
                 "type": "object", "required": ["pass_rate", "mean_score", "n"],
                 "properties": {"pass_rate": {"type": "number"}, "mean_score": {"type": "number"},
-                               "n": {"type": "integer"}}}}},
+                               "n": {"type": "integer"}, "ci95": _INTERVAL}}}},
         "distill": {"type": "object"},
         "run": {"type": "object"},
         "repeats": {"type": "object"},
@@ -74,7 +77,7 @@ def document(entries: Sequence[Entry], distill: Mapping[str, Any] | None = None,
     summary, the distillation; with --distill-repeat, pass^N, pass@N and the flaky cases; with judge
     labels, each judge's agreement."""
     ran = [entry for entry in entries if entry.outcome != "skipped"]
-    summary = {model: {name: {"pass_rate": g.pass_rate, "mean_score": g.mean_score, "n": g.n}
+    summary = {model: {name: {"pass_rate": g.pass_rate, "ci95": _ci95(g.interval), "mean_score": g.mean_score, "n": g.n}
                        for name, g in stats.graders.items()}
                for model, stats in summarize(ran).items()}
     results = {"version": VERSION, **({"run": dict(run)} if run is not None else {}),
@@ -84,6 +87,10 @@ def document(entries: Sequence[Entry], distill: Mapping[str, Any] | None = None,
     if judges is not None:
         results["judges"] = {grader: stats.to_dict() for grader, stats in judges.items()}
     return results
+
+
+def _ci95(interval: Interval | None) -> list[float] | None:
+    return interval.to_list() if interval is not None else None
 
 
 def read_input(path: Path, where: str, missing: str = "no such file") -> str:

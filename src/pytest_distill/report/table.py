@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from ..ledger import JudgingStats, ModelStats, Repeats
 from ..models.types import shorten
+from ..significance import rate_with_interval
 from .cost import PriceTable
 
 
@@ -35,7 +36,8 @@ def _dollars(value: float | None) -> str:
 def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], prices: PriceTable,
           teacher: str, shorter_prompt: bool = False,
           judging: Mapping[str, JudgingStats] | None = None, errors: Mapping[str, int] | None = None) -> SummaryTable:
-    """Rows are models; per grader the pass rate, mean score and count; then errors, tokens, latency, cost."""
+    """Rows are models; per grader the pass rate, mean score and count; then errors, tokens, latency, cost.
+    Every pass rate carries its 95% Wilson interval (`83% [71–91]`): how sure the rate is, at this many cases."""
     graders = list(dict.fromkeys(name for model in stats.values() for name in model.graders))
     header = ["model", "pass rate", "cases", "errors", *(f"{name} rate/mean/n" for name in graders)]
     n = max((r.n for r in repeats.values()), default=0)
@@ -46,13 +48,13 @@ def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], price
              for name, model in stats.items()}
     rows = []
     for name, model in stats.items():
-        row = [name, percent(model.pass_rate), str(model.counted), str(model.errors)]
+        row = [name, rate_with_interval(model.passed, model.counted), str(model.counted), str(model.errors)]
         for grader in graders:
             g = model.graders.get(grader)
-            row.append("-" if g is None else f"{percent(g.pass_rate)} / {g.mean_score:.2f} / {g.n}")
+            row.append("-" if g is None else f"{rate_with_interval(g.passed, g.n)} / {g.mean_score:.2f} / {g.n}")
         if repeats:
             r = repeats.get(name)
-            row += ["-", "-", "-"] if r is None else [percent(r.pass_all), percent(r.pass_any),
+            row += ["-", "-", "-"] if r is None else [rate_with_interval(r.every, r.cases), rate_with_interval(r.some, r.cases),
                                                       f"{percent(r.share)} of {r.cases}"]
         row += [f"{model.prompt_tokens:,} / {model.completion_tokens:,}",
                 f"{_seconds(model.latency(0.5))} / {_seconds(model.latency(0.95))}", _dollars(costs[name])]
@@ -64,6 +66,7 @@ def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], price
         notes.append(f"pass^{n}: the share of repeated cases (--distill-repeat) that passed in every repeat; "
                      f"pass@{n}: in at least one; verdict changed: passed in one repeat and failed in another")
         notes += flaky_notes(repeats)
+    notes.append("[low–high]: the 95% Wilson interval of each pass rate (what the rate could be, at this many cases)")
     return SummaryTable(header, rows, notes)
 
 
