@@ -58,7 +58,8 @@ def test_the_tables_numbers_are_the_counts_of_the_results_file(pytester: pytest.
     results = read_results(pytester.path / "out" / "nested" / "results.json")
     assert results["version"] == 1 and results["distill"] == {}
     assert len(results["cases"]) == 24
-    assert set(results["cases"][0]) == {"nodeid", "case_id", "model", "output", "grades", "usage", "latency_s", "error", "outcome"}
+    assert set(results["cases"][0]) == {"nodeid", "case_id", "model", "output", "grades", "usage", "latency_s", "error", "outcome",
+                                        "sample", "dataset", "judging"}
     rows = table_rows(result.stdout.str())
     assert list(rows) == ["gpt-4o", "gpt-4o-mini"]
     for model, row in rows.items():

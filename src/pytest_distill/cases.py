@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import hashlib
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -36,9 +37,10 @@ class CaseSource:
                 f"{where} but has no dataset: add @pytest.mark.distill_dataset(\"stored:split=test\") "
                 "(or a .jsonl path), or pass --distill-dataset")
         try:
-            return self.load(text, dirs)
+            cases = self.load(text, dirs)
         except (DatasetError, ModelError) as exc:
             raise pytest.Collector.CollectError(f"{where}: {exc}") from None
+        return in_shard(cases, self.settings.shard) if self.settings.shard else cases
 
     def for_option(self, text: str) -> list[Case | BrokenCase]:
         """The cases of a spec given as an option (--distill-train, --distill-validation)."""
@@ -68,3 +70,15 @@ class CaseSource:
             return ("the simulator (--distill-sim) holds no stored completions: seed it with --distill-sim-seed "
                     "FILE.jsonl (repeatable) or the ini setting distill_sim_seed, one chat-format case a line")
         return "no stored completion matches its filters"
+
+
+def shard_of(case_id: str, count: int) -> int:
+    """Which of `count` slices (1 to count) a case is in: from the SHA-256 of its id alone, so the same on
+    every machine, for every model and repeat, whatever the order or the other lines of the file."""
+    return int.from_bytes(hashlib.sha256(case_id.encode("utf-8", "surrogatepass")).digest()[:8], "big") % count + 1
+
+
+def in_shard(cases: Sequence[Case | BrokenCase], shard: tuple[int, int]) -> list[Case | BrokenCase]:
+    """`--distill-shard I/N`: the cases of slice I, in the dataset's order."""
+    index, count = shard
+    return [case for case in cases if shard_of(case.id, count) == index]

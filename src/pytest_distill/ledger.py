@@ -134,6 +134,13 @@ class ModelStats:
         return statistics.quantiles(self.latencies, n=100, method="inclusive")[round(quantile * 100) - 1]
 
 
+def in_order(entries: Iterable[Entry], models: Sequence[str]) -> list[Entry]:
+    """The entries in one order (models as given, then node ids): the same under xdist as serial, and
+    for a results file merged from shards as for the one run they split."""
+    order = {model: index for index, model in enumerate(models)}
+    return sorted(entries, key=lambda entry: (order.get(entry.model or "", len(order)), entry.nodeid))
+
+
 def summarize(entries: Sequence[Entry]) -> dict[str, ModelStats]:
     """Per model, in order of first appearance: pass rates, grader stats, tokens and latencies."""
     by_model: dict[str, list[Entry]] = {}

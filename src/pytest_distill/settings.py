@@ -142,6 +142,17 @@ def _endpoints(lines: list[str]) -> tuple[Endpoint, ...]:
     return tuple(endpoints.values())
 
 
+def _shard(text: str) -> tuple[int, int]:
+    """`I/N`: the I-th of N slices, I from 1 to N."""
+    index, sep, count = text.strip().partition("/")
+    if not sep or not index.isdigit() or not count.isdigit():
+        raise ValueError(f"{text!r} is not I/N (e.g. 2/3: the second of three slices)")
+    if not 1 <= int(index) <= int(count):
+        raise ValueError(f"{text!r}: I must be from 1 to N (the slices of {int(count)} are 1/{int(count)} to "
+                         f"{int(count)}/{int(count)})")
+    return int(index), int(count)
+
+
 def _cache_mode(text: str) -> str:
     mode = {"": "on", "1": "on", "true": "on", "on": "on", "refresh": "refresh",
             "0": "off", "false": "off", "off": "off"}.get(text.strip().lower())
@@ -200,6 +211,9 @@ OPTIONS: tuple[Option, ...] = (
            "(default: common OpenAI models)"),
     Option("dataset", "--distill-dataset", "distill_dataset", None, "the cases for tests that ask for `case` and carry no marker",
            group="datasets", metavar="SPEC"),
+    Option("shard", "--distill-shard", "distill_shard", None, "run the I-th of N slices of every dataset (a case's slice "
+           "follows from a hash of its id: the same on every machine and for every model)", _shard, group="datasets",
+           metavar="I/N"),
     Option("embedding_model", None, "distill_embedding_model", "text-embedding-3-small", "model for embedding_similarity", group="grading"),
     Option("repeat", "--distill-repeat", "distill_repeat", 1, "run each case N times per model", _positive, group="grading"),
     Option("gate_metric", "--distill-gate-metric", "distill_gate_metric", "pass-rate",
@@ -270,6 +284,7 @@ class Settings:
     student: str = "gpt-4o-mini"
     grader_model: str | None = None
     dataset: str | None = None
+    shard: tuple[int, int] | None = None
     train: str = "stored:split=train"
     distill: bool = False
     dry_run: bool = False

@@ -15,7 +15,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..ledger import NO_MODEL, without_param, without_repeat
-from .results import SCHEMA, VERSION, read_input
+from .results import load as load_results
 from .table import percent
 
 EPSILON = 1e-9
@@ -40,22 +40,7 @@ def models_of(results: Mapping[str, Any]) -> list[str]:
 
 def load(path: Path) -> Baseline:
     """The baseline file, or a usage error that says what is wrong with it before any model is called."""
-    where = f"baseline {path}"
-    text = read_input(path, where, f"no such file (write one with --distill-results {path})")
-    try:
-        results = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    version = results.get("version") if isinstance(results, dict) else None
-    if version != VERSION:
-        raise ConfigError(f"{where}: results schema version {version!r}; this pytest-distill reads version "
-                                f"{VERSION} (write a new baseline with --distill-results)")
-    import jsonschema  # imported when first needed: it costs a suite that never validates
-
-    problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(results))
-    if problem is not None:
-        raise ConfigError(f"{where}: not a pytest-distill results file: at {problem.json_path}: {problem.message}")
-    return Baseline(path, results)
+    return Baseline(path, load_results(path, f"baseline {path}", f"no such file (write one with --distill-results {path})"))
 
 
 def pair_models(baseline_models: Sequence[str], run_models: Sequence[str], mapping: Mapping[str, str]) -> dict[str, str]:

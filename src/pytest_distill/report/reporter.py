@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from ..ledger import Entry, error_counts, judging, summarize, verdict_changes
+from ..ledger import Entry, in_order
 from ..recording import Recorder
 from ..settings import Settings
 from . import agreement, baseline, html, results, run, table, terminal
@@ -73,14 +73,11 @@ class Reporter:
 
     def ledger(self) -> list[Entry]:
         """The entries in one order (models as given, then node ids), the same under xdist as serial."""
-        order = {model: index for index, model in enumerate(self.settings.models_under_test)}
-        return sorted(self.recorder.entries, key=lambda entry: (order.get(entry.model or "", len(order)), entry.nodeid))
+        return in_order(self.recorder.entries, self.settings.models_under_test)
 
     def summary(self) -> table.SummaryTable:
-        entries = self.ledger()
-        return table.build(summarize(entries), verdict_changes(entries), self.prices, self.settings.teacher,
-                           shorter_prompt=self.settings.student_system is not None, judging=judging(entries),
-                           errors=error_counts(entries))
+        return table.of_entries(self.ledger(), self.prices, self.settings.teacher,
+                                shorter_prompt=self.settings.student_system is not None)
 
     def judges(self) -> dict[str, agreement.Agreement] | None:
         """Each labelled grader against the people's verdicts, or None without --distill-judge-labels."""

@@ -6,6 +6,7 @@ and the baseline loader checks files against it.
 
 from __future__ import annotations
 
+import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from .. import strict_json
 from ..atomic import write_atomic
 from ..errors import ConfigError
+from ..grades import Grade
 from ..ledger import Entry, summarize, verdict_changes
 from ..significance import Interval
 
@@ -47,6 +49,11 @@ SCHEMA: dict[str, Any] = {
                 "latency_s": _NUMBER_OR_NULL,
                 "error": {"type": ["string", "null"]},
                 "outcome": {"enum": ["passed", "failed", "error"]},
+                "sample": {"type": "integer", "minimum": 0},
+                "dataset": {"type": ["string", "null"]},
+                "judging": {"type": "object", "additionalProperties": {
+                    "type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}, {"type": "integer"}],
+                    "minItems": 3, "maxItems": 3}},
             }}},
         "summary": {"type": "object", "additionalProperties": {
             "type": "object", "additionalProperties": {
@@ -61,14 +68,33 @@ SCHEMA: dict[str, Any] = {
 }
 
 
+UNSAID_ERROR = "the test errored (see its report)"
+
+
 def record(entry: Entry) -> dict[str, Any]:
-    """One case on one model; a test that errored without a model error still says it errored."""
-    error = entry.error or ("the test errored (see its report)" if entry.outcome == "error" else None)
+    """One case on one model; a test that errored without a model error still says it errored. The
+    repeat, the dataset and the judge calls are kept so that `entry` gives the entry back (a merged file
+    is summed up as one run)."""
+    error = entry.error or (UNSAID_ERROR if entry.outcome == "error" else None)
     return {
         "nodeid": entry.nodeid, "case_id": entry.case_id, "model": entry.model, "output": entry.output,
         "grades": [{"name": g.name, "score": g.score, "passed": g.passed, "reason": g.reason} for g in entry.grades],
         "usage": entry.usage, "latency_s": entry.latency_s, "error": error, "outcome": entry.outcome,
+        "sample": entry.sample, "dataset": entry.dataset, "judging": entry.judging,
     }
+
+
+def entry(data: Mapping[str, Any]) -> Entry:
+    """A record of a (schema-checked) results file as the entry it was made from; a file of an older
+    plugin, without repeat or judge calls, reads as repeat 0 and no judging."""
+    error = data["error"]
+    outcome = data.get("outcome", "error" if error is not None else "passed")
+    return Entry(nodeid=data["nodeid"], case_id=data["case_id"], model=data["model"], output=data["output"],
+                 grades=[Grade(g["name"], g["score"], g["passed"], g["reason"]) for g in data["grades"]],
+                 usage=data["usage"], latency_s=data["latency_s"], outcome=outcome,
+                 error=None if outcome == "error" and error == UNSAID_ERROR else error,
+                 sample=data.get("sample", 0), dataset=data.get("dataset"),
+                 judging={request: (call[0], call[1], call[2]) for request, call in data.get("judging", {}).items()})
 
 
 def document(entries: Sequence[Entry], distill: Mapping[str, Any] | None = None,
@@ -91,6 +117,25 @@ def document(entries: Sequence[Entry], distill: Mapping[str, Any] | None = None,
 
 def _ci95(interval: Interval | None) -> list[float] | None:
     return interval.to_list() if interval is not None else None
+
+
+def load(path: Path, where: str, missing: str = "no such file") -> dict[str, Any]:
+    """A results file checked against the schema, or a usage error that says what is wrong with it."""
+    text = read_input(path, where, missing)
+    try:
+        results = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{where}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+    version = results.get("version") if isinstance(results, dict) else None
+    if version != VERSION:
+        raise ConfigError(f"{where}: results schema version {version!r}; this pytest-distill reads version "
+                          f"{VERSION} (write a new one with --distill-results)")
+    import jsonschema  # imported when first needed: it costs a suite that never validates
+
+    problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(results))
+    if problem is not None:
+        raise ConfigError(f"{where}: not a pytest-distill results file: at {problem.json_path}: {problem.message}")
+    return dict(results)
 
 
 def read_input(path: Path, where: str, missing: str = "no such file") -> str:

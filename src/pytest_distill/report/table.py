@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from ..ledger import JudgingStats, ModelStats, Repeats
+from ..ledger import Entry, JudgingStats, ModelStats, Repeats, error_counts, judging, summarize, verdict_changes
 from ..models.types import shorten
 from ..significance import rate_with_interval
 from .cost import PriceTable
@@ -68,6 +68,12 @@ def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], price
         notes += flaky_notes(repeats)
     notes.append("[low–high]: the 95% Wilson interval of each pass rate (what the rate could be, at this many cases)")
     return SummaryTable(header, rows, notes)
+
+
+def of_entries(entries: Sequence[Entry], prices: PriceTable, teacher: str, shorter_prompt: bool = False) -> SummaryTable:
+    """The table of a run's entries, or of a results file's records read back (`results show`)."""
+    return build(summarize(entries), verdict_changes(entries), prices, teacher, shorter_prompt=shorter_prompt,
+                 judging=judging(entries), errors=error_counts(entries))
 
 
 ERRORS_SHOWN = 5

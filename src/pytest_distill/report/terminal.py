@@ -65,11 +65,16 @@ def write_summary(reporter: Any, table: SummaryTable) -> None:
     """The table and its notes within the terminal's width (`COLUMNS`; 80 when not a terminal)."""
     width = getattr(getattr(reporter, "_tw", None), "fullwidth", 80)
     reporter.write_sep("=", "distill summary")
+    for line in summary_lines(table, width):
+        reporter.write_line(line)
+
+
+def summary_lines(table: SummaryTable, width: int) -> list[str]:
+    """The table, then its notes wrapped to `width`."""
     lines = render_table(table.header, table.rows, width)
     for note in table.notes:
         lines += textwrap.wrap(note, width, subsequent_indent="  ", break_on_hyphens=False) or [""]
-    for line in lines:
-        reporter.write_line(line)
+    return lines
 
 
 def write_comparison(reporter: Any, comparison: Comparison) -> None:
