@@ -23,6 +23,13 @@ if TYPE_CHECKING:
         text_quality,
     )
     from .graders.references import any_of
+    from .graders.registry import (
+        registry_classify,
+        registry_fuzzy_match,
+        registry_includes,
+        registry_json_match,
+        registry_match,
+    )
     from .graders.similarity import MetricUnavailable, text_similarity
     from .grades import Grade
     from .models.handle import Model
@@ -38,6 +45,8 @@ _HOMES = {
     "factuality": "graders.judged", "semantic_similarity": "graders.judged", "sentiment": "graders.judged",
     "text_quality": "graders.judged",
     "any_of": "graders.references",
+    **{name: "graders.registry" for name in ("registry_classify", "registry_fuzzy_match", "registry_includes",
+                                              "registry_json_match", "registry_match")},
     "MetricUnavailable": "graders.similarity", "text_similarity": "graders.similarity",
 }
 """Each public name and the module it lives in."""
@@ -45,7 +54,9 @@ _HOMES = {
 __all__ = [
     "Case", "Completion", "Grade", "JudgeError", "MetricUnavailable", "Model", "ModelError", "Usage",
     "any_of", "criteria_match", "custom_prompt", "embedding_similarity", "factuality", "matches_schema",
-    "semantic_similarity", "sentiment", "string_check", "text_quality", "text_similarity", "valid_json", "valid_xml",
+    "registry_classify", "registry_fuzzy_match", "registry_includes",
+    "registry_json_match", "registry_match", "semantic_similarity", "sentiment", "string_check", "text_quality",
+    "text_similarity", "valid_json", "valid_xml",
 ]
 
 

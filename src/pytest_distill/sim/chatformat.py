@@ -103,6 +103,11 @@ def parse_example(line: str) -> Example:
         raise FormatError(f"not valid JSON ({exc.msg})") from None
     if not isinstance(obj, dict):
         raise FormatError("the line must be a JSON object")
+    return example_of(obj)
+
+
+def example_of(obj: Mapping[str, Any]) -> Example:
+    """A chat-format line's object as an example; raise FormatError saying what is wrong with it."""
     messages = obj.get("messages")
     if not isinstance(messages, list) or not messages:
         raise FormatError('the key "messages" must be a non-empty list')
