@@ -97,13 +97,18 @@ class Example:
 
 def parse_example(line: str) -> Example:
     """Parse one JSONL line; raise FormatError saying what is wrong with it."""
+    return example_of(json_object(line))
+
+
+def json_object(line: str) -> dict[str, Any]:
+    """One JSONL line's object; raise FormatError when it is no JSON object."""
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise FormatError(f"not valid JSON ({exc.msg})") from None
     if not isinstance(obj, dict):
         raise FormatError("the line must be a JSON object")
-    return example_of(obj)
+    return obj
 
 
 def example_of(obj: Mapping[str, Any]) -> Example:

@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable
 from pathlib import Path
 
-from .chatformat import Example, FormatError, example_of, message_problem
+from .chatformat import Example, FormatError, example_of, json_object, message_problem
 from .ids import stable_id
 
 
@@ -83,12 +83,7 @@ def _called(func: ast.expr) -> str | None:
 
 def _seed_example(line: str) -> Example | None:
     """The example of a seed line, None for a registry line without an answer."""
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"not valid JSON ({exc.msg})") from None
-    if not isinstance(obj, dict):
-        raise FormatError("the line must be a JSON object")
+    obj = json_object(line)
     if "messages" not in obj and "input" in obj:
         return _registry_example(obj)
     example = example_of(obj)
