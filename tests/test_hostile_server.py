@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from pytest_distill import Grade
 
 from .support import TEST_KEY, qa_rows, write_jsonl
 
@@ -24,11 +27,15 @@ def test_answer(case, model):
 REPORTS = ("--junitxml", "junit.xml", "--html", "report.html", "--distill-results", "results.json")
 
 
-class HostileServer(ThreadingHTTPServer):
-    """Answers every POST with `status` and `body` (JSON), whatever was asked."""
+Reply = Callable[[dict[str, Any]], tuple[int, object]]
+"""The status and JSON body a hostile server answers a request's JSON body with."""
 
-    def __init__(self, status: int, body: object) -> None:
-        self.status, self.body = status, json.dumps(body).encode()
+
+class HostileServer(ThreadingHTTPServer):
+    """Answers every POST with `status` and `body` (JSON), or with what `reply` makes of the request."""
+
+    def __init__(self, status: int = 200, body: object = None, reply: Reply | None = None) -> None:
+        self.reply: Reply = reply or (lambda request: (status, body))
         self.posts = 0
         super().__init__(("127.0.0.1", 0), _Answer)
 
@@ -41,13 +48,15 @@ class _Answer(BaseHTTPRequestHandler):
     server: HostileServer
 
     def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("content-length") or 0))
+        request = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
         self.server.posts += 1
-        self.send_response(self.server.status)
+        status, body = self.server.reply(request)
+        data = json.dumps(body).encode()
+        self.send_response(status)
         self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(self.server.body)))
+        self.send_header("content-length", str(len(data)))
         self.end_headers()
-        self.wfile.write(self.server.body)
+        self.wfile.write(data)
 
     def log_message(self, format: str, *args: object) -> None:
         pass
@@ -59,8 +68,8 @@ def hostile(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[HostileServer]]:
     started: list[HostileServer] = []
 
     class Started(HostileServer):
-        def __init__(self, status: int, body: object) -> None:
-            super().__init__(status, body)
+        def __init__(self, status: int = 200, body: object = None, reply: Reply | None = None) -> None:
+            super().__init__(status, body, reply)
             threading.Thread(target=self.serve_forever, daemon=True).start()
             started.append(self)
             monkeypatch.setenv("OPENAI_BASE_URL", self.url)
@@ -93,3 +102,62 @@ def test_a_huge_error_body_is_capped_in_every_report_saying_how_much_was_cut(
     for name, text in written(pytester).items():
         assert len(text) < 2_000_000 if name == "report.html" else len(text) < 200_000, name
         assert "more characters cut" in text, name
+
+
+FAKE = "\x1b[2J\x1b[H\x1b[1A\rtest_answer.py::test_answer PASSED\u202e"
+"""Clears the screen, moves the cursor up and writes a PASSED line over the last one."""
+
+
+def chat_answer(request: dict[str, Any], content: str) -> tuple[int, object]:
+    return 200, {"id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": request.get("model", ""),
+                 "choices": [{"index": 0, "finish_reason": "stop",
+                              "message": {"role": "assistant", "content": content, "refusal": None}}],
+                 "usage": {"prompt_tokens": 5, "completion_tokens": 5, "total_tokens": 10}}
+
+
+def escaping(request: dict[str, Any]) -> tuple[int, object]:
+    """Escape sequences in everything: the answer, the judge's reasoning, and one model's error."""
+    if request.get("model") == "broken":
+        return 400, {"error": {"message": f"bad request {FAKE}", "type": "invalid_request_error"}}
+    if "response_format" in request:
+        return chat_answer(request, json.dumps({"reasoning": f"{FAKE} all good", "choice": "D"}))
+    return chat_answer(request, f"Paris {FAKE}")
+
+
+JUDGED = """
+import pytest
+from pytest_distill import factuality
+
+@pytest.mark.distill_dataset({spec!r})
+def test_answer(case, model):
+    assert factuality(model.complete(case), case.expected)
+"""
+
+
+@WORKERS
+def test_escape_sequences_from_answers_judges_and_servers_are_shown_escaped_in_the_terminal(
+        pytester: pytest.Pytester, hostile: type[HostileServer], tmp_path: Path, workers: list[str]) -> None:
+    """`\\x1b[2J` and cursor moves in a model's answer, a judge's reasoning or a server's error were
+    printed raw: they cleared the screen and faked PASSED lines. The terminal now shows them escaped:
+    the failure (Grade and reason, output), the error, the summary table's notes."""
+    hostile(reply=escaping)
+    pytester.makepyfile(JUDGED.format(spec=str(write_jsonl(tmp_path / "cases.jsonl", qa_rows(2)))))
+    result = pytester.runpytest("-p", "no:cacheprovider", "--model", "gpt-4o-mini", "--model", "broken", *workers)
+    result.assert_outcomes(failed=2, errors=2)
+    terminal = result.stdout.str()
+    assert "\x1b" not in terminal and "\r" not in terminal and "\u202e" not in terminal
+    escaped = "\\x1b[[]2J\\x1b[[]H\\x1b[[]1A\\rtest_answer.py::test_answer PASSED\\u202e"  # as fnmatch patterns
+    flattened = escaped.replace("\\r", " ")  # the output is shown on one line: a carriage return is a space
+    result.stdout.fnmatch_lines([f"*(HTTP 400): Error code: 400 - bad request {escaped}",
+                                 f"*reason: *Judge's reasoning: {escaped} all good",
+                                 f"output: Paris {flattened}",
+                                 "errors: 2 tests: model under test 'broken' at *", f"  {escaped}"])
+
+
+def test_a_grade_named_or_reasoned_with_escape_sequences_is_shown_escaped() -> None:
+    """A grade's name can come from data (an imported eval's criterion, `custom_prompt(name=...)`)."""
+    grade = Grade("crit\x1b[2J", 0.0, False, "fine\x1b[1A\r", threshold="score >= 1")
+    shown = repr(grade) + "\n".join(grade.explain())
+    assert "\x1b" not in shown and "\r" not in shown
+    assert repr(grade) == "<crit\\x1b[2J FAIL score=0>"
+    assert grade.explain()[1] == "  reason: fine\\x1b[1A\\r"

@@ -16,6 +16,8 @@ from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
 
+from .untrusted import printable
+
 F = TypeVar("F", bound=Callable[..., Any])
 COMPLETE = "complete"
 """The `target` of a `Call` that is the model under test's `complete` (or `acomplete`)."""
@@ -45,7 +47,7 @@ class Grade:
 
     def __repr__(self) -> str:
         """Short, because pytest's assertion rewriting prints it twice; `explain()` says the rest once."""
-        return f"<{self.name} {'PASS' if self.passed else 'FAIL'} score={self.score:g}>"
+        return f"<{printable(self.name)} {'PASS' if self.passed else 'FAIL'} score={self.score:g}>"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -56,9 +58,11 @@ class Grade:
                    threshold=data.get("threshold", ""), args=data.get("args"))
 
     def explain(self) -> list[str]:
-        """Lines for a failing test: grader, verdict, score and passing rule on one line, the reason below."""
+        """Lines for a failing test: grader, verdict, score and passing rule on one line, the reason below
+        (control characters from a judge or a dataset escaped)."""
         rule = f", passes when {self.threshold}" if self.threshold else ""
-        return [f"{self.name}: {'passed' if self.passed else 'FAILED'}, score {self.score:g}{rule}", f"  reason: {self.reason}"]
+        return [printable(f"{self.name}: {'passed' if self.passed else 'FAILED'}, score {self.score:g}{rule}"),
+                f"  reason: {printable(self.reason)}"]
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from ..datasets import BrokenCase, Case
 from ..ledger import Entry
 from ..models.client import ModelRuntime
 from ..settings import Settings
+from ..untrusted import printable
 from . import backends
 
 PLUGIN_NAME = "distill-training"
@@ -63,4 +64,4 @@ class DistillStep:
             if not self._said:
                 reporter.write_line("")
                 self._said = True
-            reporter.write_line(f"distill: {line}")
+            reporter.write_line(printable(f"distill: {line}"))  # a job's events are the server's words

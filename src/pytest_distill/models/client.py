@@ -35,7 +35,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ..untrusted import capped
+from ..untrusted import capped, printable
 from .line import Gate, Line
 from .types import LOCAL_PREFIX, RECORDED_PREFIX, Completion, Endpoint, ModelError
 from .wire import OffShape, explained, read_chat, request_of
@@ -625,7 +625,7 @@ class ModelRuntime:
         secrets = [line.endpoint.key or os.environ.get(line.endpoint.key_env or "") for line in self._lines.values()]
         for secret in secrets:
             message = redact(message, secret)
-        return capped(redact(message, os.environ.get("OPENAI_API_KEY")))
+        return capped(printable(redact(message, os.environ.get("OPENAI_API_KEY"))))
 
 
 def _cancel(future: concurrent.futures.Future[Any]) -> None:

@@ -12,6 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from .. import strict_json
 from ..errors import DistillError
+from ..untrusted import printable
 
 LOCAL_PREFIX = "hf:"
 """Models named `hf:...` run in this process (models/hf.py), not on the API."""
@@ -111,8 +112,9 @@ class Completion:
 
 
 def shorten(text: str, width: int) -> str:
-    """`text` on one line, cut to at most `width` characters with an ellipsis (any script: no word splitting)."""
-    flat = " ".join(text.split())
+    """`text` on one line with its control characters escaped, cut to at most `width` characters with an
+    ellipsis (any script: no word splitting)."""
+    flat = printable(" ".join(text.split()))
     return flat if len(flat) <= width else flat[:width - 1] + "…"
 
 

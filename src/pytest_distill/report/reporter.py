@@ -118,14 +118,11 @@ class Reporter:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.recorder.entries:
             terminal.write_summary(terminalreporter, self.summary())
-            for line in self.judge_lines():
-                terminalreporter.write_line(line)
+            terminal.write_lines(terminalreporter, self.judge_lines())
         if self.training is not None:
             terminalreporter.write_sep("-", "distillation")
-            for line in self.training.lines:
-                terminalreporter.write_line(line)
-        for line in self.lines:
-            terminalreporter.write_line(line)
+            terminal.write_lines(terminalreporter, self.training.lines)
+        terminal.write_lines(terminalreporter, self.lines)
         if self.comparison is not None:
             terminal.write_comparison(terminalreporter, self.comparison)
 
@@ -135,8 +132,7 @@ class Reporter:
         what the reader copies next."""
         reporter = config.pluginmanager.get_plugin("terminalreporter")
         if reporter is not None and self.training is not None:
-            for line in self.training.closing:
-                reporter.write_line(f"distill: {line}", bold=True)
+            terminal.write_lines(reporter, [f"distill: {line}" for line in self.training.closing], bold=True)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, summary: list[str]) -> None:

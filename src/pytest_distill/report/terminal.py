@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..untrusted import printable
 from .baseline import Comparison
 from .table import SummaryTable
 
@@ -65,21 +66,27 @@ def write_summary(reporter: Any, table: SummaryTable) -> None:
     """The table and its notes within the terminal's width (`COLUMNS`; 80 when not a terminal)."""
     width = getattr(getattr(reporter, "_tw", None), "fullwidth", 80)
     reporter.write_sep("=", "distill summary")
-    for line in summary_lines(table, width):
-        reporter.write_line(line)
+    write_lines(reporter, summary_lines(table, width))
 
 
 def summary_lines(table: SummaryTable, width: int) -> list[str]:
-    """The table, then its notes wrapped to `width`."""
-    lines = render_table(table.header, table.rows, width)
+    """The table, then its notes wrapped to `width`, control characters escaped before the columns are laid out."""
+    lines = render_table([printable(cell) for cell in table.header], [[printable(cell) for cell in row] for row in table.rows],
+                         width)
     for note in table.notes:
-        lines += textwrap.wrap(note, width, subsequent_indent="  ", break_on_hyphens=False) or [""]
+        lines += textwrap.wrap(printable(note), width, subsequent_indent="  ", break_on_hyphens=False) or [""]
     return lines
+
+
+def write_lines(reporter: Any, lines: Iterable[str], **markup: bool) -> None:
+    """Lines on the terminal, with what a model, a judge, a server or a dataset wrote into them (an
+    escape sequence that clears the screen or fakes a PASSED line) shown escaped, never obeyed."""
+    for line in lines:
+        reporter.write_line(printable(line), **markup)
 
 
 def write_comparison(reporter: Any, comparison: Comparison) -> None:
     """Every change against the baseline, then one line that says whether the run regressed."""
-    reporter.write_sep("-", f"distill baseline {comparison.path}")
-    for line in comparison.lines():
-        reporter.write_line(line)
-    reporter.write_line(comparison.verdict(), red=comparison.failed, green=not comparison.failed, bold=True)
+    reporter.write_sep("-", printable(f"distill baseline {comparison.path}"))
+    write_lines(reporter, comparison.lines())
+    write_lines(reporter, [comparison.verdict()], red=comparison.failed, green=not comparison.failed, bold=True)
