@@ -15,6 +15,7 @@ from pytest_distill.models.types import ModelError
 from .support import HOBANNU, write_jsonl
 from .toy_model import build_toy_model, texts_of
 
+pytestmark = pytest.mark.slow
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 from pathlib import Path
 
-import nltk
 import pytest
 
 from pytest_distill import MetricUnavailable, Model, text_similarity
@@ -15,6 +15,10 @@ from pytest_distill.grades import Scope, scoped
 from pytest_distill.sim import SimServer
 
 from .support import requests_to
+
+needs_evals = pytest.mark.skipif(
+    not all(importlib.util.find_spec(name) for name in ("rapidfuzz", "sacrebleu", "nltk", "rouge_score")),
+    reason="the metrics need the [evals] extra")
 
 OUTPUT, REFERENCE = "the cat sat on the mat", "the cat sat on a mat"
 # By hand, output against reference: 6 words each; matching n-grams (clipped) 5 of 6 unigrams,
@@ -27,6 +31,7 @@ HAND = {
 }
 
 
+@needs_evals
 @pytest.mark.parametrize("metric", sorted(HAND))
 def test_each_n_gram_metric_scores_as_computed_by_hand(metric: str) -> None:
     grade = text_similarity(OUTPUT, REFERENCE, metric, threshold=0.3)
@@ -36,6 +41,7 @@ def test_each_n_gram_metric_scores_as_computed_by_hand(metric: str) -> None:
     assert grade.reason == f"{metric} {HAND[metric]:.3f} of the output against the reference"
 
 
+@needs_evals
 def test_fuzzy_match_is_one_minus_the_indel_distance_over_both_lengths() -> None:
     # kitten -> sitting: longest common subsequence "ittn" (4), so 6 + 7 - 2 * 4 = 5 insertions and deletions
     grade = text_similarity("kitten", "sitting")
@@ -44,12 +50,14 @@ def test_fuzzy_match_is_one_minus_the_indel_distance_over_both_lengths() -> None
     assert text_similarity("Paris", "Paris").score == 1.0
 
 
+@needs_evals
 def test_identical_texts_score_one_on_every_local_metric() -> None:
     for metric in sorted(set(DEFAULT_THRESHOLDS) - {"cosine", "meteor"}):
         assert text_similarity("The capital of France is Paris.", "The capital of France is Paris.", metric).score == \
             pytest.approx(1.0), metric
 
 
+@needs_evals
 def test_rouge_counts_words_of_any_script_and_cjk_characters_one_by_one() -> None:
     assert words("Η Αθήνα, είναι!") == ["η", "αθήνα", "είναι"]
     assert words("東京は2024年") == ["東", "京", "は", "2024", "年"]
@@ -59,8 +67,11 @@ def test_rouge_counts_words_of_any_script_and_cjk_characters_one_by_one() -> Non
     assert japanese.score == pytest.approx(1.0)  # the same ten characters in another order
 
 
+@needs_evals
 def test_meteor_without_wordnet_data_says_so_instead_of_scoring_without_synonyms(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import nltk
+
     monkeypatch.setattr(nltk.data, "path", [str(tmp_path)])  # a data folder without WordNet, as on this machine
     with pytest.raises(MetricUnavailable, match=r"meteor needs nltk's WordNet data.*nltk\.downloader wordnet"):
         text_similarity(OUTPUT, REFERENCE, "meteor")
@@ -73,6 +84,7 @@ def test_a_metric_whose_library_is_missing_names_the_extra(monkeypatch: pytest.M
         text_similarity(OUTPUT, REFERENCE, "bleu")
 
 
+@needs_evals
 def test_a_list_of_references_records_one_grade_naming_the_match() -> None:
     with scoped(Scope()) as scope:
         grade = text_similarity("the cat sat on the mat", ["a dog ran", REFERENCE], "rouge_1")
@@ -98,6 +110,7 @@ def test_cosine_embeds_both_texts_with_text_embedding_3_large_in_one_call(sim: S
     assert len(calls) == 2 and all(call.body["model"] == "text-embedding-3-large" for call in calls)
 
 
+@needs_evals
 def test_an_unavailable_metric_is_an_error_of_the_test_not_a_failure(pytester: pytest.Pytester, tmp_path: Path) -> None:
     pytester.makepyfile(f"""
         import nltk

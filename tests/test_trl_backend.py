@@ -20,6 +20,7 @@ from pytest_distill.distill.trl_backend import AdapterOptions, train
 
 from .support import HOBANNU, write_jsonl
 
+pytestmark = pytest.mark.slow
 pytest.importorskip("trl")
 
 SYSTEM = "ホバンヌの質問に答えてください。"

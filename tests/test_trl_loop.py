@@ -33,6 +33,7 @@ def pass_rates(results: Path) -> dict[str, float]:
     return {model: graders["string_check"]["pass_rate"] for model, graders in summary.items()}
 
 
+@pytest.mark.slow
 def test_the_trl_backend_distills_the_tiny_student_until_it_knows_its_training_answers(
         pytester: pytest.Pytester, sim: SimServer, toy_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("trl")
