@@ -77,18 +77,23 @@ def nesting(text: str) -> int:
 
 
 def lone_surrogate(value: Any) -> str | None:
-    """The JSON path of the first string (key or value) holding a lone surrogate, or None.
+    """The JSON path of the first string (key or value) holding a lone surrogate, or None."""
+    return string_matching(value, _SURROGATE)
+
+
+def string_matching(value: Any, pattern: re.Pattern[str]) -> str | None:
+    """The JSON path of the first string (key or value) in which the pattern is found, or None.
 
     Walks with a stack of its own, so a deep value cannot exhaust Python's."""
     stack: list[tuple[str, Any]] = [("$", value)]
     while stack:
         path, item = stack.pop()
         if isinstance(item, str):
-            if _SURROGATE.search(item):
+            if pattern.search(item):
                 return path
         elif isinstance(item, dict):
             for key, child in item.items():
-                if _SURROGATE.search(key):
+                if pattern.search(key):
                     return path
                 stack.append((f"{path}.{key}", child))
         elif isinstance(item, list):

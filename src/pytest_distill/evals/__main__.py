@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
@@ -12,7 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..atomic import write_atomic
-from .convert import EvalsError, convert, registry_lines, slug
+from ..strict_json import NotJSON, loads
+from .convert import EvalsError, convert, registry_lines
+from .module import slug
 from .registry import convert_eval, file_names, load_yaml, modelgraded_specs, registry_evals, registry_root
 
 
@@ -42,9 +43,11 @@ def run_import(args: argparse.Namespace, argv: Sequence[str]) -> int:
     if args.definition.suffix.lower() in (".yaml", ".yml"):
         return run_registry_import(args, argv)
     try:
-        definition = json.loads(args.definition.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise EvalsError(f"{args.definition}: cannot be read as JSON: {exc}") from None
+        definition = loads(args.definition.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise EvalsError(f"{args.definition}: cannot be read: {exc}") from None
+    except NotJSON as exc:  # NaN, Infinity or 1e999 (a threshold no score can meet), nesting too deep
+        raise EvalsError(f"{args.definition}: not strict JSON: {exc}") from None
     if not isinstance(definition, dict):
         raise EvalsError(f"{args.definition}: expected a JSON object (the body of evals.create or evals.retrieve's answer)")
     output: Path = args.output or Path(f"test_{slug(str(definition.get('name') or args.definition.stem))}.py")

@@ -3,19 +3,21 @@
 Each eval data item is a case (its `input` the model's input, its `ideal` the reference, the whole
 item kept as `case.metadata["item"]`); one test grades the model's answer by every testing criterion
 and passes when all pass, as an OpenAI eval counts a passed item. A criterion that cannot be
-converted is named, with why, and becomes a failing placeholder test of its own.
+converted is named, with why, and becomes a failing placeholder test of its own. The file is built
+by `module.TestModule`, so no text of the definition can become code.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import textwrap
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..strict_json import string_matching
+from .module import GeneratedCode, TestModule, comment, literal, text_literal
 from .runtime import TEMPLATE
 
 OPERATIONS = frozenset({"eq", "ne", "like", "ilike"})
@@ -23,6 +25,7 @@ METRICS = frozenset({"fuzzy_match", "bleu", "gleu", "meteor", "cosine",
                      "rouge_1", "rouge_2", "rouge_3", "rouge_4", "rouge_5", "rouge_l"})
 WHOLE = re.compile(r"^\s*\{\{\s*(item|sample)((?:\.[A-Za-z0-9_-]+)+)\s*\}\}\s*$")
 SAMPLE_FIELDS = frozenset({"output_text", "output_json"})
+NUL = re.compile("\\x00")
 
 
 class EvalsError(Exception):
@@ -44,14 +47,13 @@ class Conversion:
 
 @dataclass
 class Writer:
-    """The lines of one test function's grading, and what they need from the file's header."""
+    """The code of one test function's grading; what it needs from the file's header goes to `module`."""
 
+    module: TestModule
     reference_field: str = "ideal"
     imports: set[str] = field(default_factory=set)
     runtime: set[str] = field(default_factory=set)
     needs_sample: bool = False
-    module: list[str] = field(default_factory=list)
-    """Module-level definitions (python graders' sources)."""
 
     def text(self, template: Any) -> str:
         """Python code for a template's value: `output`, `item["x"]`, or `fill(...)` for mixed text."""
@@ -74,7 +76,7 @@ class Writer:
         self.needs_sample = True
         return f"fill({template!r}, item, sample)"
 
-    def prompt(self, messages: Any, constant: str) -> str:
+    def prompt(self, messages: Any, name: str) -> str:
         """The grader model's messages as one prompt text (a module constant), each under its role,
         templates filled in."""
         if not isinstance(messages, list) or not messages:
@@ -85,7 +87,8 @@ class Writer:
                 raise NotConverted("an input message has no role")
             parts.append(f"{message['role']}:\n{content_text(message.get('content'))}")
         text = "\n\n".join(parts)
-        self.module.append(f"# The grader model's messages as the eval defines them.\n{constant} = {source_literal(text)}\n")
+        constant = self.module.name(name, suffix="_PROMPT", upper=True)
+        self.module.assign(constant, text_literal(text), "The grader model's messages as the eval defines them.")
         if not TEMPLATE.search(text):
             return constant
         self.runtime.add("fill")
@@ -129,16 +132,21 @@ def grade_call(criterion: Mapping[str, Any], writer: Writer) -> str:
     if kind in ("score_model", "label_model"):
         writer.imports.add("custom_prompt")
         if kind == "score_model":
-            low, high = criterion.get("range") or [0, 1]
-            scale = f"({float(low)!r}, {float(high)!r})"
+            bounds = criterion.get("range") or [0, 1]
+            if not isinstance(bounds, list) or len(bounds) != 2 or not all(is_number(bound) for bound in bounds):
+                raise NotConverted(f"range must be two numbers, not {json.dumps(bounds)[:60]}")
+            scale = literal((float(bounds[0]), float(bounds[1])))
             bar = threshold(criterion, None)
         else:
-            labels, passing = criterion.get("labels"), criterion.get("passing_labels")
+            labels, passing = texts(criterion.get("labels")), texts(criterion.get("passing_labels"))
             if not labels or not passing or not set(passing) <= set(labels):
-                raise NotConverted("labels and passing_labels (a subset of labels) are needed")
+                raise NotConverted("labels and passing_labels (a subset of labels, all texts) are needed")
             ordered = [label for label in labels if label not in passing] + [label for label in labels if label in passing]
-            scale, bar = repr(tuple(ordered)), repr(next(label for label in ordered if label in passing))
-        judge, prompt = criterion.get("model"), writer.prompt(criterion.get("input"), f"{slug(name).upper()}_PROMPT")
+            scale, bar = literal(tuple(ordered)), literal(next(label for label in ordered if label in passing))
+        judge = criterion.get("model")
+        if judge is not None and not isinstance(judge, str):
+            raise NotConverted(f"its model must be a model's name, not {json.dumps(judge)[:60]}")
+        prompt = writer.prompt(criterion.get("input"), name)
         # The reference the eval's prompt shows is also given as the judge's reference section.
         shows = re.search(r"\{\{\s*item\." + re.escape(writer.reference_field) + r"\s*\}\}", json.dumps(criterion.get("input")))
         expected = f", expected=item[{writer.reference_field!r}]" if shows else ""
@@ -148,20 +156,20 @@ def grade_call(criterion: Mapping[str, Any], writer: Writer) -> str:
         source = criterion.get("source")
         if not isinstance(source, str) or "def grade" not in source:
             raise NotConverted("its source defines no grade(sample, item) function")
-        variable = f"{slug(name)}_grader"
         writer.runtime.add("python_grader")
         writer.needs_sample = True
         bar = threshold(criterion, 1.0)
-        writer.module.append(f"# The python grader {name!r} as the eval defines it, run with the case's item and the answer.\n"
-                             f"{variable} = python_grader({source_literal(source)}, {name!r}, pass_threshold={bar})\n")
+        variable = writer.module.name(name, suffix="_grader")
+        writer.module.assign(variable, f"python_grader({text_literal(source)}, {name!r}, pass_threshold={bar})",
+                             f"The python grader {name!r} as the eval defines it, run with the case's item and the answer.")
         return f"{variable}(sample, item)"
     if kind == "multi":
         graders = criterion.get("graders")
         named = graders.items() if isinstance(graders, Mapping) else \
             ((str(g.get("name")), g) for g in graders if isinstance(g, Mapping)) if isinstance(graders, list) else None
         formula = criterion.get("calculate_output")
-        if named is None or not isinstance(formula, str):
-            raise NotConverted("graders and calculate_output are needed")
+        if named is None or not isinstance(formula, str) or not all(isinstance(part, Mapping) for _, part in named):
+            raise NotConverted("graders (objects) and calculate_output are needed")
         parts = "".join(f"            {key!r}: lambda: {grade_call(part, writer)},\n" for key, part in named)
         writer.runtime.add("multi")
         return f"multi({name!r}, {formula!r}, {{\n{parts}        }}, pass_threshold={threshold(criterion, 1.0)})"
@@ -170,22 +178,19 @@ def grade_call(criterion: Mapping[str, Any], writer: Writer) -> str:
 
 def threshold(criterion: Mapping[str, Any], default: float | None) -> str:
     value = criterion.get("pass_threshold", default)
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-        raise NotConverted(f"pass_threshold {value!r} is not a number")
-    return repr(value)
+    if value is not None and not is_number(value):
+        raise NotConverted(f"pass_threshold {json.dumps(value)[:60]} is not a number")
+    return literal(value)
 
 
-def source_literal(source: str) -> str:
-    """A text (a grader's source, a prompt) as a readable triple-quoted literal, exact to the character."""
-    if '"""' not in source and "\\" not in source and not source.endswith('"'):
-        return '"""\\\n' + source + '"""'
-    return repr(source)
+def is_number(value: Any) -> bool:
+    """A JSON number (not a bool); `strict_json` has already refused NaN and infinities."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def slug(text: str) -> str:
-    """A Python identifier from a criterion's or eval's name."""
-    word = re.sub(r"[^0-9a-zA-Z]+", "_", text).strip("_").lower() or "criterion"
-    return f"c_{word}" if word[0].isdigit() else word
+def texts(value: Any) -> list[str]:
+    """The value when it is a list of texts, else an empty list."""
+    return value if isinstance(value, list) and all(isinstance(item, str) for item in value) else []
 
 
 def convert(definition: Mapping[str, Any], *, dataset: str | None, command: str, reference_field: str = "ideal") -> Conversion:
@@ -193,9 +198,16 @@ def convert(definition: Mapping[str, Any], *, dataset: str | None, command: str,
     criteria = definition.get("testing_criteria")
     if not isinstance(criteria, list) or not criteria:
         raise EvalsError("the definition has no testing_criteria (expected the JSON of evals.create or evals.retrieve)")
-    config = definition.get("data_source_config") or {}
+    where = string_matching(definition, NUL)
+    if where is not None:
+        raise EvalsError(f"the definition has a NUL character in the text at {where}")
     name = str(definition.get("name") or definition.get("id") or "eval")
-    writer = Writer(reference_field)
+    module = TestModule(docstring(name, definition, dataset, command))
+    module.import_("pytest")
+    if dataset:
+        module.assign("pytestmark", f"pytest.mark.distill_dataset({dataset!r})")
+    test = module.name(name, prefix="test_")
+    writer = Writer(module, reference_field)
     calls, placeholders, result = [], [], Conversion("")
     for index, criterion in enumerate(criteria):
         label = str(criterion.get("name") or f"criterion {index + 1}") if isinstance(criterion, Mapping) else f"criterion {index + 1}"
@@ -203,70 +215,63 @@ def convert(definition: Mapping[str, Any], *, dataset: str | None, command: str,
         try:
             if not isinstance(criterion, Mapping):
                 raise NotConverted("it is not an object")
-            calls.append(f"        {grade_call(criterion, writer)},  # {label!r} ({kind})")
+            calls.append(f"    {grade_call(criterion, writer)},  {comment(f'{label!r} ({kind})')}")
             result.converted.append(f"{label} ({kind})")
         except NotConverted as exc:
             result.skipped.append(f"{label} ({kind}): {exc}")
-            placeholders.append(placeholder(label, kind, str(exc), criterion))
-    result.source = render(name, definition, config, dataset, command, writer, calls, placeholders)
+            placeholders.append(placeholder(module, label, kind, str(exc), criterion))
+    if calls:
+        module.import_("pytest_distill", writer.imports)
+        module.import_("pytest_distill.evals", writer.runtime | ({"sample_of"} if writer.needs_sample else set()))
+        module.function(test, ["case", "model"], [
+            'item = case.metadata.get("item", {})  # the eval data item: {{item.x}} is item["x"]',
+            "output = model.complete(case).text  # {{sample.output_text}}",
+            *(["sample = sample_of(output)  # the sample namespace: output_text, output_json"] if writer.needs_sample else []),
+            "grades = [", *calls, "]",
+            "assert all(grades)",
+        ])
+    for function, body in placeholders:
+        module.function(function, [], body)
+    try:
+        result.source = module.source()
+    except GeneratedCode as exc:
+        raise EvalsError(f"the definition cannot be written as a test file safely: {exc}") from None
     return result
 
 
-def placeholder(label: str, kind: Any, why: str, criterion: Any) -> str:
-    shown = textwrap.indent(json.dumps(criterion, indent=2, ensure_ascii=False), "    # ")
+def placeholder(module: TestModule, label: str, kind: Any, why: str, criterion: Any) -> tuple[str, list[str]]:
+    """The name and body of a failing test that says why the criterion was not converted, and shows it."""
+    shown = json.dumps(criterion, indent=2, ensure_ascii=False).split("\n")
     message = f"criterion {label!r} (type {kind!r}) was not converted: {why}; grade it by hand here"
-    return (f"def test_{slug(label)}_not_converted():\n"
-            f"    # The criterion as the eval defines it:\n{shown}\n"
-            f"    pytest.fail({message!r})\n")
+    return module.name(label, prefix="test_", suffix="_not_converted"), [
+        "# The criterion as the eval defines it:", *(comment(line) for line in shown), f"pytest.fail({message!r})"]
 
 
-def render(name: str, definition: Mapping[str, Any], config: Mapping[str, Any], dataset: str | None, command: str,
-           writer: Writer, calls: Sequence[str], placeholders: Sequence[str]) -> str:
-    """The whole file: docstring, imports, dataset marker, python graders, the test, placeholders."""
+def docstring(name: str, definition: Mapping[str, Any], dataset: str | None, command: str) -> str:
+    """The file's docstring: which eval, written how, run on what, graded by what."""
     where = f'the cases of "{dataset}" (one eval data item each)' if dataset else \
         "the cases of --distill-dataset (no --data was given; a .jsonl of items in the registry format)"
-    fields = ", ".join(sorted((config.get("item_schema") or config.get("schema", {}).get("properties", {}).get("item", {})
-                               or {}).get("properties", {})))
+    config = definition.get("data_source_config")
+    config = config if isinstance(config, Mapping) else {}
+    schema = config.get("item_schema") or dig(config, "schema", "properties", "item")
+    properties = schema.get("properties") if isinstance(schema, Mapping) else None
+    fields = ", ".join(sorted(properties)) if isinstance(properties, Mapping) else ""
     eval_id = f" ({definition['id']})" if definition.get("id") else ""
-    lines = [
-        f'"""The OpenAI eval {name!r}{eval_id} as a pytest suite.',
+    return "\n".join([
+        f"The OpenAI eval {name!r}{eval_id} as a pytest suite.",
         "",
         f"Written by `{command}`.",
         f"It runs the model under test (`--model`) on {where}; each test",
         "grades the answer by every testing criterion of the eval and passes when all pass.",
         *([f"The eval's item fields: {fields}."] if fields else []),
-        '"""',
-        "",
-        "import pytest",
-        "",
-    ]
-    if writer.imports:
-        lines.append(f"from pytest_distill import {', '.join(sorted(writer.imports))}")
-    runtime = writer.runtime | ({"sample_of"} if writer.needs_sample else set())
-    if runtime:
-        lines.append(f"from pytest_distill.evals import {', '.join(sorted(runtime))}")
-    lines.append("")
-    if dataset:
-        lines += [f"pytestmark = pytest.mark.distill_dataset({dataset!r})", ""]
-    lines.append("")
-    for definition_code in writer.module:
-        lines += [definition_code, ""]
-    if calls:
-        lines += [
-            f"def test_{slug(name)}(case, model):",
-            '    item = case.metadata.get("item", {})  # the eval data item: {{item.x}} is item["x"]',
-            "    output = model.complete(case).text  # {{sample.output_text}}",
-            *(["    sample = sample_of(output)  # the sample namespace: output_text, output_json"] if writer.needs_sample else []),
-            "    grades = [",
-            *calls,
-            "    ]",
-            "    assert all(grades)",
-            "",
-            "",
-        ]
-    for code in placeholders:
-        lines += [code, ""]
-    return "\n".join(lines).rstrip("\n") + "\n"
+    ]) + "\n"
+
+
+def dig(value: Any, *keys: str) -> Any:
+    """The value at a path of object keys, or None where one is missing or not an object."""
+    for key in keys:
+        value = value.get(key) if isinstance(value, Mapping) else None
+    return value
 
 
 def read_items(path: Path) -> Iterator[tuple[int, Any]]:

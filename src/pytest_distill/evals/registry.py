@@ -21,7 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .convert import EvalsError, NotConverted, slug
+from .convert import EvalsError, NotConverted
+from .module import slug
 
 MAX_BYTES = 10_000_000
 MAX_NODES = 200_000
