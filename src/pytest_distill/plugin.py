@@ -24,11 +24,13 @@ from .report.answers import PLUGIN_NAME as ANSWERS
 from .report.answers import AnswerRecord
 from .report.reporter import PLUGIN_NAME as REPORTER
 from .report.reporter import Reporter
+from .report.threshold import PLUGIN_NAME as PASS_RATE
+from .report.threshold import PassRateCheck
 from .session import SESSION, SIM_URL, DistillSession
 from .settings import add_model_flags, add_options, is_worker
 
 RECORDER = "distill-recorder"
-PLUGINS = (RECORDER, prefetch.PLUGIN_NAME, REPORTER, ANSWERS, TRAINING)
+PLUGINS = (RECORDER, prefetch.PLUGIN_NAME, REPORTER, ANSWERS, TRAINING, PASS_RATE)
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -63,8 +65,11 @@ def pytest_configure(config: pytest.Config) -> None:
                      prefetch.PLUGIN_NAME)
     try:
         if not is_worker(config):
-            reporter = Reporter(settings, recorder, session.endpoints)
+            pass_rate = PassRateCheck(settings, recorder) if settings.pass_rate else None
+            reporter = Reporter(settings, recorder, session.endpoints, pass_rate)
             plugins.register(reporter, REPORTER)
+            if pass_rate is not None:
+                plugins.register(pass_rate, PASS_RATE)
             if settings.record is not None:
                 plugins.register(AnswerRecord(settings.record, recorder), ANSWERS)
             if settings.distill or settings.dry_run:

@@ -171,6 +171,34 @@ def _gate_metric(text: str) -> str:
     return metric
 
 
+@dataclass(frozen=True)
+class RateRule:
+    """One `--distill-pass-rate` rule: every model's pass rate (grader None), or one grader's, at least `rate`."""
+
+    grader: str | None
+    rate: float
+
+    def __str__(self) -> str:
+        return f"{self.grader}={self.rate:g}" if self.grader else f"{self.rate:g}"
+
+
+def _rate_rule(text: str) -> RateRule:
+    """`0.9` (every model's pass rate) or `GRADER=0.9` (that grader's pass rate, on every model)."""
+    grader, sep, rate = text.strip().rpartition("=")
+    if sep and not grader.strip():
+        raise ValueError(f"{text!r} names no grader before '=' (GRADER=RATE)")
+    return RateRule(grader.strip() or None, _rate(rate.strip()))
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def choose(text: str) -> str:
+        value = text.strip().lower()
+        if value not in choices:
+            raise ValueError(f"{text!r} is not one of {', '.join(choices)}")
+        return value
+    return choose
+
+
 def _flag(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -228,6 +256,19 @@ OPTIONS: tuple[Option, ...] = (
     Option("record", "--distill-record", "distill_record", None, "append each answer of a model under test to this "
            "chat-format JSONL file (one line per case and model; a recorded:FILE model answers from it)", Path, group="reports",
            metavar="FILE.jsonl"),
+    Option("baseline_test", "--distill-baseline-test", "distill_baseline_test", "tolerance",
+           "what makes a drop below the baseline a regression: tolerance (any drop past --distill-tolerance) or mcnemar "
+           "(McNemar's exact test on the cases that flipped, significant at --distill-alpha)", _choice("tolerance", "mcnemar"),
+           group="reports", metavar="tolerance|mcnemar"),
+    Option("alpha", "--distill-alpha", "distill_alpha", 0.05, "significance level of --distill-baseline-test and "
+           "--distill-gate-test mcnemar", _rate, group="reports", metavar="ALPHA"),
+    Option("pass_rate", "--distill-pass-rate", "distill_pass_rate", (), "the session passes when every model's pass rate is at "
+           "least RATE (single cases may fail); GRADER=RATE for one grader's; repeatable", _rate_rule, action="append",
+           group="reports", metavar="[GRADER=]RATE"),
+    Option("pass_rate_ci", "--distill-pass-rate-ci", "distill_pass_rate_ci", False, "--distill-pass-rate is met only when the "
+           "lower bound of the rate's 95% interval is at least RATE", _flag, action="store_true", group="reports"),
+    Option("markdown", "--distill-markdown", "distill_markdown", None, "write the summary, the verdicts and the worst failures "
+           "as GitHub-flavoured Markdown (for $GITHUB_STEP_SUMMARY or a PR comment)", Path, group="reports", metavar="FILE"),
     Option("baseline_models", "--distill-baseline-model", None, (), "compare baseline model OLD with this run's NEW; repeatable",
            action="append", group="reports", metavar="OLD=NEW"),
     Option("distill", "--distill", None, False, "after the run, apply the gate and, if met, start a fine-tuning job", action="store_true",
@@ -241,6 +282,9 @@ OPTIONS: tuple[Option, ...] = (
            group="distillation"),
     Option("gap_min", "--distill-gap-min", "distill_gap_min", 0.05, "gate: minimum teacher minus student pass rate", _rate,
            group="distillation"),
+    Option("gate_test", "--distill-gate-test", "distill_gate_test", "gap", "gate: how the teacher must beat the student: gap "
+           "(by --distill-gap-min) or mcnemar (significantly, on the cases both ran, at --distill-alpha)", _choice("gap", "mcnemar"),
+           group="distillation", metavar="gap|mcnemar"),
     Option("min_examples", "--distill-min-examples", "distill_min_examples", 10, "gate: minimum valid training examples", _positive,
            group="distillation"),
     Option("train", "--distill-train", "distill_train", "stored:split=train", "where the training examples come from",
@@ -297,6 +341,12 @@ class Settings:
     baseline: Path | None = None
     record: Path | None = None
     tolerance: float = 0.0
+    baseline_test: str = "tolerance"
+    alpha: float = 0.05
+    pass_rate: tuple[RateRule, ...] = ()
+    pass_rate_ci: bool = False
+    markdown: Path | None = None
+    gate_test: str = "gap"
     concurrency: int = 8
     request_timeout: float = 120.0
     endpoints: tuple[Endpoint, ...] = ()

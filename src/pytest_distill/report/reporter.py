@@ -21,6 +21,7 @@ from ..settings import Settings
 from . import agreement, baseline, html, results, run, table, terminal
 from .baseline import Baseline, Comparison
 from .cost import PriceTable
+from .threshold import PassRateCheck
 
 PLUGIN_NAME = "distill-reporter"
 
@@ -43,6 +44,8 @@ class Reporter:
     recorder: Recorder
     endpoints: Callable[[], Mapping[str, str]] = dict
     """Each endpoint's name and base URL, asked at the end (the simulator starts after the reporter)."""
+    pass_rate: PassRateCheck | None = None
+    """The --distill-pass-rate verdict (decided before this reporter's end of run), when asked for."""
     prices: PriceTable = field(init=False)
     started: float = field(init=False, default_factory=time.time)
     run_record: dict[str, Any] | None = field(init=False, default=None)
@@ -106,6 +109,8 @@ class Reporter:
         entries = self.ledger()
         self.run_record = run.describe(self.settings, entries, self.started, time.time(), self.endpoints())
         document = results.document(entries, self.training.record if self.training else {}, self.run_record, self.judges())
+        if self.pass_rate is not None and self.pass_rate.verdict is not None:
+            document["threshold"] = self.pass_rate.verdict.to_dict()
         if self.settings.results:
             results.write(self.settings.results, document)
             self.lines.append(f"distill: results written to {self.settings.results}")
