@@ -267,7 +267,7 @@ def test_a_session_records_judged_grades_in_the_summary(pytester: pytest.Pyteste
     result = pytester.runpytest("--model", "gpt-4o", "--model", "gpt-4o-mini", *workers)
     outcomes = result.parseoutcomes()
     assert outcomes["passed"] > 12 and outcomes["failed"] > 0 and "errors" not in outcomes
-    result.stdout.fnmatch_lines(["*factuality*rate/mean/n*", "gpt-4o  *100% / 1.00 / 12*"])
+    result.stdout.fnmatch_lines(["*factuality*rate/mean/n*", "gpt-4o  *100% [[]75–100] / 1.00 / 12*"])
     bodies = judge_requests(sim)
     assert {body["model"] for body in bodies} == {"gpt-4o"}
     questions = {tagged(body, "question") for body in bodies}

@@ -205,7 +205,7 @@ def test_the_summary_is_the_same_serial_and_under_xdist(pytester: pytest.Pyteste
     pytester.makepyfile(STUDENT_SUITE.format(spec="stored:split=test"))
     result = pytester.runpytest("--model", "gpt-4o", "--model", "gpt-4o-mini", *workers)
     assert outcomes_total(result) == 24
-    result.stdout.fnmatch_lines(["gpt-4o  *100%*12*0*100% / 1.00 / 12*", "gpt-4o-mini *12*0*"])
+    result.stdout.fnmatch_lines(["gpt-4o  *100% [[]75–100]*12*0*100% [[]75–100] / 1.00 / 12*", "gpt-4o-mini *12*0*"])
 
 
 def test_distill_sim_under_xdist_uses_the_controllers_simulator(pytester: pytest.Pytester) -> None:

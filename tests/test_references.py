@@ -105,8 +105,8 @@ def test_a_registry_dataset_with_accepted_answers_counts_one_grade_per_check_in_
     pytester.makepyfile(REGISTRY_SUITE)
     result = pytester.runpytest("--model", "gpt-4o", "--distill-results", "results.json")
     assert result.parseoutcomes() == {"passed": 4}
-    result.stdout.fnmatch_lines(["*string_check rate/mean/n*", "gpt-4o *100% *4 *0 *100% / 1.00 / 4*",
-                                 "*factuality rate/mean/n*", "gpt-4o *100% / 1.00 / 2*"])
+    result.stdout.fnmatch_lines(["*string_check rate/mean/n*", "gpt-4o *100% [[]51–100] *4 *0 *100% [[]51–100] / 1.00 / 4*",
+                                 "*factuality rate/mean/n*", "gpt-4o *100% [[]34–100] / 1.00 / 2*"])
     cases = json.loads((pytester.path / "results.json").read_text(encoding="utf-8"))["cases"]
     for entry in cases:
         assert len(entry["grades"]) == (2 if "test_list" in entry["nodeid"] else 1)
