@@ -37,6 +37,9 @@ def _apply_errata(schemas: dict[str, Any]) -> None:
        response message's role enum ["assistant"].
     2. An empty page has no first or last item: the real API sends null for first_id and
        last_id there, where the spec says string.
+    3. A batch's fields that have no value yet are null: the spec's own example of the batch object
+       has `"errors": null`, `"failed_at": null`, `"cancelled_at": null`, where its schema says
+       object or integer. The batch list's first_id and last_id as in 2.
     """
     stored_message = copy.deepcopy(schemas["ChatCompletionResponseMessage"])
     roles = ["developer", "system", "user", "assistant", "tool", "function"]
@@ -44,7 +47,11 @@ def _apply_errata(schemas: dict[str, Any]) -> None:
     schemas["ErrataStoredInputMessage"] = stored_message
     items = schemas["ChatCompletionMessageList"]["properties"]["data"]["items"]
     items["allOf"][0] = {"$ref": "#/components/schemas/ErrataStoredInputMessage"}
-    for name in ("ChatCompletionList", "ChatCompletionMessageList", "ListFilesResponse"):
+    batch = schemas["Batch"]
+    for name, schema in batch["properties"].items():
+        if name not in batch["required"] and "$ref" not in schema:
+            batch["properties"][name] = {"anyOf": [schema, {"type": "null"}]}
+    for name in ("ChatCompletionList", "ChatCompletionMessageList", "ListFilesResponse", "ListBatchesResponse"):
         for field in ("first_id", "last_id"):
             schemas[name]["properties"][field] = {"type": ["string", "null"]}
 

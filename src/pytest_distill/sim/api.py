@@ -14,10 +14,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .batches import ENDPOINTS, BatchBoard, LineRunner
 from .chatformat import Example, message_problem, message_text, metadata_problem
 from .errors import ApiError, bad_request, not_found
-from .faults import JUDGE_VERDICTS, SHAPE_KINDS, Fault, reshape
-from .ids import random_id, stable_id
+from .faults import BATCH_KINDS, JUDGE_VERDICTS, SHAPE_KINDS, Fault, reshape
+from .ids import random_id, request_id, stable_id
 from .jobs import JobBoard, check_job_files, hyperparameters_problem
 from .judge import judge
 from .models import FINE_TUNABLE, Knowledge, ModelCard, ModelZoo, embed, encode_base64, snapshot
@@ -42,6 +43,7 @@ EMBEDDING_PARAMS = frozenset({"input", "model", "encoding_format", "dimensions",
 JOB_PARAMS = frozenset(
     {"model", "training_file", "hyperparameters", "suffix", "validation_file", "integrations", "seed", "method", "metadata"}
 )
+BATCH_PARAMS = frozenset({"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"})
 FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
 REFUSAL = "I'm sorry, but I can't help with that request."
 GARBAGE = "Sure! The output looks fine to me, I would give it a good grade."
@@ -96,7 +98,8 @@ class SimApi:
     """The endpoints, over the stores, the fine-tuning jobs and the simulated models."""
 
     def __init__(
-        self, seeded: Sequence[tuple[str, Example]], *, job_seconds: float, clock: Callable[[], float] = time.time
+        self, seeded: Sequence[tuple[str, Example]], *, job_seconds: float, clock: Callable[[], float] = time.time,
+        run_line: LineRunner | None = None,
     ) -> None:
         self.clock = clock
         self.on_change: Callable[[], None] | None = None
@@ -104,6 +107,7 @@ class SimApi:
         self.completions = CompletionStore()
         self.files = FileStore()
         self.jobs = JobBoard(job_seconds, clock)
+        self.batches = BatchBoard(self.files, run_line or self.run_line, clock)
         self.zoo = ModelZoo(Knowledge(example for _, example in seeded), self.jobs.fine_tunes)
         start = int(clock()) - len(seeded)
         for offset, (completion_id, example) in enumerate(seeded):
@@ -128,6 +132,10 @@ class SimApi:
             ("GET", "/fine_tuning/jobs/{id}", self.get_job),
             ("GET", "/fine_tuning/jobs/{id}/events", self.list_job_events),
             ("POST", "/fine_tuning/jobs/{id}/cancel", self.cancel_job),
+            ("POST", "/batches", self.create_batch),
+            ("GET", "/batches", self.list_batches),
+            ("GET", "/batches/{id}", self.get_batch),
+            ("POST", "/batches/{id}/cancel", self.cancel_batch),
         ]
         self._routes = [
             (method, re.compile(re.escape(path).replace(r"\{id\}", "([^/]+)") + "$"), handler)
@@ -140,7 +148,9 @@ class SimApi:
             match = pattern.match(request.path)
             if match and method == request.method:
                 result = handler(request, *match.groups())
-                if self.on_change and method != "GET" and request.path.startswith(("/files", "/fine_tuning")):
+                # A batch moves on when it is retrieved: a GET changes it too.
+                kept = request.path.startswith(("/files", "/fine_tuning", "/batches"))
+                if self.on_change and kept and (method != "GET" or request.path.startswith("/batches/")):
                     self.on_change()
                 return result if isinstance(result, ApiResponse) else ApiResponse.json(result)
         raise not_found(f"Invalid URL ({request.method} /v1{request.path})")
@@ -350,11 +360,52 @@ class SimApi:
         """POST /fine_tuning/jobs/{id}/cancel."""
         return self.jobs.cancel(job_id)
 
+    # Batches
+
+    def create_batch(self, request: ApiRequest) -> dict[str, Any]:
+        """POST /batches: the request is checked now, its input file when the batch is first retrieved."""
+        body = _json_object(request.body)
+        _reject_unknown(body, BATCH_PARAMS)
+        for name in ("input_file_id", "endpoint", "completion_window"):
+            if not isinstance(body.get(name), str) or not body[name]:
+                raise _missing(name)
+        if body["endpoint"] not in ENDPOINTS:
+            raise _invalid_value("endpoint", body["endpoint"], ENDPOINTS)
+        if body["completion_window"] != "24h":
+            raise _invalid_value("completion_window", body["completion_window"], ("24h",))
+        metadata = body.get("metadata")
+        if metadata is not None:
+            _check_metadata(metadata)
+        fault = request.fault.kind if request.fault is not None and request.fault.kind in BATCH_KINDS else None
+        return self.batches.create(body["input_file_id"], body["endpoint"], metadata, fault)
+
+    def list_batches(self, request: ApiRequest) -> dict[str, Any]:
+        """GET /batches: newest first."""
+        return page(self.batches.views()[::-1], request.query, max_limit=100)
+
+    def get_batch(self, request: ApiRequest, batch_id: str) -> dict[str, Any]:
+        """GET /batches/{id}: the batch, one step further on."""
+        return self.batches.get(batch_id)
+
+    def cancel_batch(self, request: ApiRequest, batch_id: str) -> dict[str, Any]:
+        """POST /batches/{id}/cancel."""
+        return self.batches.cancel(batch_id)
+
+    def run_line(self, endpoint: str, body: dict[str, Any], fault: Fault | None = None) -> tuple[int, Any, str]:
+        """One line of a batch, answered as its endpoint answers a request: (status, body, request id).
+        `SimServer` runs each line with the fault it takes for it."""
+        rid = request_id()
+        try:
+            response = self.handle(ApiRequest("POST", endpoint.removeprefix("/v1"), body=body, request_id=rid, fault=fault))
+        except ApiError as error:
+            return error.status, error.body(), rid
+        return response.status, json.loads(response.body), rid
+
     # State kept across restarts
 
     def state(self) -> dict[str, Any]:
-        """The uploaded files and the fine-tuning jobs, as JSON."""
-        return {"files": self.files.state(), "jobs": self.jobs.state()}
+        """The uploaded files, the fine-tuning jobs and the batches, as JSON."""
+        return {"files": self.files.state(), "jobs": self.jobs.state(), "batches": self.batches.state()}
 
     def restore(self, state: Mapping[str, Any]) -> None:
         """Take back files and jobs kept by `state()`; each job's file check is made again (a job
@@ -366,6 +417,7 @@ class SimApi:
             validation = self.files.find(job["validation_file"]) if job["validation_file"] else None
             if training is not None:
                 self.jobs.restore(job, check_job_files(training.data, validation.data if validation else None))
+        self.batches.restore(state.get("batches", []))
 
     # Helpers that need the API's state
 

@@ -12,7 +12,9 @@ JUDGE_VERDICTS = {"judge_nan": float("nan"), "judge_infinity": float("inf"), "ju
 JUDGE_KINDS = ("judge_garbage", "judge_refusal", *JUDGE_VERDICTS)
 SHAPE_KINDS = ("list_content", "no_message", "null_usage", "lone_surrogate")
 """Faults that answer a chat completion with a 200 off the API's shape: the answer is made, then bent."""
-KINDS = ("404", "429", "500", "stall", "malformed", *JUDGE_KINDS, *SHAPE_KINDS)
+BATCH_KINDS = ("batch_failed", "batch_expired")
+"""Faults of a whole batch, matched by its creation (`POST /v1/batches`)."""
+KINDS = ("404", "429", "500", "stall", "malformed", *JUDGE_KINDS, *SHAPE_KINDS, *BATCH_KINDS)
 
 
 @dataclass(frozen=True)
@@ -28,7 +30,10 @@ class Fault:
     million, as a careless server or model may write it); shapes other servers send:
     "list_content" (the message content as a list of parts), "no_message" (a choice without a
     message), "null_usage" (usage numbers null), "lone_surrogate" (the content ends in the JSON
-    escape of a lone surrogate, `\\ud800`: valid JSON, but no Unicode text). A request matches when
+    escape of a lone surrogate, `\\ud800`: valid JSON, but no Unicode text); of a batch (matched by its
+    `POST /v1/batches`): "batch_failed" (it fails validation), "batch_expired" (its window ends with
+    half its lines run). The lines of a batch take the faults of their endpoint, as each runs (a
+    "500" on path "/chat/completions" fails one line). A request matches when
     its path starts with `path` (with or without the leading "/v1") and its body's model is
     `model`, each when given; the judge kinds match judge requests only (chat completions
     with a `json_schema` response format), since they mean to break the judge, not the models.
@@ -67,6 +72,8 @@ class Fault:
     def matches(self, path: str, model: str | None, *, judge: bool) -> bool:
         """Whether a request to `path` (e.g. "/v1/chat/completions") for `model` is hit."""
         if self.kind in JUDGE_KINDS and not judge:
+            return False
+        if self.kind in BATCH_KINDS and not path.removeprefix("/v1").startswith("/batches"):
             return False
         if self.path is not None and not (path.startswith(self.path) or path.removeprefix("/v1").startswith(self.path)):
             return False

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from .api import ApiRequest, ApiResponse, SimApi, Upload
 from .errors import ApiError, bad_request, not_found
-from .faults import JUDGE_KINDS, SHAPE_KINDS, Fault, FaultQueue
+from .faults import BATCH_KINDS, JUDGE_KINDS, SHAPE_KINDS, Fault, FaultQueue
 from .ids import request_id
 from .seed import load_seeds
 from .state import StateFile
@@ -128,7 +128,7 @@ class SimServer:
         self.admin_key = api_key or f"sk-sim-admin-{secrets.token_hex(16)}"
         self.host = host
         self.port = port
-        self._api = SimApi(seeded, job_seconds=job_seconds)
+        self._api = SimApi(seeded, job_seconds=job_seconds, run_line=self._run_line)
         if state_dir is not None:
             state = StateFile(state_dir)
             self._api.restore(state.load())
@@ -252,7 +252,7 @@ class SimServer:
                 if fault is not None and fault.kind == "stall":
                     self._stall(fault.seconds or 0.0)
                     fault = None
-                elif fault is not None and fault.kind not in JUDGE_KINDS + SHAPE_KINDS:
+                elif fault is not None and fault.kind not in JUDGE_KINDS + SHAPE_KINDS + BATCH_KINDS:
                     early = _apply_fault(fault, model)
                     if early is not None:
                         return early
@@ -263,6 +263,21 @@ class SimServer:
             except Exception as exc:  # a simulator bug must reach the client as a 500, not a hang
                 traceback.print_exc(file=sys.stderr)
                 return ApiResponse.error(ApiError(500, f"The simulator failed: {exc!r}", type="server_error"))
+
+    def _run_line(self, endpoint: str, body: dict[str, Any]) -> tuple[int, Any, str]:
+        """One line of a batch, with the fault its endpoint's request would take (a stall waits not in a batch)."""
+        model = body.get("model")
+        model = model if isinstance(model, str) else None
+        fault = self._faults.take(endpoint, model, judge=_is_judge("POST", endpoint.removeprefix("/v1"), body))
+        if fault is not None and fault.kind not in JUDGE_KINDS + SHAPE_KINDS:
+            try:
+                early = _apply_fault(fault, model)
+            except ApiError as error:
+                return error.status, error.body(), request_id()
+            if early is not None:
+                return early.status, early.body.decode("utf-8", "replace"), request_id()
+            fault = None
+        return self._api.run_line(endpoint, body, fault)
 
     def _authorize(self, header: str | None) -> None:
         scheme, _, token = (header or "").partition(" ")
