@@ -88,8 +88,8 @@ def test_an_eval_and_its_data_become_a_readable_suite_that_runs_against_the_simu
     assert "NOT converted: Called a tool (string_check): {{sample.output_tools}} is not something a chat answer has" in done.stdout
     source = (pytester.path / "tests" / "test_capitals.py").read_text(encoding="utf-8")
     assert 'pytestmark = pytest.mark.distill_dataset(\'test_capitals.jsonl\')' in source
-    assert "string_check(output, item['ideal'], 'eq')," in source
-    assert "text_similarity(output, item['ideal'], 'fuzzy_match', 0.9)," in source
+    assert "string_check(output, item['ideal'], 'eq', name='Exact capital')," in source
+    assert "text_similarity(output, item['ideal'], 'fuzzy_match', 0.9, name='Close to the capital')," in source
     assert "scale=(0.0, 1.0), threshold=0.5, expected=item['ideal'], name='Judged correct', judge='gpt-4o')" in source
     assert "scale=('incorrect', 'correct'), threshold='correct'" in source
     assert PYTHON["source"] in source  # the grader's own code, verbatim
@@ -105,7 +105,7 @@ def test_an_eval_and_its_data_become_a_readable_suite_that_runs_against_the_simu
     cases = json.loads((pytester.path / "results.json").read_text(encoding="utf-8"))["cases"]
     graded = [entry for entry in cases if "test_capitals[" in entry["nodeid"]]
     names = [grade["name"] for grade in graded[0]["grades"]]
-    assert names == ["string_check", "text_similarity", "Judged correct", "Labelled correct", "Country in metadata", "Blend"]
+    assert names == ["Exact capital", "Close to the capital", "Judged correct", "Labelled correct", "Country in metadata", "Blend"]
     assert all(grade["passed"] for entry in graded for grade in entry["grades"])
     blend = graded[0]["grades"][-1]
     assert blend["score"] == 1.0 and blend["reason"] == "0.5 * exact + 0.5 * close = 1 with exact 1, close 1"

@@ -1,6 +1,7 @@
 """`--distill-filter`: grade the teacher's training answers with the suite's own deterministic checks.
 
-The suite's tests record each deterministic grade with the arguments that made it (`Grade.args`).
+The suite's tests record each deterministic grade with the arguments that made it (`Grade.args`, which
+name the helper when the grade has a name of its own).
 A check whose arguments are the same for every case of a test (`valid_json`, `matches_schema` with
 one schema, `string_check` against a fixed string) judges any answer, so it is replayed on each
 training answer. A check against the case's own reference cannot judge a training answer (it would
@@ -68,9 +69,10 @@ def suite_checks(entries: Iterable[Entry]) -> SuiteChecks:
     for entry in entries:
         function = entry.nodeid.split("[", 1)[0]
         for grade in entry.grades:
-            if grade.args is None or grade.name not in REPLAY:
+            helper = None if grade.args is None else grade.args.get("helper", grade.name)
+            if helper not in REPLAY:
                 continue
-            args, cases = seen.setdefault((function, grade.name), (set(), set()))
+            args, cases = seen.setdefault((function, helper), (set(), set()))
             args.add(json.dumps(grade.args, sort_keys=True, ensure_ascii=False))
             cases.add(entry.case_id)
     checks: dict[tuple[str, str], Check] = {}

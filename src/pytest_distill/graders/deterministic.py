@@ -22,22 +22,28 @@ OPERATIONS = {
 }
 
 
-def _verdict(name: str, passed: bool, reason: str, threshold: str = "", args: dict[str, Any] | None = None) -> Grade:
-    """The grade, recorded with the arguments that replay the check on another output."""
-    return record(Grade(name, 1.0 if passed else 0.0, passed, reason, threshold, args=args or {}))
+def _verdict(helper: str, passed: bool, reason: str, threshold: str = "", args: dict[str, Any] | None = None, *,
+             name: str | None = None) -> Grade:
+    """The grade, named `name` (the helper's name by default), recorded with the arguments that replay
+    the check on another output (and the helper's name, when the grade has another)."""
+    replay = dict(args or {})
+    if name is not None and name != helper:
+        replay["helper"] = helper
+    return record(Grade(helper if name is None else name, 1.0 if passed else 0.0, passed, reason, threshold, args=replay))
 
 
 def _clip(text: str, limit: int = 80) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def string_check(output: Any, reference: str | Sequence[str], operation: str = "eq") -> Grade:
+def string_check(output: Any, reference: str | Sequence[str], operation: str = "eq", *, name: str | None = None) -> Grade:
     """Compare the output with a reference string: eq, ne, like (contains), ilike (contains, any case).
 
     A list of references passes when the check passes for one of them (one grade is recorded).
+    `name` names the grade (default: string_check), so two checks of a test are told apart.
     """
     if several(reference):
-        return first_passing("string_check", reference, lambda one: string_check(output, one, operation))
+        return first_passing("string_check", reference, lambda one: string_check(output, one, operation, name=name))
     reference = cast(str, reference)
     if operation not in OPERATIONS:
         raise ValueError(f"string_check: unknown operation {operation!r} (use one of {', '.join(OPERATIONS)})")
@@ -46,31 +52,31 @@ def string_check(output: Any, reference: str | Sequence[str], operation: str = "
     passed: bool = check(text, reference)  # type: ignore[no-untyped-call]
     reason = f"output {_clip(text)!r} {holds if passed else fails} {_clip(reference)!r}"
     return _verdict("string_check", passed, reason, f"output {holds} the reference",
-                    {"reference": reference, "operation": operation})
+                    {"reference": reference, "operation": operation}, name=name)
 
 
-def valid_json(output: Any) -> Grade:
+def valid_json(output: Any, *, name: str | None = None) -> Grade:
     """The output parses as strict JSON (RFC 8259): no NaN or Infinity, no lone surrogates."""
     try:
         strict_json.loads(str(output))
     except strict_json.NotJSON as exc:
-        return _verdict("valid_json", False, f"not JSON: {exc}")
-    return _verdict("valid_json", True, "parses as JSON")
+        return _verdict("valid_json", False, f"not JSON: {exc}", name=name)
+    return _verdict("valid_json", True, "parses as JSON", name=name)
 
 
-def valid_xml(output: Any) -> Grade:
+def valid_xml(output: Any, *, name: str | None = None) -> Grade:
     """The output parses as XML. Entities are never expanded and nothing is fetched, so billion-laughs
     and external-entity documents fail at once instead of eating memory or reaching the network."""
     try:
         defusedxml.ElementTree.fromstring(str(output))
     except DefusedXmlException as exc:
-        return _verdict("valid_xml", False, f"refused: {exc}")
+        return _verdict("valid_xml", False, f"refused: {exc}", name=name)
     except ParseError as exc:
-        return _verdict("valid_xml", False, f"not XML: {exc}")
-    return _verdict("valid_xml", True, "parses as XML")
+        return _verdict("valid_xml", False, f"not XML: {exc}", name=name)
+    return _verdict("valid_xml", True, "parses as XML", name=name)
 
 
-def matches_schema(output: Any, schema: Mapping[str, Any] | bool | Path) -> Grade:
+def matches_schema(output: Any, schema: Mapping[str, Any] | bool | Path, *, name: str | None = None) -> Grade:
     """The output is JSON that validates against a JSON Schema (a dict, or a Path to a .json file).
 
     `$ref`s inside the schema are followed; one to anywhere else (a URL, a file) is never fetched, since a
@@ -80,7 +86,7 @@ def matches_schema(output: Any, schema: Mapping[str, Any] | bool | Path) -> Grad
     try:
         instance = strict_json.loads(str(output))
     except strict_json.NotJSON as exc:
-        return _verdict("matches_schema", False, f"not JSON: {exc}", args=args)
+        return _verdict("matches_schema", False, f"not JSON: {exc}", args=args, name=name)
     import jsonschema  # imported when first needed: the plugin loads this module, most suites never validate
     import referencing
     import referencing.exceptions
@@ -91,15 +97,15 @@ def matches_schema(output: Any, schema: Mapping[str, Any] | bool | Path) -> Grad
         errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
     except referencing.exceptions.Unresolvable as exc:
         reason = f"the schema refers to {getattr(exc, 'ref', str(exc))!r}, which is not inside it: remote and file $refs are never fetched"
-        return _verdict("matches_schema", False, reason, args=args)
+        return _verdict("matches_schema", False, reason, args=args, name=name)
     except RecursionError:
         reason = "validation recursed without end: the output nests too deep, or a $ref of the schema refers to itself"
-        return _verdict("matches_schema", False, reason, args=args)
+        return _verdict("matches_schema", False, reason, args=args, name=name)
     if not errors:
-        return _verdict("matches_schema", True, "valid against the schema", args=args)
+        return _verdict("matches_schema", True, "valid against the schema", args=args, name=name)
     first = errors[0]
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
-    return _verdict("matches_schema", False, f"at {first.json_path}: {first.message}{more}", args=args)
+    return _verdict("matches_schema", False, f"at {first.json_path}: {first.message}{more}", args=args, name=name)
 
 
 def _schema(schema: Any) -> Mapping[str, Any] | bool:

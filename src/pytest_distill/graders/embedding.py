@@ -27,17 +27,17 @@ def cosine(a: Sequence[float], b: Sequence[float]) -> float:
 
 @replayable
 def embedding_similarity(output: Any, expected: str | Sequence[str], threshold: float = 0.8, *,
-                         model: Model | str | None = None) -> Grade:
+                         model: Model | str | None = None, name: str = "embedding_similarity") -> Grade:
     """Passes when the embeddings of output and reference have a cosine similarity of at least `threshold`
-    (with a list of references, of at least one of them)."""
+    (with a list of references, of at least one of them). `name` names the grade."""
     if several(expected):
         return first_passing("embedding_similarity", expected, lambda one: embedding_similarity(
-            output, one, threshold, model=model), "expected")
+            output, one, threshold, model=model, name=name), "expected")
     if expected is None:
         raise ValueError("embedding_similarity: expected is None (the case has no reference answer)")
-    score, name = embedded_cosine("embedding_similarity", str(output), str(expected), model, DEFAULT_EMBEDDING_MODEL)
-    reason = f"cosine similarity {score:.3f} between the {name} embeddings of output and reference"
-    return record(Grade("embedding_similarity", score, score >= threshold, reason, f"cosine >= {threshold:g}"))
+    score, embedder = embedded_cosine("embedding_similarity", str(output), str(expected), model, DEFAULT_EMBEDDING_MODEL)
+    reason = f"cosine similarity {score:.3f} between the {embedder} embeddings of output and reference"
+    return record(Grade(name, score, score >= threshold, reason, f"cosine >= {threshold:g}"))
 
 
 def embedded_cosine(helper: str, output: str, reference: str, model: Model | str | None, default: str) -> tuple[float, str]:

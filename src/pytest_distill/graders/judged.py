@@ -204,15 +204,17 @@ def scope_model(helper: str, given: Model | str | None, role: str, param: str, e
     return default if given is None else Model(given, default.runtime, role=default.role)
 
 
-def judged(template: Template, texts: Mapping[str, Any], judge: Model | str | None) -> Grade:
-    """Ask the judge about the texts (the test's question filled in when none is given), record the grade."""
+def judged(template: Template, texts: Mapping[str, Any], judge: Model | str | None, name: str | None = None) -> Grade:
+    """Ask the judge about the texts (the test's question filled in when none is given), record the grade
+    (named `name`, the helper's name by default)."""
     model = scope_model(template.name, judge, "judge", "judge", DEFAULT_JUDGE)
     given = {tag: str(text) for tag, text in texts.items() if text is not None}
     scope = current()
     if "question" in template.sections and "question" not in given and scope is not None and scope.question:
         given["question"] = scope.question
     verdict, reasoning = ask(model, template, given)
-    return record(template.grade(verdict, reasoning))
+    grade = template.grade(verdict, reasoning)
+    return record(grade if name is None else dataclasses.replace(grade, name=name))
 
 
 # -- the helpers -------------------------------------------------------------------------------
@@ -220,52 +222,55 @@ def judged(template: Template, texts: Mapping[str, Any], judge: Model | str | No
 
 @replayable
 def factuality(output: Any, expected: str | Sequence[str], question: str | None = None, *,
-               judge: Model | str | None = None) -> Grade:
+               judge: Model | str | None = None, name: str | None = None) -> Grade:
     """Is the output consistent with the reference? Choices A-E; D (a disagreement) fails.
 
-    A list of references passes when the output is consistent with one of them.
+    A list of references passes when the output is consistent with one of them. `name` names the
+    grade (default: the helper's name), as for every model-graded helper.
     """
     if several(expected):
-        return first_passing("factuality", expected, lambda one: factuality(output, one, question, judge=judge), "expected")
+        return first_passing("factuality", expected, lambda one: factuality(output, one, question, judge=judge, name=name),
+                             "expected")
     return judged(template("factuality"), {"output": output, "expected": _reference("factuality", expected),
-                                           "question": question}, judge)
+                                           "question": question}, judge, name)
 
 
 @replayable
 def semantic_similarity(output: Any, expected: str | Sequence[str], threshold: float = 4, *, question: str | None = None,
-                        judge: Model | str | None = None) -> Grade:
+                        judge: Model | str | None = None, name: str | None = None) -> Grade:
     """Does the output mean the same as the reference? 1-5, passes at `threshold`. A list of
     references passes when the output means the same as one of them."""
     if several(expected):
         return first_passing("semantic_similarity", expected, lambda one: semantic_similarity(
-            output, one, threshold, question=question, judge=judge), "expected")
+            output, one, threshold, question=question, judge=judge, name=name), "expected")
     chosen = _with_threshold(template("semantic_similarity"), threshold)
     return judged(chosen, {"output": output, "expected": _reference("semantic_similarity", expected),
-                           "question": question}, judge)
+                           "question": question}, judge, name)
 
 
 @replayable
-def sentiment(output: Any, expected: str = "positive", *, judge: Model | str | None = None) -> Grade:
+def sentiment(output: Any, expected: str = "positive", *, judge: Model | str | None = None, name: str | None = None) -> Grade:
     """Is the output's sentiment `expected` (positive, neutral or negative)?"""
     base = template("sentiment")
     labels = base.schema["enum"]
     if expected not in labels:
         raise ValueError(f"sentiment: expected must be one of {', '.join(labels)}, not {expected!r}")
-    return judged(dataclasses.replace(base, passing=(expected,)), {"output": output}, judge)
+    return judged(dataclasses.replace(base, passing=(expected,)), {"output": output}, judge, name)
 
 
 @replayable
 def criteria_match(output: Any, criteria: str, *, question: str | None = None,
-                   judge: Model | str | None = None) -> Grade:
+                   judge: Model | str | None = None, name: str | None = None) -> Grade:
     """Does the output meet the criteria, in the judge's view? Pass or fail."""
-    return judged(template("criteria_match"), {"output": output, "criteria": criteria, "question": question}, judge)
+    return judged(template("criteria_match"), {"output": output, "criteria": criteria, "question": question}, judge, name)
 
 
 @replayable
 def text_quality(output: Any, threshold: float = 4, *, question: str | None = None,
-                 judge: Model | str | None = None) -> Grade:
+                 judge: Model | str | None = None, name: str | None = None) -> Grade:
     """Is the output well written? 1-5, passes at `threshold`."""
-    return judged(_with_threshold(template("text_quality"), threshold), {"output": output, "question": question}, judge)
+    return judged(_with_threshold(template("text_quality"), threshold), {"output": output, "question": question}, judge,
+                  name)
 
 
 @replayable

@@ -45,13 +45,13 @@ def first_passing(helper: str, references: Sequence[Any], grade_one: Callable[[A
     return record(dataclasses.replace(grade, reason=reason, args=args))
 
 
-def any_of(*grades: Grade | Iterable[Grade]) -> Grade:
+def any_of(*grades: Grade | Iterable[Grade], name: str | None = None) -> Grade:
     """Passes when any of the grades passes, and stands in for them in the reports: one grade.
 
     Give grades, or one generator of them (`any_of(string_check(out, ref) for ref in refs)`), which
     is consumed only up to the first grade that passes, so later checks (judge calls) are not made.
     The grades given are taken out of the test's record; the one returned is recorded instead,
-    under their name when they share one (`any_of(...)` of the names otherwise).
+    named `name`, else their name when they share one (`any_of(...)` of the names otherwise).
     """
     one = grades[0] if len(grades) == 1 else None
     source: Iterable[Any] = one if isinstance(one, Iterable) else grades
@@ -66,7 +66,8 @@ def any_of(*grades: Grade | Iterable[Grade]) -> Grade:
         raise ValueError("any_of needs at least one grade")
     forget(tried)
     names = list(dict.fromkeys(grade.name for grade in tried))
-    name = names[0] if len(names) == 1 else f"any_of({', '.join(names)})"
+    if name is None:
+        name = names[0] if len(names) == 1 else f"any_of({', '.join(names)})"
     best = tried[-1] if tried[-1].passed else max(tried, key=lambda grade: grade.score)
     which = f"{best.name} (check {tried.index(best) + 1} of {len(tried)} made)"
     reason = f"{which} passed: {best.reason}" if best.passed else \

@@ -41,12 +41,13 @@ class MetricUnavailable(DistillError):
 
 
 def text_similarity(output: Any, reference: str | Sequence[str], metric: str = "fuzzy_match", threshold: float | None = None,
-                    *, model: Model | str | None = None) -> Grade:
+                    *, model: Model | str | None = None, name: str = "text_similarity") -> Grade:
     """Passes when the `metric` score (0-1) of the output against the reference is at least `threshold`.
 
     `metric` is one of OpenAI's: fuzzy_match, bleu, gleu, meteor, cosine, rouge_1 ... rouge_5, rouge_l.
     `threshold` defaults per metric (`DEFAULT_THRESHOLDS`). `model` is the embedding model of
     `cosine` (default text-embedding-3-large). A list of references passes when one of them does.
+    `name` names the grade. Scores are kept within [0, 1] (floating point can give BLEU 1.0000000000000004).
     """
     if metric not in DEFAULT_THRESHOLDS:
         raise ValueError(f"text_similarity: unknown metric {metric!r} (use one of {', '.join(DEFAULT_THRESHOLDS)})")
@@ -55,18 +56,19 @@ def text_similarity(output: Any, reference: str | Sequence[str], metric: str = "
         raise ValueError(f"text_similarity: threshold must be a number from 0 to 1, not {threshold!r}")
     if several(reference):
         return first_passing("text_similarity", reference, lambda one: text_similarity(output, one, metric, threshold,
-                                                                                         model=model))
+                                                                                         model=model, name=name))
     if reference is None:
         raise ValueError("text_similarity: reference is None (the case has no reference answer)")
     text, wanted = str(output), str(reference)
     if metric == "cosine":
-        score, name = embedded_cosine("text_similarity", text, wanted, COSINE_MODEL if model is None else model, COSINE_MODEL)
-        how, args = f"cosine of the {name} embeddings", None
+        score, embedder = embedded_cosine("text_similarity", text, wanted, COSINE_MODEL if model is None else model, COSINE_MODEL)
+        how, args = f"cosine of the {embedder} embeddings", None
     else:
         score, how = SCORERS[metric](text, wanted), metric
         args = {"reference": wanted, "metric": metric, "threshold": bar}
+    score = min(1.0, max(0.0, score))
     reason = f"{how} {score:.3f} of the output against the reference"
-    return record(Grade("text_similarity", score, score >= bar, reason, f"{metric} >= {bar:g}", args=args))
+    return record(Grade(name, score, score >= bar, reason, f"{metric} >= {bar:g}", args=args))
 
 
 def words(text: str) -> list[str]:
