@@ -156,12 +156,29 @@ def _check_messages(messages: Any, key: str) -> None:
         if not isinstance(message, dict):
             raise ValueError(f"message {index} is not an object")
         role = message.get("role")
-        if role not in ROLES:
-            raise ValueError(f"message {index} has unknown role {role!r} (expected one of {', '.join(sorted(ROLES))})")
+        if not isinstance(role, str) or role not in ROLES:
+            raise ValueError(f"message {index} has unknown role {role!r:.60} (expected one of {', '.join(sorted(ROLES))})")
         content = message.get("content")
         if role != "assistant" and not isinstance(content, (str, list)):
             raise ValueError(f"message {index} ({role}) has no content" if content is None else
                              f"message {index} ({role}): content must be text or a list of parts, not {type(content).__name__}")
+        if isinstance(content, list):
+            _check_parts(content, f"message {index} ({role})")
+        if "name" in message and not isinstance(message["name"], str):
+            raise ValueError(f"message {index} ({role}): 'name' must be text, not {type(message['name']).__name__}")
+
+
+def _check_parts(parts: list[Any], where: str) -> None:
+    """Raise ValueError unless each content part is an object with a `type`, and a text part's `text`
+    (a refusal part's `refusal`) is text: the API would refuse the request, failing the case's test
+    instead of erroring it."""
+    for index, part in enumerate(parts):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+            raise ValueError(f"{where}: content part {index} is not an object with a 'type'")
+        for key in ("text", "refusal"):
+            if (part["type"] == key or key in part) and not isinstance(part.get(key), str):
+                raise ValueError(f"{where}: content part {index} ({part['type']}): {key!r} must be text, "
+                                 f"not {type(part.get(key)).__name__}")
 
 
 def case_from_messages(case_id: str, messages: Any, metadata: Any, source: str) -> Case:
@@ -389,5 +406,5 @@ def content_text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, Iterable) and not isinstance(content, (bytes, dict)):
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+        return "".join(part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str))
     return ""
