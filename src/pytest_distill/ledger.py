@@ -296,6 +296,24 @@ def verdict_changes(entries: Sequence[Entry]) -> dict[str, Repeats]:
     return {model: stats for model, stats in repeats.items() if stats.cases}
 
 
+def disagreements(entries: Sequence[Entry], first: str, second: str, every_repeat: bool = False) -> tuple[int, int]:
+    """On the cases both models ran to a verdict: how many only `first` passed, and how many only `second`
+    (the discordant pairs of McNemar's test). Repeats pair by their number, or, with `every_repeat`, a
+    case passes when it passed every repeat."""
+    only = [0, 0]
+    for models in by_case(entries).values():
+        runs: list[dict[int, list[bool]]] = [{}, {}]
+        for side, model in enumerate((first, second)):
+            for entry in models.get(model, []):
+                if entry.counted:
+                    runs[side].setdefault(0 if every_repeat else entry.sample, []).append(entry.passed)
+        for sample in runs[0].keys() & runs[1].keys():
+            passed = all(runs[0][sample])
+            if passed != all(runs[1][sample]):
+                only[0 if passed else 1] += 1
+    return only[0], only[1]
+
+
 def error_counts(entries: Sequence[Entry]) -> dict[str, int]:
     """Each distinct error of the run (a bad key, an unknown model, an outage) and how many tests it
     errored, the most frequent first: said once in the summary, not once a test."""

@@ -3,6 +3,9 @@
 Teacher pass rate >= teacher-min (the teacher is worth copying), teacher minus student >= gap-min
 (copying it would change something), valid training examples >= min-examples (there is enough to
 copy). Every value is kept, met or not, so the summary can always say why.
+
+With `--distill-gate-test mcnemar` the second check is McNemar's exact test instead of gap-min: on
+the cases both models ran, the teacher must pass significantly more of those they disagree on.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..ledger import ModelStats, Repeats
+from ..significance import mcnemar_drop
 
 
 @dataclass(frozen=True)
@@ -19,6 +23,8 @@ class Thresholds:
     teacher_min: float
     gap_min: float
     min_examples: int
+    alpha: float | None = None
+    """With --distill-gate-test mcnemar: the teacher must beat the student significantly at this level."""
 
 
 @dataclass(frozen=True)
@@ -74,10 +80,12 @@ def _rate(value: float | None) -> str:
 
 
 def decide(stats: Mapping[str, ModelStats], teacher: str, student: str, examples: int,
-           thresholds: Thresholds, examples_note: str = "", repeats: Mapping[str, Repeats] | None = None) -> Decision:
+           thresholds: Thresholds, examples_note: str = "", repeats: Mapping[str, Repeats] | None = None,
+           flips: tuple[int, int] = (0, 0)) -> Decision:
     """Apply the gate to the run's per-model stats and the number of valid training examples.
 
-    With `repeats` (--distill-gate-metric pass^k) a model's rate is its pass^N, so one lucky repeat passes nothing."""
+    With `repeats` (--distill-gate-metric pass^k) a model's rate is its pass^N, so one lucky repeat passes nothing.
+    `flips`: the shared cases only the teacher passed, and only the student (McNemar's test, with `thresholds.alpha`)."""
     teacher_rate, metric = _model_rate(stats, repeats, teacher)
     student_rate, _ = _model_rate(stats, repeats, student)
     gap = None if teacher_rate is None or student_rate is None else round(teacher_rate - student_rate, 10)
@@ -91,6 +99,8 @@ def decide(stats: Mapping[str, ModelStats], teacher: str, student: str, examples
                   else f"gap teacher - student {student} {gap:+.0%} is below {_rate(thresholds.gap_min)}"
                   if gap is not None else f"no gap: student {student} has no graded case in this run"
                   if teacher_rate is not None else "no gap: the teacher has no graded case in this run")
+    if thresholds.alpha is not None and gap is not None:
+        gap_ok, gap_reason = _significant(student, flips, thresholds.alpha)
     examples_ok = examples >= thresholds.min_examples
     note = f" ({examples_note})" if examples_note else ""
     examples_reason = (f"{examples} valid training examples >= {thresholds.min_examples}{note}" if examples_ok
@@ -99,9 +109,20 @@ def decide(stats: Mapping[str, ModelStats], teacher: str, student: str, examples
     errors = {model: s.errors for model, s in stats.items() if model in (teacher, student)}
     return Decision(teacher, student, (
         Measure("teacher_pass_rate", teacher_rate, thresholds.teacher_min, teacher_ok, teacher_reason),
-        Measure("gap", gap, thresholds.gap_min, gap_ok, gap_reason),
+        Measure("gap", gap, thresholds.gap_min if thresholds.alpha is None else thresholds.alpha, gap_ok, gap_reason),
         Measure("examples", examples, thresholds.min_examples, examples_ok, examples_reason),
     ), errors)
+
+
+def _significant(student: str, flips: tuple[int, int], alpha: float) -> tuple[bool, str]:
+    """Whether the teacher beats the student by McNemar's exact test on the cases they disagree on."""
+    teacher_only, student_only = flips
+    p_value = mcnemar_drop(teacher_only, student_only)
+    said = (f"teacher better than student {student} on the cases they disagree on ({teacher_only} only the teacher "
+            f"passed, {student_only} only the student): p={p_value:.3g}")
+    if p_value < alpha:
+        return True, f"{said} < {alpha:g}"
+    return False, f"{said}, not significant at {alpha:g}"
 
 
 def _model_rate(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats] | None, model: str) -> tuple[float | None, str]:

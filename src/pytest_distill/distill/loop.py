@@ -16,7 +16,7 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..datasets import BrokenCase, Case, DatasetError
-from ..ledger import Entry, summarize, verdict_changes
+from ..ledger import Entry, disagreements, summarize, verdict_changes
 from ..models.types import ModelError
 from ..settings import Settings
 from . import training
@@ -83,10 +83,11 @@ def run_loop(inputs: LoopInputs) -> Outcome:
     held_out = {training.input_key(entry.input) for entry in inputs.entries
                 if entry.input and not evaluates_training(entry, s.train)}
     train_set, problem = _build(inputs, s.train, held_out, "a test case")
-    thresholds = Thresholds(s.teacher_min, s.gap_min, s.min_examples)
+    thresholds = Thresholds(s.teacher_min, s.gap_min, s.min_examples, s.alpha if s.gate_test == "mcnemar" else None)
     examples = len(train_set.examples) if train_set else 0
     outcome = Outcome(decide(summarize(inputs.entries), s.teacher, s.student, examples, thresholds, problem or f"from {s.train}",
-                             verdict_changes(inputs.entries) if s.every_repeat else None), train_set)
+                             verdict_changes(inputs.entries) if s.every_repeat else None,
+                             disagreements(inputs.entries, s.teacher, s.student, s.every_repeat)), train_set)
     if train_set is None:
         return outcome
     if s.validation:

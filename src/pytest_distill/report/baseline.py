@@ -3,6 +3,11 @@
 Pass rates are compared per model and grader on the cases both runs share, so a case added or
 removed since the baseline is listed but moves no rate. A model that changed its name is matched
 by role (each run has one model) or by the user's `OLD=NEW` mapping.
+
+A drop is a regression by one of two tests (`--distill-baseline-test`): `tolerance`, any drop of the
+rate past `--distill-tolerance` (large suites, where a point or two is real); or `mcnemar`, McNemar's
+exact test on the shared cases that flipped, one-sided for a drop, significant below `--distill-alpha`
+(small suites, where three flipped cases of forty may be chance).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..ledger import NO_MODEL, without_param, without_repeat
+from ..significance import mcnemar_drop
 from .results import load as load_results
 from .table import percent
 
@@ -22,6 +28,9 @@ EPSILON = 1e-9
 """Pass rates are ratios of small counts: a drop equal to the tolerance is not a regression."""
 LISTED = 10
 """How many case ids a line names before it says how many more there are."""
+NAMED = 3
+"""How many flipped cases the verdict line names each way."""
+MCNEMAR = "mcnemar"
 
 
 @dataclass(frozen=True)
@@ -76,6 +85,10 @@ class GraderChange:
     went_failing: list[str]
     """Tests (this run's node ids) that passed this grader in the baseline and fail it now."""
     regressed: bool
+    went_passing: list[str] = field(default_factory=list)
+    """Tests that failed this grader in the baseline and pass it now."""
+    p_value: float | None = None
+    """With --distill-baseline-test mcnemar: the one-sided exact p-value of the drop."""
 
     @property
     def label(self) -> str:
@@ -100,6 +113,8 @@ class Comparison:
     """What makes the two runs unlike (a simulator against a real API, other datasets): said above the comparison."""
     every_repeat: bool = False
     """Verdicts are pass^N: a case passes only if it passed in every repeat (--distill-gate-metric pass^k)."""
+    test: str = "tolerance"
+    alpha: float = 0.05
 
     @property
     def regressions(self) -> list[GraderChange]:
@@ -131,10 +146,13 @@ class Comparison:
             lines.append("verdicts are pass^N: a case passes when it passed in every repeat (--distill-gate-metric pass^k)")
         for change in self.changes:
             flag = "  REGRESSION" if change.regressed else ""
+            p_value = f", p={change.p_value:.3g}" if change.p_value is not None else ""
             lines.append(f"{change.label}: {percent(change.before)} -> {percent(change.after)} "
-                         f"on {change.cases} shared cases{flag}")
+                         f"on {change.cases} shared cases{p_value}{flag}")
             if change.went_failing:
                 lines += _listing(f"  went from pass to fail ({len(change.went_failing)}):", change.went_failing)
+            if change.went_passing and self.test == MCNEMAR:
+                lines += _listing(f"  went from fail to pass ({len(change.went_passing)}):", change.went_passing)
         for model, keys in self.added.items():
             lines += _listing(f"{model}: {_cases_count(keys)} added since the baseline (not compared):", keys)
         for model, keys in self.removed.items():
@@ -150,12 +168,36 @@ class Comparison:
         """The one line that says whether the session fails because of the baseline."""
         if self.nothing is not None:
             return f"distill: ERROR: the comparison with the baseline {self.path} compares nothing: {self.nothing}"
+        if self.test == MCNEMAR:
+            return self._significance_verdict()
         if not self.regressions:
             return (f"distill: no regression against the baseline {self.path} "
                     f"({len(self.changes)} model/grader pairs compared, tolerance {percent(self.tolerance)})")
         worst = ", ".join(f"{change.label} {percent(change.before)} -> {percent(change.after)}"
                           for change in self.regressions)
         return f"distill: REGRESSION against the baseline {self.path} (tolerance {percent(self.tolerance)}): {worst}"
+
+    def _significance_verdict(self) -> str:
+        """With McNemar's test: each pair that regressed (or, with none, each that moved) with its p-value and
+        the cases that flipped each way, the first few named."""
+        test = f"McNemar exact, one-sided, alpha {self.alpha:g}"
+        moved = self.regressions or [change for change in self.changes if change.went_failing or change.went_passing]
+        told = "; ".join(f"{change.label} {percent(change.before)} -> {percent(change.after)}, p={change.p_value:.3g}, "
+                         f"{_named(change.went_failing)} went failing, {_named(change.went_passing)} went passing"
+                         for change in moved)
+        if self.regressions:
+            return f"distill: REGRESSION against the baseline {self.path} ({test}): {told}"
+        return (f"distill: no significant regression against the baseline {self.path} ({test}; "
+                f"{len(self.changes)} model/grader pairs compared){': ' + told if told else ', no case flipped'}")
+
+
+def _named(nodeids: Sequence[str]) -> str:
+    """`2 (q003, q007)`: how many, and the first few by their parameters (`q003-gpt-4o`), not their whole node id."""
+    if not nodeids:
+        return "0"
+    names = [nodeid.partition("[")[2].removesuffix("]") or nodeid for nodeid in nodeids[:NAMED]]
+    more = ", ..." if len(nodeids) > NAMED else ""
+    return f"{len(nodeids)} ({', '.join(names)}{more})"
 
 
 def _cases_count(items: Sequence[str]) -> str:
@@ -170,10 +212,11 @@ def _listing(title: str, items: Sequence[str]) -> list[str]:
 
 
 def compare(baseline: Baseline, results: Mapping[str, Any], mapping: Mapping[str, str], tolerance: float,
-            every_repeat: bool = False) -> Comparison:
+            every_repeat: bool = False, test: str = "tolerance", alpha: float = 0.05) -> Comparison:
     """This run's results against the baseline's, per paired model and grader, on the cases both ran.
 
-    With `every_repeat` the repeats of a case are one case that passes only when every repeat passed."""
+    With `every_repeat` the repeats of a case are one case that passes only when every repeat passed.
+    With `test` mcnemar a drop regresses only when McNemar's exact test finds it significant at `alpha`."""
     run_models = list(dict.fromkeys([*models_of(results), *mapping.values()]))
     pairs = pair_models(baseline.models, run_models, mapping)
     changes: list[GraderChange] = []
@@ -189,7 +232,8 @@ def compare(baseline: Baseline, results: Mapping[str, Any], mapping: Mapping[str
         shared = [(before[key], now[key]) for key in now if key in before]
         shared_count += len(shared)
         for grader in dict.fromkeys(grade["name"] for old, _ in shared for record in old for grade in record["grades"]):
-            change = _grader_change(model, old_model, grader, shared, tolerance, every_repeat)
+            change = _grader_change(model, old_model, grader, shared, tolerance, every_repeat,
+                                    alpha if test == MCNEMAR else None)
             if change is not None:
                 changes.append(change)
     return Comparison(
@@ -197,7 +241,7 @@ def compare(baseline: Baseline, results: Mapping[str, Any], mapping: Mapping[str
         paired=len(pairs), shared=shared_count, repeats_differ=_repeated(baseline.results) != _repeated(results),
         new_models=[model for model in run_models if model not in pairs],
         gone_models=[model for model in baseline.models if model not in pairs.values()],
-        notes=unlike_runs(baseline.results, results), every_repeat=every_repeat)
+        notes=unlike_runs(baseline.results, results), every_repeat=every_repeat, test=test, alpha=alpha)
 
 
 def unlike_runs(before: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
@@ -238,18 +282,24 @@ def _shown(records: Sequence[dict[str, Any]], every_repeat: bool) -> str:
 
 def _grader_change(model: str, old_model: str, grader: str,
                    shared: Sequence[tuple[Sequence[dict[str, Any]], Sequence[dict[str, Any]]]],
-                   tolerance: float, every_repeat: bool) -> GraderChange | None:
-    """One grader's pass rate before and now, on the shared cases that it graded in both runs."""
+                   tolerance: float, every_repeat: bool, alpha: float | None) -> GraderChange | None:
+    """One grader's pass rate before and now, on the shared cases that it graded in both runs; with `alpha`,
+    a regression only when McNemar's exact test on the flipped cases finds the drop significant."""
     verdicts = [(_shown(new, every_repeat), _verdict(old, grader), _verdict(new, grader)) for old, new in shared]
     graded = [(nodeid, was, now) for nodeid, was, now in verdicts if was is not None and now is not None]
     if not graded:
         return None
     before = sum(was for _, was, _ in graded) / len(graded)
     after = sum(now for _, _, now in graded) / len(graded)
-    return GraderChange(model=model, baseline_model=old_model, grader=grader, cases=len(graded),
-                        before=before, after=after,
-                        went_failing=[nodeid for nodeid, was, now in graded if was and not now],
-                        regressed=after < before - tolerance - EPSILON)
+    went_failing = [nodeid for nodeid, was, now in graded if was and not now]
+    went_passing = [nodeid for nodeid, was, now in graded if now and not was]
+    if alpha is None:
+        p_value, regressed = None, after < before - tolerance - EPSILON
+    else:
+        p_value = mcnemar_drop(len(went_failing), len(went_passing))
+        regressed = p_value < alpha
+    return GraderChange(model=model, baseline_model=old_model, grader=grader, cases=len(graded), before=before, after=after,
+                        went_failing=went_failing, went_passing=went_passing, p_value=p_value, regressed=regressed)
 
 
 def _cases(results: Mapping[str, Any], model: str, every_repeat: bool) -> dict[str, list[dict[str, Any]]]:

@@ -115,8 +115,9 @@ class Reporter:
             results.write(self.settings.results, document)
             self.lines.append(f"distill: results written to {self.settings.results}")
         if self.baseline is not None:
-            self.comparison = baseline.compare(self.baseline, document, self.settings.baseline_map(), self.settings.tolerance,
-                                               self.settings.every_repeat)
+            s = self.settings
+            self.comparison = baseline.compare(self.baseline, document, s.baseline_map(), s.tolerance, s.every_repeat,
+                                               s.baseline_test, s.alpha)
             if self.comparison.failed:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
