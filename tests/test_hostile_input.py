@@ -252,3 +252,29 @@ def test_an_id_with_markup_does_not_run_in_the_html_report_and_stays_whole_in_th
     assert title is not None and title.group(1) != "pwned"
     assert re.search(r"<img[^>]*onerror", dom) is None
     assert html.escape(XSS_ID, quote=False) in dom  # the original id, shown as text in the Case column
+
+
+XSS_MODEL = "gpt-4o-mini<img src=x onerror=\"document.title='pwned'\">"
+
+
+@WORKERS
+def test_a_model_name_with_markup_is_no_markup_in_the_html_report_and_stays_whole_in_the_reports(
+        pytester: pytest.Pytester, sim: SimServer, workers: list[str]) -> None:
+    """pytest-html puts each test id into its page as HTML: the model part of the id (from --model) is
+    made safe like the case part, and every cell we add is escaped; the name itself is kept as given."""
+    write_jsonl(pytester.path / "cases.jsonl", qa_rows(2))
+    pytester.makepyfile(ID_SUITE)
+    result = pytester.runpytest("--model", "gpt-4o", "--model", XSS_MODEL, "--html", "report.html",
+                                "--distill-results", "results.json", *workers)
+    assert sum(result.parseoutcomes().get(key, 0) for key in ("passed", "failed", "error", "errors")) == 4
+    page = (pytester.path / "report.html").read_text(encoding="utf-8")
+    blob = re.search(r'data-jsonblob="([^"]*)"', page)
+    assert blob is not None
+    rows = [row for tests in json.loads(html.unescape(blob.group(1)))["tests"].values() for row in tests]
+    cells = [cell for row in rows for cell in row["resultsTableRow"]]
+    assert len(rows) >= 4 and not any("<img" in cell for cell in cells)
+    assert any(html.escape(XSS_MODEL) in cell for cell in cells)  # our Model column, as text
+    cases = strict_results(pytester.path / "results.json")["cases"]
+    assert {case["model"] for case in cases} == {"gpt-4o", XSS_MODEL}
+    for case in cases:
+        assert not set(case["nodeid"].split("[", 1)[1].rstrip("]")) & set("<>\"' \t\n"), case["nodeid"]

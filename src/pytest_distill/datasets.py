@@ -29,6 +29,7 @@ CHAT_FORMAT = 'the chat format {"messages": [...]}'
 REGISTRY_FORMAT = 'the OpenAI Evals registry format {"input": [...] or "text", "ideal": "answer" or [...]}'
 ID_LIMIT = 80
 _UNSAFE_IN_ID = re.compile(r"[^\w.+=@,-]+")
+_MARKUP_IN_ID = re.compile(r"[<>&\"'`\s\x00-\x1f\x7f-\x9f\[\]]+")
 """What a test id may not hold: markup, quotes, spaces, control characters, path and node separators."""
 SPEC_JUNK = re.compile(r"""[;&='"\x00-\x1f]""")
 """What no filter key or value holds: a `;` or `&` is a mistyped separator, not part of a value."""
@@ -135,10 +136,22 @@ def param_ids(cases: Sequence[Case | BrokenCase]) -> list[str]:
     so an id from data can hold no markup (pytest-html puts test ids into its page as HTML), control
     characters or path separators; long ids are cut, and ids that became equal get `-2`, `-3`, ... The
     original stays in `case.id` and in the reports."""
+    return _unique_ids([_UNSAFE_IN_ID.sub("_", case.id)[:ID_LIMIT].strip("_") or "case" for case in cases])
+
+
+def model_ids(models: Sequence[str]) -> list[str]:
+    """The models under test as test ids: markup, quotes, spaces and control characters become `_`
+    (pytest-html puts test ids into its page as HTML: `--model 'x<img onerror=...>'` must not run
+    there); the `:` and `/` of `ft:`, `hf:org/name` and endpoint names stay. The name itself is unchanged
+    everywhere else."""
+    return _unique_ids([_MARKUP_IN_ID.sub("_", model) or "model" for model in models])
+
+
+def _unique_ids(bases: Sequence[str]) -> list[str]:
+    """The ids, those that became equal told apart by `-2`, `-3`, ..."""
     seen: set[str] = set()
     ids = []
-    for case in cases:
-        base = _UNSAFE_IN_ID.sub("_", case.id)[:ID_LIMIT].strip("_") or "case"
+    for base in bases:
         safe, count = base, 1
         while safe in seen:
             count += 1

@@ -17,7 +17,7 @@ import pytest
 
 from . import grades, progress
 from .cases import CaseSource
-from .datasets import BrokenCase, Case, DatasetError, param_ids
+from .datasets import BrokenCase, Case, DatasetError, model_ids, param_ids
 from .models import hf
 from .models.cache import CompletionCache
 from .models.client import ModelRuntime
@@ -152,7 +152,7 @@ class DistillSession:
             metafunc.parametrize("case", cases, ids=param_ids(cases), indirect=True)
         if "model" in names:
             models = self.settings.models_under_test
-            metafunc.parametrize("model", models, ids=list(models), indirect=True)
+            metafunc.parametrize("model", models, ids=model_ids(models), indirect=True)
         if "distill_sample" in names and self.settings.repeat > 1:
             samples = range(self.settings.repeat)
             metafunc.parametrize("distill_sample", samples, ids=[f"rep{i}" for i in samples], indirect=True)
