@@ -262,3 +262,28 @@ def test_an_invalid_fault_is_refused(fields: dict, match: str) -> None:
 def test_negative_latency_or_job_time_is_refused() -> None:
     with pytest.raises(ValueError, match="must be >= 0"):
         SimServer(latency_s=-1)
+
+
+def status_for_host(server: SimServer, host: str) -> int:
+    """The status of `GET /v1/models` sent to the simulator's socket with this Host header."""
+    with socket.create_connection(("127.0.0.1", server.port)) as connection:
+        connection.sendall(f"GET /v1/models HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {CLIENT_KEY}\r\n"
+                           "Connection: close\r\n\r\n".encode())
+        head = connection.recv(64).decode()
+    return int(head.split()[1])
+
+
+@pytest.mark.parametrize(("host", "status"), [
+    ("127.0.0.1:{port}", 200), ("localhost:{port}", 200), ("LOCALHOST", 200), ("127.8.9.10:{port}", 200), ("[::1]:{port}", 200),
+    ("evil.example:{port}", 421), ("evil.example", 421), ("127.0.0.1.evil.example", 421), ("localhost.evil.example", 421),
+    ("[::1]x", 421), ("0.0.0.0:{port}", 421), ("", 421),
+], ids=lambda value: str(value))
+def test_only_requests_addressed_to_loopback_are_answered(server: SimServer, host: str, status: int) -> None:
+    """DNS rebinding: a page at evil.example whose name resolves to 127.0.0.1 sends `Host: evil.example`;
+    without --allow-remote the simulator answers no such request (its stored completions stay unread)."""
+    assert status_for_host(server, host.format(port=server.port)) == status
+
+
+def test_allow_remote_answers_any_host_name(seed_file: Path) -> None:
+    with SimServer(seed=[seed_file], allow_remote=True) as server:
+        assert status_for_host(server, "evil.example") == 200

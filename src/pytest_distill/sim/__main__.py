@@ -21,8 +21,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; beyond loopback "
                         "only with --allow-remote)")
     parser.add_argument("--allow-remote", action="store_true",
-                        help="allow a --host beyond loopback: anyone who reaches it can use it, and it has no real "
-                        "authentication")
+                        help="allow a --host beyond loopback, and requests whose Host header names anything but "
+                        "localhost, 127.x or [::1]: anyone who reaches it can use it, and it has no real authentication")
     parser.add_argument("--api-key", metavar="KEY",
                         help="accept only this bearer token, on /v1 and on the admin endpoints (default: any key on "
                         "/v1; the admin endpoints take a random key that the banner prints)")

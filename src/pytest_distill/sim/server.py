@@ -101,7 +101,9 @@ class SimServer:
     with `api_key`, any other bearer token is refused like a wrong key on the real API; with
     `state_dir`, uploaded files and fine-tuning jobs (so fine-tuned models) outlive a restart.
     The admin endpoints take `admin_key`: `api_key`, or a random one when any key is accepted.
-    A `host` beyond loopback is refused unless `allow_remote`.
+    A `host` beyond loopback is refused unless `allow_remote`, and so is a request whose `Host` header
+    names anything but loopback (a browser page whose name was made to resolve to 127.0.0.1, DNS
+    rebinding, would otherwise read the stored completions).
     """
 
     def __init__(
@@ -128,6 +130,7 @@ class SimServer:
         self.admin_key = api_key or f"sk-sim-admin-{secrets.token_hex(16)}"
         self.host = host
         self.port = port
+        self.allow_remote = allow_remote
         self._api = SimApi(seeded, job_seconds=job_seconds, run_line=self._run_line)
         if state_dir is not None:
             state = StateFile(state_dir)
@@ -216,6 +219,10 @@ class SimServer:
         url = urlsplit(target)
         path = unquote(url.path)
         query = parse_qs(url.query, keep_blank_values=True)
+        if not self.allow_remote and not loopback_name(headers.get("host", "localhost")):
+            return ApiResponse.error(ApiError(421, "The simulator answers only requests addressed to a loopback name "
+                                                   "(localhost, 127.0.0.1, [::1]); start it with --allow-remote to "
+                                                   "answer others."))
         if path.startswith("/_sim/"):
             if not secrets.compare_digest(headers.get("authorization", "").encode(), f"Bearer {self.admin_key}".encode()):
                 return ApiResponse.error(ApiError(401, "The simulator's admin endpoints take its key: "
@@ -315,6 +322,25 @@ def is_loopback(host: str) -> bool:
     except (socket.gaierror, UnicodeError):
         return False
     return bool(addresses) and all(ipaddress.ip_address(str(a).partition("%")[0]).is_loopback for a in addresses)
+
+
+def loopback_name(host: str) -> bool:
+    """Whether a `Host` header names loopback: localhost, 127.x.x.x or [::1], with or without a port."""
+    name = host.strip().lower()
+    if name.startswith("["):
+        name, bracket, rest = name[1:].partition("]")
+        if not bracket or (rest and not (rest.startswith(":") and rest[1:].isdigit())):
+            return False
+    elif name.count(":") == 1:
+        name, _, port = name.partition(":")
+        if not port.isdigit():
+            return False
+    if name in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
 
 
 def mask_key(key: str) -> str:
