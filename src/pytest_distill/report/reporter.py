@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from ..atomic import write_atomic
 from ..ledger import Entry, in_order
 from ..recording import Recorder
 from ..settings import Settings
-from . import agreement, baseline, html, results, run, table, terminal
+from . import agreement, baseline, html, markdown, results, run, table, terminal
 from .baseline import Baseline, Comparison
 from .cost import PriceTable
 from .threshold import PassRateCheck
@@ -65,6 +66,8 @@ class Reporter:
         self.prices = PriceTable.with_defaults(s.prices)
         if s.results is not None:
             results.check_destination(s.results)
+        if s.markdown is not None:
+            results.check_destination(s.markdown, "--distill-markdown")
         if s.judge_labels is not None:
             self.labels = agreement.load_labels(s.judge_labels)
         if s.baseline is None:
@@ -120,6 +123,18 @@ class Reporter:
                                                s.baseline_test, s.alpha)
             if self.comparison.failed:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        if self.settings.markdown:
+            self.write_markdown(session.config, entries)
+
+    def write_markdown(self, config: pytest.Config, entries: list[Entry]) -> None:
+        """The Markdown page, its test counts the terminal's own (pytest's categories, each report once)."""
+        stats = getattr(config.pluginmanager.get_plugin("terminalreporter"), "stats", None)
+        counts = ({word: len(reports) for word, reports in stats.items()} if stats is not None
+                  else {word: sum(entry.outcome == word for entry in entries) for word in markdown.COUNTED})
+        verdict = self.pass_rate.verdict if self.pass_rate is not None else None
+        assert self.settings.markdown is not None
+        write_atomic(self.settings.markdown, markdown.document(counts, self.summary(), entries, verdict, self.comparison))
+        self.lines.append(f"distill: Markdown written to {self.settings.markdown}")
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.recorder.entries:
