@@ -61,3 +61,22 @@ def sim(make_sim: Callable[..., SimServer]) -> SimServer:
 def toy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Llama chat model with a tokenizer learnt from hobannu, built offline (needs the [trl] extra)."""
     return build_toy_model(tmp_path_factory.mktemp("toy-model"), texts_of(HOBANNU))
+
+
+@pytest.fixture(scope="session")
+def trained_student(toy_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trl backend's output folder (the adapter, and the full model in `merged/`) after one short
+    training of the toy model on hobannu (needs the [trl] extra)."""
+    import hashlib
+    import json
+
+    from pytest_distill.distill.backends import TrainingRequest
+    from pytest_distill.distill.trl_backend import AdapterOptions, train
+
+    folder = tmp_path_factory.mktemp("trained")
+    rows = [json.loads(line) for line in HOBANNU.read_text(encoding="utf-8").splitlines()][:8]
+    training = write_jsonl(folder / "train.jsonl", [{"messages": row["messages"]} for row in rows])
+    request = TrainingRequest(training_file=training, training_sha256=hashlib.sha256(training.read_bytes()).hexdigest(),
+                              examples=len(rows), validation_file=None, student=f"hf:{toy_model}", suffix=None, seed=7,
+                              metadata={}, epochs=1, learning_rate=3e-3, batch_size=4)
+    return train(request, AdapterOptions(folder / "out", lora_rank=4), print).output

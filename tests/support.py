@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,3 +41,56 @@ def qa_suite(pytester: pytest.Pytester, tmp_path: Path, suite: str, count: int) 
     """A project whose test file is `suite` with `{spec}` set to a JSONL file of `count` qa_rows."""
     pytester.makepyfile(suite.format(spec=str(write_jsonl(tmp_path / "cases.jsonl", qa_rows(count)))))
     return pytester
+
+
+def serve_missing() -> str | None:
+    """Why `transformers serve` cannot run here (its command, FastAPI or Uvicorn missing), or None."""
+    import importlib.util
+    import shutil
+    import sys
+
+    if shutil.which("transformers", path=str(Path(sys.executable).parent)) is None:
+        return "`transformers serve` is not installed (pip install 'transformers[serving]')"
+    missing = [name for name in ("fastapi", "uvicorn") if importlib.util.find_spec(name) is None]
+    return f"`transformers serve` needs {', '.join(missing)} (pip install 'transformers[serving]')" if missing else None
+
+
+@contextmanager
+def transformers_serve(folder: Path, timeout: float = 180.0) -> Iterator[str]:
+    """`transformers serve FOLDER` on 127.0.0.1 (a free port): its base URL while the block runs. It is
+    ready when Uvicorn says so on its log (read, not polled); it is stopped, and waited for, after."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import threading
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [str(shutil.which("transformers", path=str(Path(sys.executable).parent))), "serve", str(folder),
+               "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    ready, log = threading.Event(), []
+
+    def read() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            log.append(line)
+            if "Uvicorn running on" in line:
+                ready.set()
+        ready.set()  # it ended: let the waiter see that
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(timeout) or process.poll() is not None:
+            raise AssertionError("transformers serve did not start:\n" + "".join(log[-30:]))
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

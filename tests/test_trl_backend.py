@@ -71,6 +71,27 @@ def test_training_writes_a_complete_adapter_folder_with_its_record(toy_model: Pa
     assert hidden(tmp_path) == []
 
 
+def test_the_merged_full_model_answers_as_the_adapter_on_its_base_does(trained_student: Path, toy_model: Path) -> None:
+    from safetensors.torch import load_file
+
+    from pytest_distill.models.hf import LocalModels
+
+    merged = trained_student / "merged"
+    assert json.loads((merged / "config.json").read_text(encoding="utf-8"))["model_type"] == "llama"
+    assert (merged / "model.safetensors").is_file() and (merged / "tokenizer.json").is_file()
+    assert not (merged / "adapter_config.json").exists()
+    assert "merged/config.json" in json.loads((trained_student / "distill.json").read_text(encoding="utf-8"))["files"]
+    weights, base = load_file(str(merged / "model.safetensors")), load_file(str(toy_model / "model.safetensors"))
+    assert set(weights) == set(base)  # a plain model: no LoRA tensors left
+    assert any(not weights[name].equal(base[name]) for name in base)  # the adapter is in its weights
+    models, asked = LocalModels(), [{"role": "user", "content": row["messages"][-2]["content"]} for row in examples("train", 3)]
+    for messages in asked:
+        params = {"max_tokens": 12}
+        merged_answer = models.chat(f"hf:{merged}", [messages], params)
+        assert merged_answer.text == models.chat(f"hf:{trained_student}", [messages], params).text
+        assert merged_answer.usage.completion_tokens > 0
+
+
 def test_training_again_replaces_the_earlier_adapter_whole(toy_model: Path, tmp_path: Path) -> None:
     training = write_jsonl(tmp_path / "train.jsonl", examples("train", 4))
     for rank in (2, 4):

@@ -35,6 +35,9 @@ DEFAULT_EPOCHS = 3
 DEFAULT_LR = 2e-4
 DEFAULT_BATCH_SIZE = 4
 RECORD = "distill.json"
+MERGED = "merged"
+"""The folder in the output that holds the full model, the adapter merged into its base: what
+`transformers serve` and `vllm serve` load as it is, with no LoRA flags."""
 GENERATION_MARKER = re.compile(r"\{%-?\s*generation\s*-?%\}")
 PROGRESS_LINES = 20
 """About how many progress lines a training prints, however many steps it has."""
@@ -108,6 +111,7 @@ def train(request: TrainingRequest, options: AdapterOptions, say: Say) -> Traine
         if not trainer.is_world_process_zero():
             return Trained(output, {})
         trainer.save_model(str(staging))
+        save_merged(trainer.model, tokenizer, staging / MERGED)
         record = _record(request, options, resolve_base(student.base), len(examples), len(validation), assistant_only,
                          progress, eval_loss, _contents(staging))
         (staging / RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -115,6 +119,15 @@ def train(request: TrainingRequest, options: AdapterOptions, say: Say) -> Traine
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Trained(output, record)
+
+
+def save_merged(model: Any, tokenizer: Any, folder: Path) -> None:
+    """The trained adapter merged into its base, saved as a full model with its tokenizer (and chat
+    template): a folder any transformers-based server loads as a plain model (`config.json` names
+    its `model_type`). Merging changes the weights in place: done once training and the adapter are saved."""
+    merged = model.merge_and_unload()
+    merged.save_pretrained(str(folder), safe_serialization=True)
+    tokenizer.save_pretrained(str(folder))
 
 
 def read_examples(path: Path) -> list[list[dict[str, str]]]:
@@ -479,7 +492,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     if trained.record:
-        print(f"trl: adapter written to {trained.output}; re-run the suite on it: pytest --model {trained.model}", flush=True)
+        print(f"trl: adapter written to {trained.output} (the merged full model in {trained.output / MERGED}); "
+              f"re-run the suite on it: pytest --model {trained.model}", flush=True)
     return 0
 
 
