@@ -146,7 +146,7 @@ def test_a_folder_with_more_than_an_earlier_training_wrote_is_left_alone(toy_mod
     written = json.loads((out / "distill.json").read_text(encoding="utf-8"))["files"]
     assert "adapter_config.json" in written and "distill.json" not in written
     assert stat.S_IMODE(out.stat().st_mode) == 0o777 & ~current_umask()
-    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    before = {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()}
     (out / "notes.txt").write_text("mine", encoding="utf-8")
     with pytest.raises(TrainingError, match=r"holds files pytest-distill did not write \(notes.txt\): it is left alone"):
         train(request(f"hf:{toy_model}", training), AdapterOptions(out, lora_rank=4), print)
@@ -154,7 +154,7 @@ def test_a_folder_with_more_than_an_earlier_training_wrote_is_left_alone(toy_mod
     (out / "adapter_config.json").write_text("{}", encoding="utf-8")
     with pytest.raises(TrainingError, match=r"holds files changed since the training wrote them \(adapter_config.json\)"):
         train(request(f"hf:{toy_model}", training), AdapterOptions(out, lora_rank=4), print)
-    assert {path.name: path.read_bytes() for path in out.iterdir()} == {**before, "adapter_config.json": b"{}"}
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == {**before, "adapter_config.json": b"{}"}
     assert hidden(tmp_path) == []
 
 
