@@ -96,3 +96,5 @@ def test_a_file_in_neither_format_is_one_error_for_the_file(tmp_path: Path, rows
     assert message.startswith(f"{tmp_path / 'samples.jsonl'}: no line is a case in either format")
     assert '{"messages": [...]}' in message and '"ideal"' in message
     assert ":1:" not in message and ":2:" not in message
+    if isinstance(rows[0], str):  # no line is JSON: the first line's problem, in the JSON parser's words
+        assert message.endswith("(line 1: not JSON: Expecting value at line 1 column 1)")

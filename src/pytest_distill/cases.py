@@ -39,7 +39,9 @@ class CaseSource:
         try:
             cases = self.load(text, dirs)
         except (DatasetError, ModelError) as exc:
-            raise pytest.Collector.CollectError(f"{where}: {exc}") from None
+            # An error of the tests that use this dataset (each gets one broken case saying why), not of the
+            # session: the other tests of the run still run.
+            cases = [BrokenCase("dataset", text, str(exc) if text in str(exc) else f"dataset {text!r}: {exc}")]
         return in_shard(cases, self.settings.shard) if self.settings.shard else cases
 
     def for_option(self, text: str) -> list[Case | BrokenCase]:

@@ -291,7 +291,9 @@ def load_jsonl(path: Path, source: str) -> list[Case | BrokenCase]:
         except ValueError as exc:
             cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: {exc}"))
     if cases and not recognised:
-        keys = f" (its first object has keys {', '.join(first_keys)})" if first_keys else ""
+        first = next(case for case in cases if isinstance(case, BrokenCase))
+        keys = f" (its first object has keys {', '.join(first_keys)})" if first_keys else \
+            f" (line {first.problem.removeprefix(f'{path}:')})"
         raise DatasetError(f"{path}: no line is a case in either format a dataset file takes, {CHAT_FORMAT} "
                            f"or {REGISTRY_FORMAT}{keys}")
     return cases
