@@ -140,17 +140,17 @@ def judge(make_sim: Any) -> Model:
 
 def test_registry_classify_scores_the_judges_choice(judge: Model) -> None:
     fields = {"input": "대한민국의 수도는?", "ideal": "서울"}
-    passed = registry_classify("서울", FACT, "ABCDE", fields=fields, eval_type="cot_classify", passing="ABCE", judge=judge)
+    passed = registry_classify("서울", fields, FACT, "ABCDE", eval_type="cot_classify", passing="ABCE", judge=judge)
     assert passed and passed.reason.startswith("the judge chose 'C'")
-    failed = registry_classify("부산", FACT, "ABCDE", fields=fields, eval_type="cot_classify", passing="ABCE", judge=judge)
+    failed = registry_classify("부산", fields, FACT, "ABCDE", eval_type="cot_classify", passing="ABCE", judge=judge)
     assert not failed and "'D'" in failed.reason
-    scored = registry_classify("서울", FACT, "ABCDE", fields=fields, eval_type="cot_classify",
+    scored = registry_classify("서울", fields, FACT, "ABCDE", eval_type="cot_classify",
                                choice_scores={"A": 0.5, "B": 0.5, "C": 1, "D": 0, "E": 0.5}, judge=judge, name="사실")
     assert (scored.name, scored.score, scored.passed) == ("사실", 1.0, True)
 
 
 def test_an_unreadable_judge_answer_is_the_registrys_invalid_choice_with_the_lowest_score(judge: Model) -> None:
-    grade = registry_classify("x", "Say something about {completion}.", "YN", fields={}, eval_type="classify",
+    grade = registry_classify("x", {}, "Say something about {completion}.", "YN", eval_type="classify",
                               choice_scores={"Y": 1.0, "N": 0.25}, judge=judge)
     assert (grade.passed, grade.score) == (False, 0.25)
     assert "__invalid__" in grade.reason

@@ -7,6 +7,6 @@ writes uses the plugin's helpers and the few small functions of `runtime.py`, im
 
 from __future__ import annotations
 
-from .runtime import fill, multi, python_grader, registry_sample, sample_of
+from .runtime import fill, multi, python_grader, sample_of
 
-__all__ = ["fill", "multi", "python_grader", "registry_sample", "sample_of"]
+__all__ = ["fill", "multi", "python_grader", "sample_of"]

@@ -262,8 +262,6 @@ def convert_eval(ev: RegistryEval, function: str, *, root: Path, specs: Mapping[
                     f"It runs the model under test (`--model`) on the eval's samples, copied to {dataset!r}, and\n"
                     f"grades each answer as the registry does: {helper} {MEANINGS[helper]}.\n")
     lines = [doc, "", "import pytest", "", f"from pytest_distill import {helper}"]
-    if helper == "registry_classify":
-        lines.append("from pytest_distill.evals import registry_sample")
     lines += ["", f"pytestmark = pytest.mark.distill_dataset({literal(dataset)})", ""]
     for name, value, comment in constants:
         lines += [f"# {comment}", f"{name} = {literal(value)}", ""]
@@ -332,7 +330,7 @@ def classify_call(ev: RegistryEval, specs: Mapping[str, Any], written: Written) 
     ]
     if extra:
         constants.append(("SPEC_ARGS", dict(extra), "The eval's modelgraded_spec_args, filled into the prompt."))
-    arguments = ["output, PROMPT, CHOICES", f"fields=registry_sample(case{', SPEC_ARGS' if extra else ''})",
+    arguments = ["output, case, PROMPT, CHOICES", *(["spec_args=SPEC_ARGS"] if extra else []),
                  f"eval_type={literal(parse_type)}", "choice_scores=SCORES, passing=PASSING",
                  *([f"match_fn={literal(match_fn)}"] if match_fn != "starts_or_endswith" else []),
                  *([f"answer_key={literal(outputs['input'])}"] if outputs["input"] != "completion" else []),

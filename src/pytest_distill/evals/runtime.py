@@ -108,14 +108,3 @@ def evaluate(formula: str, names: Mapping[str, float]) -> float:
         raise ValueError(f"calculate_output {formula!r}: not a formula ({exc.msg})") from None
     return value(tree.body)
 
-
-def registry_sample(case: Any, spec_args: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The registry sample of a case, as a modelgraded spec's prompt is filled from it: `input` (its
-    messages), `ideal` (the accepted answer, or the list of them), its other fields, then the eval's
-    `modelgraded_spec_args`."""
-    references = list(case.references)
-    ideal: Any = references if len(references) > 1 else references[0] if references else None
-    sample = {**case.metadata, "input": case.messages}
-    if ideal is not None:
-        sample["ideal"] = ideal
-    return {**sample, **(spec_args or {})}

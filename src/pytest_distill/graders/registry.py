@@ -214,20 +214,35 @@ def read_choice(answer: str, choice_strings: Sequence[str], eval_type: str, matc
     return INVALID
 
 
+def sample_fields(sample: Any, spec_args: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The fields a spec prompt is filled from: a mapping as it is, or a case's registry sample (`input`:
+    its messages, `ideal`: its accepted answer or the list of them, its other fields), then the eval's
+    `modelgraded_spec_args`."""
+    if isinstance(sample, Mapping):
+        fields = dict(sample)
+    else:
+        references = list(sample.references)
+        fields = {**sample.metadata, "input": sample.messages}
+        if references:
+            fields["ideal"] = references if len(references) > 1 else references[0]
+    return {**fields, **(spec_args or {})}
+
+
 @replayable
-def registry_classify(output: Any, prompt: str | Sequence[Mapping[str, str]], choice_strings: str | Sequence[str], *,
-                      fields: Mapping[str, Any], eval_type: str, choice_scores: Mapping[str, float] | None = None,
-                      passing: Sequence[str] | None = None, match_fn: str = "starts_or_endswith",
-                      answer_key: str = "completion", name: str = "registry_classify",
+def registry_classify(output: Any, sample: Any, prompt: str | Sequence[Mapping[str, str]], choice_strings: str | Sequence[str],
+                      *, eval_type: str, spec_args: Mapping[str, Any] | None = None,
+                      choice_scores: Mapping[str, float] | None = None, passing: Sequence[str] | None = None,
+                      match_fn: str = "starts_or_endswith", answer_key: str = "completion", name: str = "registry_classify",
                       judge: Model | str | None = None) -> Grade:
     """The registry's model-graded classify (`ModelBasedClassify` with a modelgraded spec).
 
-    The spec's `prompt` (a text, or chat messages) is filled with the sample's `fields` and the
-    answer (under `answer_key`, the spec's `input_outputs` value), the judge answers in free text,
-    and its choice is read the registry's way (`eval_type`: `cot_classify` reads the last line
-    first). The score is the choice's `choice_scores` value (the lowest for an unreadable answer,
-    `__invalid__`, which fails as the registry counts it). It passes when the choice is one of
-    `passing`: by default the choices of the top score, or every choice when there are no scores.
+    The spec's `prompt` (a text, or chat messages) is filled with the `sample`'s fields (a case, or a
+    mapping of fields), the eval's `spec_args` and the answer (under `answer_key`, the spec's
+    `input_outputs` value); the judge answers in free text, and its choice is read the registry's way
+    (`eval_type`: `cot_classify` reads the last line first). The score is the choice's `choice_scores`
+    value (the lowest for an unreadable answer, `__invalid__`, which fails as the registry counts it).
+    It passes when the choice is one of `passing`: by default the choices of the top score, or every
+    choice when there are no scores.
     """
     choices = list(choice_strings)
     if match_fn not in MATCH_FNS:
@@ -237,7 +252,7 @@ def registry_classify(output: Any, prompt: str | Sequence[Mapping[str, str]], ch
     if passing is None:
         top = max(choice_scores[c] for c in choices) if choice_scores else None
         passing = [c for c in choices if choice_scores is None or choice_scores[c] == top]
-    values = {**fields, answer_key: str(output)}
+    values = {**sample_fields(sample, spec_args), answer_key: str(output)}
     messages = [{"role": "user", "content": fill(prompt, values)}] if isinstance(prompt, str) else \
         [{**message, "content": fill(str(message["content"]), values)} for message in prompt]
     model = scope_model(name, judge, "judge", "judge", "gpt-4o")
