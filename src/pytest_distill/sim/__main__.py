@@ -31,12 +31,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay of every answer")
     parser.add_argument("--job-seconds", type=float, default=3.0, metavar="SECONDS",
                         help="how long a fine-tuning job takes (default 3)")
+    parser.add_argument("--fine-tune", action="append", default=[], metavar="ft:BASE:ORG:SUFFIX:ID",
+                        help="a fine-tuned model that exists from the start, as if trained on the seeded answers "
+                        "(repeatable): an account's old fine-tunes, for `python -m pytest_distill.exit inventory`")
     parser.add_argument("--state-dir", type=Path, metavar="DIR",
                         help="keep uploaded files and fine-tuning jobs here, so fine-tuned models outlive a restart")
     args = parser.parse_args(argv)
     try:
         server = SimServer(args.seed, latency_s=args.latency, job_seconds=args.job_seconds, host=args.host, port=args.port,
-                           state_dir=args.state_dir, api_key=args.api_key, allow_remote=args.allow_remote)
+                           state_dir=args.state_dir, api_key=args.api_key, allow_remote=args.allow_remote,
+                           fine_tunes=args.fine_tune)
         server.start()
     except (SeedError, OSError, ValueError) as exc:
         print(f"pytest-distill simulator: {exc}", file=sys.stderr)

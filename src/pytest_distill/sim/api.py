@@ -21,7 +21,7 @@ from .faults import BATCH_KINDS, JUDGE_VERDICTS, SHAPE_KINDS, Fault, reshape
 from .ids import random_id, request_id, stable_id
 from .jobs import JobBoard, check_job_files, hyperparameters_problem
 from .judge import judge
-from .models import FINE_TUNABLE, Knowledge, ModelCard, ModelZoo, embed, encode_base64, snapshot
+from .models import FINE_TUNABLE, Knowledge, ModelCard, ModelZoo, embed, encode_base64, seeded_fine_tunes, snapshot
 from .peers import peer_answer
 from .store import CompletionStore, FileStore, StoredFile
 from .text import count_tokens, truncate_tokens
@@ -99,7 +99,7 @@ class SimApi:
 
     def __init__(
         self, seeded: Sequence[tuple[str, Example]], *, job_seconds: float, clock: Callable[[], float] = time.time,
-        run_line: LineRunner | None = None,
+        run_line: LineRunner | None = None, fine_tunes: Sequence[str] = (),
     ) -> None:
         self.clock = clock
         self.on_change: Callable[[], None] | None = None
@@ -108,7 +108,8 @@ class SimApi:
         self.files = FileStore()
         self.jobs = JobBoard(job_seconds, clock)
         self.batches = BatchBoard(self.files, run_line or self.run_line, clock)
-        self.zoo = ModelZoo(Knowledge(example for _, example in seeded), self.jobs.fine_tunes)
+        old = seeded_fine_tunes(fine_tunes, (example for _, example in seeded), int(clock()) - 86400 * 365)
+        self.zoo = ModelZoo(Knowledge(example for _, example in seeded), lambda: {**old, **self.jobs.fine_tunes()})
         start = int(clock()) - len(seeded)
         for offset, (completion_id, example) in enumerate(seeded):
             self._seed(completion_id, example, created=start + offset)
@@ -453,7 +454,7 @@ class SimApi:
 
     def _fine_tunable(self, name: str) -> str:
         base = snapshot(name)
-        if base in FINE_TUNABLE or base in self.jobs.fine_tunes():
+        if base in FINE_TUNABLE or (self.zoo.find(base) is not None and base.startswith("ft:")):
             return base
         raise bad_request(
             f"Model {name} is not available for fine-tuning or does not exist.", param="model", code="model_not_available"

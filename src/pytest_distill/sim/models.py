@@ -48,8 +48,9 @@ class ModelCard:
     dimensions: int = 0
 
     def as_json(self) -> dict[str, Any]:
-        """The real `model` object."""
-        return {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by}
+        """The real `model` object, with its announced `shutdown_date` (null when none is announced)."""
+        return {"id": self.id, "object": "model", "created": self.created, "owned_by": self.owned_by,
+                "shutdown_date": shutdown_date(self.id)}
 
 
 BASE_MODELS: dict[str, ModelCard] = {
@@ -69,6 +70,18 @@ BASE_MODELS: dict[str, ModelCard] = {
 
 # What an alias answers as, like the real API names the snapshot in every response.
 SNAPSHOTS = {"gpt-4o": "gpt-4o-2024-08-06", "gpt-4o-mini": "gpt-4o-mini-2024-07-18", "o4-mini": "o4-mini-2025-04-16"}
+
+
+# Retirements as OpenAI's deprecations page announced them on 2026-10-14: these snapshots, and every
+# fine-tune built on them, shut down on 2027-01-14.
+SHUTDOWN_DATES = {name: "2027-01-14" for name in ("gpt-4o", "gpt-4o-2024-08-06", "gpt-4o-2024-11-20", "gpt-4o-mini",
+                                                   "gpt-4o-mini-2024-07-18", "gpt-4.1", "gpt-4.1-2025-04-14",
+                                                   "gpt-4.1-mini", "gpt-4.1-mini-2025-04-14")}
+
+
+def shutdown_date(model: str) -> str | None:
+    """The announced shutdown date of a model, or of the base a fine-tune (`ft:BASE:...`) was built on."""
+    return SHUTDOWN_DATES.get(model.split(":")[1] if model.startswith("ft:") and model.count(":") >= 2 else model)
 
 
 # The snapshots a fine-tuning job may start from (besides fine-tuned models, which may be tuned further).
@@ -165,6 +178,21 @@ class FineTune:
     def card(self) -> ModelCard:
         """Its entry in `GET /models`."""
         return ModelCard(self.model, "fine-tuned", self.created, owned_by="sim")
+
+
+def seeded_fine_tunes(names: Iterable[str], knowledge: Iterable[Example], created: int) -> dict[str, FineTune]:
+    """Fine-tuned models that exist from the start (an account's old fine-tunes), each as if trained on
+    the seeded answers. A name is `ft:BASE:ORG:SUFFIX:ID` on a base the simulator serves; another is a
+    ValueError that says so."""
+    examples = list(knowledge)
+    fine_tunes = {}
+    for name in names:
+        parts = name.split(":")
+        if len(parts) != 5 or parts[0] != "ft" or snapshot(parts[1]) not in BASE_MODELS or not parts[4]:
+            raise ValueError(f"{name!r} is not a fine-tuned model name ft:BASE:ORG:SUFFIX:ID on a base the simulator "
+                             f"serves ({', '.join(sorted(FINE_TUNABLE))})")
+        fine_tunes[name] = FineTune(name, snapshot(parts[1]), created, TrainedAnswers(examples))
+    return fine_tunes
 
 
 class ModelZoo:

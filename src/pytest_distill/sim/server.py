@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from email import policy
@@ -117,6 +117,7 @@ class SimServer:
         port: int = 0,
         state_dir: str | os.PathLike[str] | None = None,
         allow_remote: bool = False,
+        fine_tunes: Sequence[str] = (),
     ) -> None:
         if latency_s < 0 or job_seconds < 0:
             raise ValueError("latency_s and job_seconds must be >= 0")
@@ -131,7 +132,7 @@ class SimServer:
         self.host = host
         self.port = port
         self.allow_remote = allow_remote
-        self._api = SimApi(seeded, job_seconds=job_seconds, run_line=self._run_line)
+        self._api = SimApi(seeded, job_seconds=job_seconds, run_line=self._run_line, fine_tunes=fine_tunes)
         if state_dir is not None:
             state = StateFile(state_dir)
             self._api.restore(state.load())
