@@ -158,6 +158,38 @@ def test_a_folder_with_more_than_an_earlier_training_wrote_is_left_alone(toy_mod
     assert hidden(tmp_path) == []
 
 
+def test_every_published_file_has_the_mode_of_a_new_file(toy_model: Path, tmp_path: Path) -> None:
+    """safetensors writes `adapter_model.safetensors` owner-only (0600): every file the backend publishes
+    gets what a new file gets under the umask (0644 under 022), like the other outputs."""
+    out = tmp_path / "out"
+    train(request(f"hf:{toy_model}", write_jsonl(tmp_path / "train.jsonl", examples("train", 4))),
+          AdapterOptions(out, lora_rank=2), print)
+    modes = {path.relative_to(out).as_posix(): stat.S_IMODE(path.stat().st_mode) for path in out.rglob("*") if path.is_file()}
+    assert "adapter_model.safetensors" in modes and "distill.json" in modes
+    assert modes == dict.fromkeys(modes, 0o666 & ~current_umask())
+
+
+def test_a_file_put_into_the_output_folder_during_training_is_never_deleted(toy_model: Path, tmp_path: Path) -> None:
+    """The folder was checked once, before training, and replaced whole after it: a file written there
+    meanwhile was deleted. It is checked again when publishing; the new adapter is kept beside it."""
+    out = tmp_path / "out"
+    training = write_jsonl(tmp_path / "train.jsonl", examples("train", 4))
+    train(request(f"hf:{toy_model}", training), AdapterOptions(out, lora_rank=2), print)
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+
+    def meanwhile(line: str) -> None:
+        """At the first training step, someone saves a file into the output folder."""
+        if line.startswith("trl: step") and not (out / "notes.txt").exists():
+            (out / "notes.txt").write_text("mine", encoding="utf-8")
+
+    with pytest.raises(TrainingError, match=r"holds files pytest-distill did not write \(notes.txt\).* It changed during "
+                                            r"the training: the new adapter is in .*\.out\.[0-9a-f]+\.new") as raised:
+        train(request(f"hf:{toy_model}", training), AdapterOptions(out, lora_rank=4), meanwhile)
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == {**before, "notes.txt": b"mine"}
+    kept = Path(str(raised.value).rsplit(" ", 1)[1])
+    assert json.loads((kept / "distill.json").read_text(encoding="utf-8"))["lora_rank"] == 4
+
+
 def test_examples_longer_than_the_context_are_counted_and_left_out_only_when_asked(toy_model: Path,
                                                                                   tmp_path: Path) -> None:
     long = [{"messages": [{"role": "user", "content": "ホバンヌ" * 800}, {"role": "assistant", "content": "はい。"}]}]

@@ -29,3 +29,19 @@ def write_atomic(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def share_like_new_files(folder: Path) -> None:
+    """Give every file under `folder` the mode a new file gets here (0644 under a umask of 022): what a
+    library wrote owner-only (safetensors writes 0600) is published as readable as our other outputs.
+    The mode is read from a probe file made the way `write_atomic` makes its files, so the umask is
+    respected without changing it (`os.umask` would, for every thread)."""
+    probe = fresh_name(folder / "mode", ".probe")
+    os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        mode = probe.stat().st_mode & 0o777
+    finally:
+        probe.unlink()
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(mode)

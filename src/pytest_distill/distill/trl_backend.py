@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..atomic import fresh_name
+from ..atomic import fresh_name, share_like_new_files
 from ..models.hf import INSTALL, HFName, chat_messages, context_length, load_base, missing_packages, resolve_base
 from ..models.types import LOCAL_PREFIX, ModelError
 from ..settings import Settings
@@ -115,7 +115,8 @@ def train(request: TrainingRequest, options: AdapterOptions, say: Say) -> Traine
         record = _record(request, options, resolve_base(student.base), len(examples), len(validation), assistant_only,
                          progress, eval_loss, _contents(staging))
         (staging / RECORD).write_text(json.dumps(record, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        _publish(staging, output)
+        share_like_new_files(staging)
+        _publish(staging, output, say)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return Trained(output, record)
@@ -238,14 +239,11 @@ def _check_output(output: Path) -> bool:
         raise TrainingError(f"--distill-output {output} is a file, not a folder")
     if not any(output.iterdir()):
         return True
-    try:
-        written = json.loads((output / RECORD).read_text(encoding="utf-8"))["files"]
-        if not isinstance(written, dict):
-            raise TypeError("files is not an object")
-    except (OSError, ValueError, KeyError, TypeError):
+    written = _written(output)
+    if written is None:
         raise TrainingError(f"--distill-output {output} holds files that are not an adapter written by pytest-distill "
                             f"(no {RECORD} that lists them): it is left alone; choose another folder, or empty "
-                            "this one") from None
+                            "this one")
     found = _contents(output)
     foreign = sorted(set(found) - set(written))
     changed = sorted(name for name in set(found) & set(written) if found[name] != written[name])
@@ -385,15 +383,57 @@ def _record(request: TrainingRequest, options: AdapterOptions, base: str, exampl
     }
 
 
-def _publish(staging: Path, output: Path) -> None:
-    """Move the complete adapter folder into place; an earlier one is swapped out, then deleted."""
+def _publish(staging: Path, output: Path, say: Say) -> None:
+    """Move the complete adapter folder into place. The folder is checked again first: a file put there
+    during the training must not go with it (then the new adapter is kept beside it, and said so). The
+    earlier adapter is swapped out and only the files its record names are deleted; anything else
+    that reached it meanwhile stays in the swapped-out folder, which is then kept and named."""
+    try:
+        replaced = _check_output(output)
+    except TrainingError as exc:
+        kept = fresh_name(_parent(output) / output.name, ".new")
+        os.replace(staging, kept)
+        raise TrainingError(f"{exc}. It changed during the training: the new adapter is in {kept}") from None
     old = None
-    if output.exists():
-        old = output.with_name(f".{output.name}.old-{os.getpid()}")
+    if replaced:
+        old = fresh_name(_parent(output) / output.name, ".old")
         os.replace(output, old)
     os.replace(staging, output)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    if old is not None and not _remove_written(old):
+        say(f"trl: files that reached {output} while it was being replaced are kept in {old}: {_names(_foreign(old))}")
+
+
+def _remove_written(folder: Path) -> bool:
+    """Delete the files of an earlier adapter that its record names, as it wrote them, then the record
+    and the folders left empty; whether nothing else was there (the folder is gone)."""
+    written = _written(folder) or {}
+    for name, digest in _contents(folder).items():
+        if written.get(name) == digest:
+            (folder / name).unlink()
+    if not _foreign(folder):
+        (folder / RECORD).unlink(missing_ok=True)
+    for path in sorted(folder.rglob("*"), key=lambda path: len(path.parts), reverse=True):
+        if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
+            path.rmdir()
+    if any(folder.iterdir()):
+        return False
+    folder.rmdir()
+    return True
+
+
+def _foreign(folder: Path) -> list[str]:
+    """What is in an adapter folder that its record does not name as it is now."""
+    written = _written(folder) or {}
+    return sorted(name for name, digest in _contents(folder).items() if written.get(name) != digest)
+
+
+def _written(folder: Path) -> dict[str, str] | None:
+    """The files an adapter's record names, with their sha256; None when it has no readable record."""
+    try:
+        written = json.loads((folder / RECORD).read_text(encoding="utf-8"))["files"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return {str(name): str(digest) for name, digest in written.items()} if isinstance(written, dict) else None
 
 
 def _duration(seconds: float) -> str:
