@@ -61,8 +61,8 @@ def pytest_configure(config: pytest.Config) -> None:
     compact = config.getoption("tbstyle") == "auto" and not config.getoption("showlocals")
     recorder = Recorder(collects=not is_worker(config), scope_for=session.call_scope, compact=compact)
     plugins.register(recorder, RECORDER)
-    plugins.register(prefetch.Prefetcher(session.model, session.call_scope, prefetch.GRADED_AHEAD, settings.concurrency),
-                     prefetch.PLUGIN_NAME)
+    plugins.register(prefetch.Prefetcher(session.model, session.call_scope, prefetch.GRADED_AHEAD, settings.concurrency,
+                                         batch=settings.batch), prefetch.PLUGIN_NAME)
     try:
         if not is_worker(config):
             pass_rate = PassRateCheck(settings, recorder) if settings.pass_rate else None
@@ -96,6 +96,10 @@ def pytest_configure_node(node: Any) -> None:
     url = node.config.stash[SESSION].sim_url
     if url:
         node.workerinput[SIM_URL] = url
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    session.config.stash[SESSION].finish(exitstatus)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -40,7 +40,8 @@ import pytest
 from . import grades
 from .graders import embedding, judged
 from .grades import COMPLETE, Call
-from .models.client import ModelRuntime
+from .models.batches import InBatch
+from .models.client import SETTLE_S, ModelRuntime
 from .models.handle import Model
 from .models.types import Completion
 from .plan import Observed, Plan, Role, Step, answered, grade_markers, to_step
@@ -75,9 +76,14 @@ class Prefetcher:
     """A plugin object: sees the collected items, each item as it runs and each report."""
 
     def __init__(self, model_for: Callable[[str, int], Model], scope_for: Callable[[pytest.Item], AbstractContextManager[Any]],
-                 helpers: Mapping[str, Callable[..., Any]], concurrency: int) -> None:
+                 helpers: Mapping[str, Callable[..., Any]], concurrency: int, batch: bool = False) -> None:
         self.model_for, self.scope_for, self.helpers = model_for, scope_for, helpers
         self.lookahead = concurrency * LOOKAHEAD_PER_SLOT
+        self.batch = batch
+        """--distill-batch: the window is every test of this process, its calls queued for a batch."""
+        self.running = 0
+        """Helpers submitted to the pool and not finished (`settled` waits for none)."""
+        self.idle = threading.Condition()
         self.worker_queue: Callable[[], list[int]] | None = None
         self.items: Sequence[pytest.Item] = ()
         self.position: dict[str, int] = {}
@@ -243,11 +249,12 @@ class Prefetcher:
         if self.worker_queue is None:
             start = self.position.get(item.nodeid)
             if start is not None:
-                return list(self.items[start:start + self.lookahead])
+                return list(self.items[start:] if self.batch else self.items[start:start + self.lookahead])
         held = [item, *([nextitem] if nextitem is not None else [])]
+        window = len(self.items) if self.batch else self.lookahead
         if self.worker_queue is not None:
-            held += [self.items[index] for index in self.worker_queue()[:self.lookahead] if index < len(self.items)]
-        return held[:self.lookahead]
+            held += [self.items[index] for index in self.worker_queue()[:window] if index < len(self.items)]
+        return held[:window]
 
     def start(self, item: pytest.Item) -> None:
         """Follow the item's plan as far as it is known (the rest as it is learnt or as answers arrive)."""
@@ -261,6 +268,8 @@ class Prefetcher:
             return
         model = self.model_for(name, params.get("distill_sample", 0))
         self.runtime = model.runtime
+        if self.batch:
+            self.runtime.on_settle = self.settled
         ahead = self.ahead[item.nodeid] = Ahead(item, function, case, model)
         self.advance(ahead)
 
@@ -286,10 +295,7 @@ class Prefetcher:
                     continue
                 ahead.started.add(id(step))
                 if all(answered(ahead.outputs[index]) for index in needed):
-                    try:
-                        self.pool.submit(self.run_helper, ahead, step)
-                    except RuntimeError:  # the pool is shut down: the session is over
-                        return
+                    self.submit_helper(ahead, step)
 
     def arguments(self, step: Step, ahead: Ahead) -> tuple[list[Any], dict[str, Any]]:
         """The step's arguments for this item."""
@@ -308,19 +314,44 @@ class Prefetcher:
             return self.model_for(role[1], 0)
         return role[1]
 
+    def submit_helper(self, ahead: Ahead, step: Step) -> None:
+        with self.idle:
+            self.running += 1
+        try:
+            self.pool.submit(self.run_helper, ahead, step)
+        except RuntimeError:  # the pool is shut down: the session is over
+            self.helper_done()
+
+    def helper_done(self) -> None:
+        with self.idle:
+            self.running -= 1
+            self.idle.notify_all()
+
+    def settled(self) -> None:
+        """Wait until no helper runs ahead: with batches, each has queued its judge's call by then."""
+        with self.idle:
+            self.idle.wait_for(lambda: self.running == 0 or self.halted, timeout=SETTLE_S)
+
     def run_helper(self, ahead: Ahead, step: Step) -> None:
         """The helper as the test will call it, in the test's grading scope; its grade is dropped.
 
-        A failure here is not reported: the test makes the same call and reports its own outcome."""
-        plan = self.plans.get(ahead.function)
-        if plan is None or plan.stopped or self.halted:
-            return
-        with self.scope_for(ahead.item), ModelRuntime.ahead():
-            try:
-                args, kwargs = self.arguments(step, ahead)
-                step.target(*args, **kwargs)
-            except Exception:  # the test repeats this call and reports what it raises
+        A failure here is not reported: the test makes the same call and reports its own outcome. With
+        batches, a call of the helper that waits in a batch stops it; it runs again once that call is
+        answered (its next call, if it makes one, goes in the next batch)."""
+        try:
+            plan = self.plans.get(ahead.function)
+            if plan is None or plan.stopped or self.halted:
                 return
+            with self.scope_for(ahead.item), ModelRuntime.ahead():
+                try:
+                    args, kwargs = self.arguments(step, ahead)
+                    step.target(*args, **kwargs)
+                except InBatch as waiting:
+                    waiting.future.add_done_callback(lambda _: self.submit_helper(ahead, step))
+                except Exception:  # the test repeats this call and reports what it raises
+                    return
+        finally:
+            self.helper_done()
 
 
 def ending(item: pytest.Item, exc: BaseException) -> bool:

@@ -24,7 +24,8 @@ EVERY_S = 5.0
 
 
 def status_line(runtime: ModelRuntime) -> str:
-    """`distill: 120/400 model calls done, 16 in flight, 3 retries, paused 25 s (rate limit)`."""
+    """`distill: 120/400 model calls done, 16 in flight, 3 retries, paused 25 s (rate limit)`, and with
+    --distill-batch each batch under way: `batch batch_abc: in_progress 1,200/5,000`."""
     parts = [f"distill: {runtime.done}/{runtime.started} model calls done", f"{runtime.in_flight} in flight",
              f"{runtime.retries} retries"]
     if runtime.cache_hits:
@@ -32,6 +33,8 @@ def status_line(runtime: ModelRuntime) -> str:
     paused = runtime.paused_s
     if paused >= 0.5:
         parts.append(f"paused {paused:.0f} s (rate limit)")
+    if runtime.batches is not None and runtime.batches.followed:
+        parts.append(runtime.batches.status())
     return ", ".join(parts)
 
 

@@ -55,6 +55,8 @@ def print_summary(document: dict[str, object], prices: PriceTable) -> None:
     records = document["cases"]
     run = document.get("run")
     roles = run.get("roles") if isinstance(run, dict) else None
+    if isinstance(run, dict) and run.get("batch") is True:
+        prices = prices.at_batch_rate()
     teacher = roles.get("teacher") if isinstance(roles, dict) else None
     assert isinstance(records, list)
     summary = table.of_entries([results.entry(record) for record in records], prices, teacher if isinstance(teacher, str) else "")

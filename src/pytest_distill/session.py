@@ -19,6 +19,7 @@ from . import grades, progress
 from .cases import CaseSource
 from .datasets import BrokenCase, Case, DatasetError, model_ids, param_ids
 from .models import hf
+from .models.batches import Batches, BatchRecord
 from .models.cache import CompletionCache
 from .models.client import ModelRuntime
 from .models.handle import Model
@@ -31,6 +32,9 @@ SESSION = pytest.StashKey["DistillSession"]()
 SIM_URL = "distill_sim_url"
 SIM_KEY = "distill-sim"
 UNDER_TEST = "model under test"
+BATCH_POLL_S = 10.0
+SIM_BATCH_POLL_S = 0.05
+"""Seconds between looks at a batch: a real one takes minutes to hours; the simulator's moves a step a look."""
 
 
 class DistillSession:
@@ -90,7 +94,7 @@ class DistillSession:
             endpoints = [Endpoint(e.name, url, key=SIM_KEY) for e in s.endpoints] if url else s.endpoints
             self._runtime = ModelRuntime(base_url=url, api_key=SIM_KEY if url else None, concurrency=s.concurrency,
                                          request_timeout=s.request_timeout, cache=self._completion_cache(url),
-                                         endpoints=endpoints)
+                                         endpoints=endpoints, batches=self._batches(url))
             progress.attach(self._runtime, self.config)
             self._runtime.on_start = self._freeze
         return self._runtime
@@ -114,6 +118,20 @@ class DistillSession:
     def endpoints(self) -> dict[str, str]:
         """Each endpoint's base URL as reports may show it (never a key), by name; "" is the default."""
         return self.runtime.endpoints()
+
+    def _batches(self, url: str | None) -> Batches | None:
+        """--distill-batch: the batches are noted in pytest's cache, so a re-run resumes them."""
+        if not self.settings.batch:
+            return None
+        poll = self.settings.batch_poll or (SIM_BATCH_POLL_S if url else BATCH_POLL_S)
+        return Batches(BatchRecord(self.cache_dir("distill-batches")), poll)
+
+    def finish(self, exitstatus: int) -> None:
+        """A session that ran to its end forgets its batches (all answered); an interrupted one keeps
+        them for the re-run."""
+        batches = self._runtime.batches if self._runtime is not None else None
+        if batches is not None and exitstatus != pytest.ExitCode.INTERRUPTED:
+            batches.record.forget(batches.used)
 
     def _completion_cache(self, url: str | None) -> CompletionCache | None:
         """`--distill-cache`: answers under pytest's cache directory, kept apart per server."""

@@ -235,6 +235,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("cache", "--distill-cache", "distill_cache", "off",
            "reuse identical model calls from an on-disk cache; refresh calls again and rewrites it",
            _cache_mode, action="optional", metavar="on|off|refresh"),
+    Option("batch", "--distill-batch", "distill_batch", False, "send the model and judge calls through the Batch API "
+           "(half the price, answered within 24 h; a re-run resumes the batches under way)", _flag, action="store_true"),
+    Option("batch_poll", "--distill-batch-poll", "distill_batch_poll", None, "seconds between two looks at a batch under way "
+           "(default: 10, 0.05 against the simulator)", _seconds),
     Option("prices", None, "distill_prices", DEFAULT_PRICES, "lines MODEL INPUT_PER_1M OUTPUT_PER_1M for the cost column "
            "(default: common OpenAI models)"),
     Option("dataset", "--distill-dataset", "distill_dataset", None, "the cases for tests that ask for `case` and carry no marker",
@@ -351,6 +355,8 @@ class Settings:
     request_timeout: float = 120.0
     endpoints: tuple[Endpoint, ...] = ()
     cache: str = "off"
+    batch: bool = False
+    batch_poll: float | None = None
     sim: bool = False
     filter: bool = False
     timeout: float = 7200.0

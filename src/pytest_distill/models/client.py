@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from ..untrusted import capped, printable
+from .batches import Batches, InBatch
 from .line import Gate, Line
 from .types import LOCAL_PREFIX, RECORDED_PREFIX, Completion, Endpoint, ModelError
 from .wire import OffShape, explained, read_chat, request_of
@@ -52,6 +53,8 @@ T = TypeVar("T")
 RETRYABLE_STATUS = {408, 409, 429}
 MAX_RETRY_AFTER_S = 120.0
 MAX_BACKOFF_S = 30.0
+SETTLE_S = 60.0
+"""How long a test that waits for a call in a batch not sent yet gives prefetch to queue the calls ahead."""
 WAIT_TICK_S = 1.0
 """While a caller waits longer than this for an answer, `on_wait(seconds waited)` is called once per tick."""
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-*]{3,}|Bearer\s+\S+)")
@@ -113,7 +116,7 @@ class ModelRuntime:
 
     def __init__(self, *, base_url: str | None = None, api_key: str | None = None, concurrency: int = 8,
                  request_timeout: float = 120.0, max_attempts: int = 6, cache: CompletionCache | None = None,
-                 endpoints: Sequence[Endpoint] = ()) -> None:
+                 endpoints: Sequence[Endpoint] = (), batches: Batches | None = None) -> None:
         default = Line(Endpoint("", base_url, key=api_key))
         self._lines = {"": default, **{endpoint.name: Line(endpoint) for endpoint in endpoints}}
         self.base_url = base_url
@@ -122,6 +125,12 @@ class ModelRuntime:
         self.on_wait: Callable[[float], None] | None = None
         self.on_start: Callable[[], None] | None = None
         """Called once, on the first call's thread, when the SDK is loaded and the loop runs."""
+        self.batches = batches
+        """--distill-batch: the default endpoint's chat calls go through the Batch API."""
+        if batches is not None:
+            batches.explain = self._message
+        self.on_settle: Callable[[], None] | None = None
+        """With batches: waits until prefetch has queued what it can (see `_flush`)."""
         self.retries = self.started = self.done = self.in_flight = self.cache_hits = 0
         self._wanted: set[str] = set()
         """Keys a test (not prefetch) asked for."""
@@ -207,7 +216,14 @@ class ModelRuntime:
         return self.wait(self._known(key, None) or self._submit(key, lambda: self._embed(key, model, list(texts))))
 
     def wait(self, future: concurrent.futures.Future[T]) -> T:
-        """The result of a submitted call; while it takes long, `on_wait` is called about once a second."""
+        """The result of a submitted call; while it takes long, `on_wait` is called about once a second.
+
+        With batches, a call not answered yet is in a batch: asked ahead, it raises `InBatch` (the helper
+        runs again when the answer is in); asked by a test, it sends what is queued first."""
+        if self.batches is not None and not future.done():
+            if _AHEAD.get():
+                raise InBatch(future)
+            self._flush()
         started = time.monotonic()
         while self.on_wait is not None and not future.done():
             try:
@@ -217,6 +233,24 @@ class ModelRuntime:
                     raise
                 self.on_wait(time.monotonic() - started)
         return future.result()
+
+    def _flush(self) -> None:
+        """Send the queued calls in batches, once prefetch has queued what it can: its helpers are done,
+        and every call under way waits in the queue (checked after a trip through the loop, so that a call
+        whose answer just came has told prefetch, which may have asked the calls that follow from it)."""
+        assert self.batches is not None
+        loop = self._ensure_loop()
+        deadline = time.monotonic() + SETTLE_S
+        while time.monotonic() < deadline:
+            asyncio.run_coroutine_threadsafe(asyncio.sleep(0), loop).result()
+            if self.on_settle is not None:
+                self.on_settle()
+            with self._lock:
+                pending = list(self._pending)
+            if all(self.batches.queued(key) for key in pending):
+                break
+            time.sleep(0.005)
+        asyncio.run_coroutine_threadsafe(self.batches.flush(), loop)
 
     @property
     def paused_s(self) -> float:
@@ -480,7 +514,12 @@ class ModelRuntime:
             response = await client.post("/chat/completions", cast_to=httpx2.Response, body=body, options=options)
             return response.json()
 
-        data, latency = await self._attempts(key, line, label, model, send)
+        if self.batches is not None and not line.endpoint.name:
+            started = time.perf_counter()
+            data = await self.batches.answer(key, client.with_options(max_retries=3), line.url, model, body)
+            latency = time.perf_counter() - started
+        else:
+            data, latency = await self._attempts(key, line, label, model, send)
         try:
             text, refusal, usage, served = read_chat(data)
         except OffShape as exc:

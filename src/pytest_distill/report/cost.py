@@ -27,9 +27,15 @@ class Price:
         return (prompt_tokens * self.input_per_1m + completion_tokens * self.output_per_1m) / 1_000_000
 
 
+BATCH_RATE = 0.5
+"""The Batch API bills half the list price."""
+
+
 @dataclass(frozen=True)
 class PriceTable:
     prices: Mapping[str, Price]
+    batch: bool = False
+    """Prices at the Batch API's rate (--distill-batch)."""
 
     @classmethod
     def parse(cls, text: str | Sequence[str], where: str = "ini distill_prices") -> PriceTable:
@@ -54,6 +60,11 @@ class PriceTable:
     def with_defaults(cls, text: str | Sequence[str]) -> PriceTable:
         """The user's lines over the defaults for the common OpenAI models."""
         return cls({**cls.parse(DEFAULT_PRICES).prices, **cls.parse(text).prices})
+
+    def at_batch_rate(self) -> PriceTable:
+        """The same table at the Batch API's rate."""
+        return PriceTable({name: Price(p.input_per_1m * BATCH_RATE, p.output_per_1m * BATCH_RATE)
+                           for name, p in self.prices.items()}, batch=True)
 
     def price(self, model: str) -> Price | None:
         """The model's own line, else (for `ft:BASE:org::id`) the fine-tuned price `ft:BASE`, else BASE's;

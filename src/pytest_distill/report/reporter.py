@@ -64,6 +64,8 @@ class Reporter:
         any stops the run before any call."""
         s = self.settings
         self.prices = PriceTable.with_defaults(s.prices)
+        if s.batch:
+            self.prices = self.prices.at_batch_rate()
         if s.results is not None:
             results.check_destination(s.results)
         if s.markdown is not None:

@@ -33,6 +33,8 @@ def describe(settings: Settings, entries: Sequence[Entry], started: float, finis
                   "student": settings.student, "judge": settings.judge},
         "datasets": list(dict.fromkeys(entry.dataset for entry in entries if entry.dataset)),
     }
+    if settings.batch:
+        run["batch"] = True
     if settings.shard:
         run["shard"] = "{}/{}".format(*settings.shard)
     if settings.distill or settings.dry_run:

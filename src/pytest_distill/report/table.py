@@ -60,6 +60,8 @@ def build(stats: Mapping[str, ModelStats], repeats: Mapping[str, Repeats], price
                 f"{_seconds(model.latency(0.5))} / {_seconds(model.latency(0.95))}", _dollars(costs[name])]
         rows.append(row)
     notes = error_notes(errors or {}) + cost_notes(costs, teacher) + judging_notes(judging or {}, prices)
+    if prices.batch:
+        notes.append("cost: at the Batch API's price (--distill-batch), half the list price")
     if shorter_prompt:
         notes += prompt_notes(stats, teacher)
     if repeats:
