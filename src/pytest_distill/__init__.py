@@ -31,7 +31,7 @@ if TYPE_CHECKING:
         registry_match,
     )
     from .graders.similarity import MetricUnavailable, text_similarity
-    from .grades import Grade
+    from .grades import Grade, record_grade
     from .models.handle import Model
     from .models.types import Completion, ModelError, Usage
 
@@ -44,7 +44,7 @@ _HOMES = {
     "JudgeError": "graders.judged", "criteria_match": "graders.judged", "custom_prompt": "graders.judged",
     "factuality": "graders.judged", "semantic_similarity": "graders.judged", "sentiment": "graders.judged",
     "text_quality": "graders.judged",
-    "any_of": "graders.references",
+    "any_of": "graders.references", "record_grade": "grades",
     **{name: "graders.registry" for name in ("registry_classify", "registry_fuzzy_match", "registry_includes",
                                               "registry_json_match", "registry_match")},
     "MetricUnavailable": "graders.similarity", "text_similarity": "graders.similarity",
@@ -54,7 +54,7 @@ _HOMES = {
 __all__ = [
     "Case", "Completion", "Grade", "JudgeError", "MetricUnavailable", "Model", "ModelError", "Usage",
     "any_of", "criteria_match", "custom_prompt", "embedding_similarity", "factuality", "matches_schema",
-    "registry_classify", "registry_fuzzy_match", "registry_includes",
+    "record_grade", "registry_classify", "registry_fuzzy_match", "registry_includes",
     "registry_json_match", "registry_match", "semantic_similarity", "sentiment", "string_check", "text_quality",
     "text_similarity", "valid_json", "valid_xml",
 ]

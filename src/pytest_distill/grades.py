@@ -4,6 +4,11 @@ Helpers are plain functions (`assert factuality(out, ref)`), so they cannot take
 argument. A context variable holds the running test's scope instead (its grades, the session's judge,
 the case's question): the plugin opens it around each test call, and outside pytest it is simply
 absent, so the helpers work in plain Python too.
+
+A thread does not inherit context variables, so while a test runs its scope is also reachable from
+any thread of the process (pytest runs one test at a time per process): a grade made in a thread the
+test started counts in that test. An asyncio task copies the context when it is made, so its grades
+count too. The context variable wins where both are set (prefetch grades ahead in a scope of its own).
 """
 
 from __future__ import annotations
@@ -93,26 +98,73 @@ class Scope:
 
 
 _scope: ContextVar[Scope | None] = ContextVar("pytest_distill_scope", default=None)
+
+
+class _Running:
+    """The scope of the test running in this process, for the threads it starts (see the module's docstring)."""
+
+    scope: Scope | None = None
+
+
+_RUNNING = _Running()
 _inside: ContextVar[bool] = ContextVar("pytest_distill_inside_helper", default=False)
 _muted: ContextVar[bool] = ContextVar("pytest_distill_muted", default=False)
 
 
 def current() -> Scope | None:
-    """The running test's scope, or None in plain Python."""
-    return _scope.get()
+    """The running test's scope (this context's, else the one running in this process), or None in plain Python."""
+    scope = _scope.get()
+    return scope if scope is not None else _RUNNING.scope
 
 
 def record(grade: Grade) -> Grade:
     """Add a grade to the running test's log (if any) and hand it back."""
-    scope = _scope.get()
+    scope = current()
     if scope is not None and not _muted.get():
         scope.grades.append(grade)
     return grade
 
 
+def record_grade(grade: Grade) -> Grade:
+    """Count the grade of your own check in the running test, like a helper's: in the summary table, the
+    reports, the baseline, the gate and the training filter. Call it in the test (or a thread or task the
+    test started, before the test returns); returns the grade, so `assert record_grade(...)` reads well.
+
+    Args:
+        grade: `Grade(name=..., score=..., passed=..., reason=...)`; `name` is the grader's column.
+
+    Raises:
+        TypeError: not a Grade, or a field of the wrong type.
+        RuntimeError: no test is running (at import, in a fixture's setup, in plain Python).
+    """
+    if not isinstance(grade, Grade):
+        raise TypeError(f"record_grade() takes a pytest_distill.Grade, not {type(grade).__name__}")
+    problem = _field_problem(grade)
+    if problem:
+        raise TypeError(f"record_grade(): {problem}")
+    scope = current()
+    if scope is None:
+        raise RuntimeError(f"record_grade({grade.name!r}) was called outside any test: a grade counts in the test "
+                           "that makes it (call it in the test function, or in a thread or task it starts)")
+    return record(grade)
+
+
+def _field_problem(grade: Grade) -> str | None:
+    """What is wrong with a grade made by user code, if anything: the reports read each field by its type."""
+    if not isinstance(grade.name, str) or not grade.name.strip():
+        return f"the name {grade.name!r} is not a grader's name (a non-empty text)"
+    if not isinstance(grade.passed, bool):
+        return f"{grade.name}: passed={grade.passed!r} is not True or False"
+    if isinstance(grade.score, bool) or not isinstance(grade.score, (int, float)):
+        return f"{grade.name}: score={grade.score!r} is not a number"
+    if not isinstance(grade.reason, str):
+        return f"{grade.name}: reason={grade.reason!r} is not a text"
+    return None
+
+
 def forget(grades: list[Grade]) -> None:
     """Take these grades (the very objects) out of the running test's log, if they are in it."""
-    scope = _scope.get()
+    scope = current()
     if scope is not None:
         scope.grades[:] = [kept for kept in scope.grades if not any(kept is gone for gone in grades)]
 
@@ -131,14 +183,14 @@ def unrecorded() -> Iterator[None]:
 def record_judging(request: str, model: str, prompt_tokens: int, completion_tokens: int) -> None:
     """Note a judge call on the running test (if any), by its request: identical requests of several
     tests are one call, so the summary counts each request once."""
-    scope = _scope.get()
+    scope = current()
     if scope is not None:
         scope.judging[request] = (model, prompt_tokens, completion_tokens)
 
 
 def record_call(call: Call) -> None:
     """Tell the running test's listener (if any) about a call it makes."""
-    scope = _scope.get()
+    scope = current()
     if scope is not None and scope.listener is not None:
         scope.listener(call)
 
@@ -161,6 +213,16 @@ def replayable(helper: F) -> F:
             record_call(Call(told, args, kwargs))
 
     return told  # type: ignore[return-value]
+
+
+@contextmanager
+def running(scope: Scope) -> Iterator[Scope]:
+    """`scope` is the running test's for every thread of the process inside the block (the test's call)."""
+    before, _RUNNING.scope = _RUNNING.scope, scope
+    try:
+        yield scope
+    finally:
+        _RUNNING.scope = before
 
 
 @contextmanager

@@ -62,7 +62,7 @@ class Recorder:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, None, None]:
         """The test runs in its grading scope; what it graded is kept whatever its outcome."""
-        with self.scope_for(item) as scope:
+        with self.scope_for(item) as scope, grades.running(scope):
             try:
                 return (yield)
             finally:
