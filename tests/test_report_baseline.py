@@ -116,7 +116,7 @@ def test_cases_added_or_removed_are_listed_and_not_counted(pytester: pytest.Pyte
 
 @pytest.mark.parametrize("content, message", [
     (None, "baseline missing.json: no such file (write one with --distill-results missing.json)"),
-    ("{not json", "baseline bad.json: not JSON (line 1, column 2: *"),
+    ("{not json", "baseline bad.json: not JSON: * at line 1 column 2"),
     ('{"version": 2, "cases": []}', "baseline bad.json: results schema version 2; this pytest-distill reads version 1*"),
     ('[1, 2]', "baseline bad.json: results schema version None*"),
     ('{"version": 1, "cases": {}, "summary": {}}',

@@ -184,7 +184,7 @@ def test_a_label_naming_a_model_counts_only_that_models_verdict(
     (None, "judge labels labels.jsonl: no such file"),
     ("\n\n", "judge labels labels.jsonl: no labels*"),
     ('{"case_id": "q1", "grader": "factuality", "passed": true}\n{"case_id": "q2", "grader": "factuality"',
-     "judge labels labels.jsonl:2: not JSON (*"),
+     "judge labels labels.jsonl:2: not JSON: *"),
     ('{"case_id": "q1", "grader": "factuality", "passed": "yes"}',
      "judge labels labels.jsonl:1: \"passed\" must be true or false, got 'yes'"),
     ('[1]', "judge labels labels.jsonl:1: expected an object*"),

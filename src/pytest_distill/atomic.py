@@ -6,6 +6,7 @@ the owner-only 0600 of `tempfile.mkstemp`: a CI step or a colleague must be able
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from pathlib import Path
@@ -17,8 +18,16 @@ def fresh_name(beside: Path, suffix: str) -> Path:
     return beside.parent / f".{beside.name}.{secrets.token_hex(16)}{suffix}"
 
 
+def replaceable(path: Path) -> bool:
+    """Whether a file may be written whole at `path`: nothing is there, or a regular file (replacing a
+    device's node, a pipe or a socket with a file would break the system, as root)."""
+    return not path.exists() or path.is_file()
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write a file so that readers see the old content or the new one, never a half-written file."""
+    if not replaceable(path):
+        raise OSError(errno.EEXIST, "not a regular file, refused to replace it", str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = fresh_name(path, ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask takes its share, as for any new file

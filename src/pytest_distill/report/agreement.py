@@ -8,12 +8,12 @@ before any model is called.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .. import strict_json
 from ..errors import ConfigError
 from ..ledger import Entry
 from .results import read_input
@@ -39,9 +39,9 @@ def load_labels(path: Path) -> list[Label]:
         if not line.strip():
             continue
         try:
-            label = _label(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"judge labels {path}:{lineno}: not JSON ({exc.msg}, column {exc.colno})") from None
+            label = _label(strict_json.loads(line))
+        except strict_json.NotJSON as exc:  # incl. nesting too deep to read and lone surrogates no report can hold
+            raise ConfigError(f"judge labels {path}:{lineno}: not JSON: {exc}") from None
         except ValueError as exc:
             raise ConfigError(f"judge labels {path}:{lineno}: {exc}") from None
         key = (label.case_id, label.grader, label.model)

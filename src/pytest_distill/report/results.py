@@ -6,14 +6,13 @@ and the baseline loader checks files against it.
 
 from __future__ import annotations
 
-import json
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import strict_json
-from ..atomic import write_atomic
+from ..atomic import replaceable, write_atomic
 from ..errors import ConfigError
 from ..grades import Grade
 from ..ledger import Entry, summarize, verdict_changes
@@ -123,9 +122,9 @@ def load(path: Path, where: str, missing: str = "no such file") -> dict[str, Any
     """A results file checked against the schema, or a usage error that says what is wrong with it."""
     text = read_input(path, where, missing)
     try:
-        results = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{where}: not JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
+        results = strict_json.loads(text)
+    except strict_json.NotJSON as exc:  # incl. nesting too deep to read and lone surrogates no report can hold
+        raise ConfigError(f"{where}: not JSON: {exc}") from None
     version = results.get("version") if isinstance(results, dict) else None
     if version != VERSION:
         raise ConfigError(f"{where}: results schema version {version!r}; this pytest-distill reads version "
@@ -155,13 +154,18 @@ def check_destination(path: Path, flag: str = "--distill-results", example: str 
     Its folders are made at the end; here the nearest folder that exists must take a new file (a
     nameless one, so nothing is left behind)."""
     where = f"{flag} {path}"
-    if path.is_dir():
-        raise ConfigError(f"{where} is a folder: name a file in it, e.g. {path / example}")
-    folder = path.parent
-    while not folder.exists():
-        folder = folder.parent
-    if not folder.is_dir():
-        raise ConfigError(f"{where} cannot be written: {folder} is not a folder")
+    try:
+        if path.is_dir():
+            raise ConfigError(f"{where} is a folder: name a file in it, e.g. {path / example}")
+        if not replaceable(path):
+            raise ConfigError(f"{where} is not a regular file (a device, a pipe or a socket): name a new or a regular file")
+        folder = path.parent
+        while not folder.exists():
+            folder = folder.parent
+        if not folder.is_dir():
+            raise ConfigError(f"{where} cannot be written: {folder} is not a folder")
+    except OSError as exc:  # a name too long, a folder that cannot be read
+        raise ConfigError(f"{where} cannot be written: {exc.strerror or exc}") from None
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass

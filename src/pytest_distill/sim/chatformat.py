@@ -104,8 +104,13 @@ def json_object(line: str) -> dict[str, Any]:
     """One JSONL line's object; raise FormatError when it is no JSON object."""
     try:
         obj = json.loads(line)
+        json.dumps(obj, ensure_ascii=False).encode("utf-8")
     except json.JSONDecodeError as exc:
         raise FormatError(f"not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise FormatError("not valid JSON (nested too deep to read)") from None
+    except UnicodeEncodeError:
+        raise FormatError("a lone surrogate in a string: not Unicode text") from None
     if not isinstance(obj, dict):
         raise FormatError("the line must be a JSON object")
     return obj
