@@ -41,6 +41,7 @@ sys.path.insert(0, str(HERE))
 
 import scale  # noqa: E402
 from harness import Run, cases, environment, measure, median, passed_of_pytest, spread, write_jsonl  # noqa: E402
+from peer_judges import peer_answer  # noqa: E402
 
 LATENCY_S = 0.2
 CASES = 200
@@ -326,7 +327,7 @@ def main() -> int:
     rows = cases(args.cases)
     with tempfile.TemporaryDirectory(prefix="distill-bench-") as folder:
         scratch = Path(folder)
-        with SimServer(seed=[write_jsonl(scratch / "seed.jsonl", rows)], latency_s=LATENCY_S) as sim:
+        with SimServer(seed=[write_jsonl(scratch / "seed.jsonl", rows)], latency_s=LATENCY_S, answerers=[peer_answer]) as sim:
             lay_out(scratch, rows, sim.url)
             if args.profile:
                 return profile(scratch, sim)

@@ -200,6 +200,24 @@ def test_the_html_hooks_are_harmless_without_pytest_html(pytester: pytest.Pytest
     result.stdout.fnmatch_lines(["*distill summary*"])
 
 
+def test_only_a_run_that_writes_an_html_report_gives_its_reports_the_details(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test,limit=2"))
+    pytester.makeconftest("""
+        import pytest
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_runtest_logreport(report):
+            if report.when == "teardown":
+                with open("extras.txt", "a") as seen:
+                    seen.write(f"{len(getattr(report, 'extras', []))}\\n")
+    """)
+    pytester.runpytest("--model", "gpt-4o").assert_outcomes(passed=2)
+    assert (pytester.path / "extras.txt").read_text().split() == ["0", "0"]
+    (pytester.path / "extras.txt").unlink()
+    pytester.runpytest("--model", "gpt-4o", "--html", "report.html").assert_outcomes(passed=2)
+    assert (pytester.path / "extras.txt").read_text().split() == ["1", "1"]
+
+
 def test_junit_carries_each_grade_as_a_property_and_not_the_ledger(pytester: pytest.Pytester, sim: SimServer) -> None:
     pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test"))
     pytester.runpytest("--model", "gpt-4o-mini", "--junitxml", "junit/out.xml")

@@ -59,7 +59,9 @@ def pytest_configure(config: pytest.Config) -> None:
     settings, plugins = session.settings, config.pluginmanager
     # pytest's default traceback style (and no --showlocals): a failed graded assert shows its verdict alone.
     compact = config.getoption("tbstyle") == "auto" and not config.getoption("showlocals")
-    recorder = Recorder(collects=not is_worker(config), scope_for=session.call_scope, compact=compact)
+    # pytest-html's --html: only then does each test carry its details for the HTML report.
+    html_extras = bool(config.getoption("htmlpath", None))
+    recorder = Recorder(collects=not is_worker(config), scope_for=session.call_scope, compact=compact, html_extras=html_extras)
     plugins.register(recorder, RECORDER)
     plugins.register(prefetch.Prefetcher(session.model, session.call_scope, prefetch.GRADED_AHEAD, settings.concurrency,
                                          batch=settings.batch), prefetch.PLUGIN_NAME)

@@ -37,9 +37,11 @@ class Recorder:
     where it runs; only the controller (or a serial run) collects the entries."""
 
     def __init__(self, collects: bool, scope_for: Callable[[pytest.Item], AbstractContextManager[grades.Scope]],
-                 compact: bool = False) -> None:
+                 compact: bool = False, html_extras: bool = False) -> None:
         self.collects, self.scope_for = collects, scope_for
         self.compact = compact
+        self.html_extras = html_extras
+        """An HTML report is asked for (--html): each test's report carries its details for it."""
         """pytest's default traceback style: a failed graded assert is shown as its line and its verdict alone."""
         self.entries: list[Entry] = []
         self._by_node: dict[str, Entry] = {}
@@ -126,14 +128,15 @@ class Recorder:
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         """On the controller, take the entry out of a (local or worker) teardown report, before JUnit
-        would write it as a property, and hand its details to pytest-html as an extra."""
+        would write it as a property, and hand its details to pytest-html as an extra when it writes a report."""
         if self.collects and report.when == "teardown":
             entry = entry_of(report.user_properties)
             if entry is not None:
                 self.entries.append(entry)
                 self._by_node[entry.nodeid] = entry
                 report.user_properties = [(name, value) for name, value in report.user_properties if name != PROPERTY]
-                report.extras = [*getattr(report, "extras", []), html.entry_extra(entry)]  # type: ignore[attr-defined]
+                if self.html_extras:
+                    report.extras = [*getattr(report, "extras", []), html.entry_extra(entry)]  # type: ignore[attr-defined]
 
 
 SHOWN = 300

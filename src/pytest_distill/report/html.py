@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from pytest_html import extras
-
 from ..grades import Grade
 from ..ledger import Entry, by_case, summarize
 from ..significance import rate_with_interval
@@ -95,6 +93,8 @@ def _verdict(grade: Grade) -> str:
 
 def entry_extra(entry: Entry) -> dict[str, Any]:
     """The details of one test as a pytest-html `extras.html`: input messages, output, reference, grades, error."""
+    from pytest_html import extras  # only a run that writes an HTML report gets here
+
     parts = ['<div class="distill-entry">']
     if entry.input:
         parts.append("<h4>Input</h4>")

@@ -22,7 +22,7 @@ from .ids import random_id, request_id, stable_id
 from .jobs import JobBoard, check_job_files, hyperparameters_problem
 from .judge import judge
 from .models import FINE_TUNABLE, Knowledge, ModelCard, ModelZoo, embed, encode_base64, seeded_fine_tunes, snapshot
-from .peers import peer_answer
+from .registry import registry_answer
 from .store import CompletionStore, FileStore, StoredFile
 from .text import count_tokens, truncate_tokens
 
@@ -45,6 +45,8 @@ JOB_PARAMS = frozenset(
 )
 BATCH_PARAMS = frozenset({"input_file_id", "endpoint", "completion_window", "metadata", "output_expires_after"})
 FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+Answerer = Callable[[Sequence[Mapping[str, Any]]], str | None]
+"""A free-text answer to a chat request's messages, or None to leave it to the next (see `SimServer`)."""
 REFUSAL = "I'm sorry, but I can't help with that request."
 GARBAGE = "Sure! The output looks fine to me, I would give it a good grade."
 
@@ -99,9 +101,11 @@ class SimApi:
 
     def __init__(
         self, seeded: Sequence[tuple[str, Example]], *, job_seconds: float, clock: Callable[[], float] = time.time,
-        run_line: LineRunner | None = None, fine_tunes: Sequence[str] = (),
+        run_line: LineRunner | None = None, fine_tunes: Sequence[str] = (), answerers: Sequence[Answerer] = (),
     ) -> None:
         self.clock = clock
+        self.answerers = (*answerers, registry_answer)
+        """Tried in order on a free-text chat request before the simulated model answers it."""
         self.on_change: Callable[[], None] | None = None
         """Called after a request changed the files or the fine-tuning jobs (to keep them on disk)."""
         self.completions = CompletionStore()
@@ -489,7 +493,7 @@ class SimApi:
         elif kind == "json_object":
             text = json.dumps({"answer": self.zoo.answer(card.id, messages)}, ensure_ascii=False)
         else:
-            text = peer_answer(messages) or self.zoo.answer(card.id, messages)
+            text = next(filter(None, (answer(messages) for answer in self.answerers)), None) or self.zoo.answer(card.id, messages)
         text = _cut_at_stop(text, body.get("stop"))
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         if isinstance(limit, int) and count_tokens(text) > limit:

@@ -28,7 +28,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .api import ApiRequest, ApiResponse, SimApi, Upload
+from .api import Answerer, ApiRequest, ApiResponse, SimApi, Upload
 from .errors import ApiError, bad_request, not_found
 from .faults import BATCH_KINDS, JUDGE_KINDS, SHAPE_KINDS, Fault, FaultQueue
 from .ids import request_id
@@ -103,7 +103,9 @@ class SimServer:
     The admin endpoints take `admin_key`: `api_key`, or a random one when any key is accepted.
     A `host` beyond loopback is refused unless `allow_remote`, and so is a request whose `Host` header
     names anything but loopback (a browser page whose name was made to resolve to 127.0.0.1, DNS
-    rebinding, would otherwise read the stored completions).
+    rebinding, would otherwise read the stored completions). `answerers` are tried in order on a
+    chat request that asks for free text; the first that returns a text answers it (the benchmark
+    answers other eval tools' judge prompts this way).
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class SimServer:
         state_dir: str | os.PathLike[str] | None = None,
         allow_remote: bool = False,
         fine_tunes: Sequence[str] = (),
+        answerers: Sequence[Answerer] = (),
     ) -> None:
         if latency_s < 0 or job_seconds < 0:
             raise ValueError("latency_s and job_seconds must be >= 0")
@@ -132,7 +135,8 @@ class SimServer:
         self.host = host
         self.port = port
         self.allow_remote = allow_remote
-        self._api = SimApi(seeded, job_seconds=job_seconds, run_line=self._run_line, fine_tunes=fine_tunes)
+        self._api = SimApi(seeded, job_seconds=job_seconds, run_line=self._run_line, fine_tunes=fine_tunes,
+                           answerers=answerers)
         if state_dir is not None:
             state = StateFile(state_dir)
             self._api.restore(state.load())

@@ -1,10 +1,36 @@
-"""Judge prompts of promptfoo (`factuality`) and DeepEval (GEval) get answers in the form those tools parse."""
+"""The benchmark's simulator answers the judge prompts of promptfoo (`factuality`) and DeepEval (GEval) in
+the form those tools parse (benchmarks/peer_judges.py, given to the simulator as an answerer); the
+simulator that ships answers them as any other free-text request."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from collections.abc import Iterator
 
 import openai
+import pytest
+
+from pytest_distill.sim import SimServer
+
+from .support import REPO
+
+
+def benchmark_module(name: str) -> object:
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def shared_client() -> Iterator[openai.OpenAI]:
+    """The simulator as the benchmark starts it: with the peers' judge prompts answered."""
+    peer_answer = benchmark_module("peer_judges").peer_answer  # type: ignore[attr-defined]
+    with SimServer(answerers=[peer_answer]) as running, \
+            openai.OpenAI(base_url=running.url, api_key="sk-test", max_retries=0) as sdk:
+        yield sdk
 
 EXPECTED = "The capital of France is Paris."
 RIGHT = "Paris is the capital of France."
@@ -60,3 +86,9 @@ def test_geval_gets_a_score_in_its_range_and_a_reason(shared_client: openai.Open
     right, wrong = geval_verdict(shared_client, RIGHT), geval_verdict(shared_client, WRONG)
     assert isinstance(right["score"], int) and 0 <= wrong["score"] < right["score"] <= 10
     assert right["reason"]
+
+
+def test_the_shipped_simulator_leaves_the_peers_prompts_to_its_models() -> None:
+    with (SimServer() as running, openai.OpenAI(base_url=running.url, api_key="sk-test", max_retries=0) as sdk,
+          pytest.raises(json.JSONDecodeError)):
+        promptfoo_verdict(sdk, RIGHT)
