@@ -122,14 +122,14 @@ def grade_call(criterion: Mapping[str, Any], writer: Writer) -> str:
             raise NotConverted(f"unknown operation {operation!r}")
         writer.imports.add("string_check")
         return (f"string_check({writer.text(criterion.get('input'))}, {writer.text(criterion.get('reference'))}, {operation!r}, "
-                f"name={name!r})")
+                f"name={literal(name)})")
     if kind == "text_similarity":
         metric = criterion.get("evaluation_metric")
         if metric not in METRICS:
             raise NotConverted(f"unknown evaluation_metric {metric!r}")
         writer.imports.add("text_similarity")
         return (f"text_similarity({writer.text(criterion.get('input'))}, {writer.text(criterion.get('reference'))}, "
-                f"{metric!r}, {threshold(criterion, None)}, name={name!r})")
+                f"{metric!r}, {threshold(criterion, None)}, name={literal(name)})")
     if kind in ("score_model", "label_model"):
         writer.imports.add("custom_prompt")
         if kind == "score_model":

@@ -22,9 +22,9 @@ from typing import Any
 
 BUILTINS = frozenset({"all"})
 """The only names a generated file uses without binding them itself."""
-ATTRIBUTES = frozenset({"metadata", "get", "complete", "text", "mark", "distill_dataset", "fail"})
-"""The only attributes a generated file reads: `case.metadata.get`, `model.complete(case).text`,
-`pytest.mark.distill_dataset`, `pytest.fail`."""
+ATTRIBUTES = frozenset({"metadata", "get", "references", "complete", "text", "mark", "distill_dataset", "fail"})
+"""The only attributes a generated file reads: `case.metadata.get`, `case.references`,
+`model.complete(case).text`, `pytest.mark.distill_dataset`, `pytest.fail`."""
 NODES: tuple[type[ast.AST], ...] = (
     ast.Module, ast.Expr, ast.Constant, ast.Import, ast.ImportFrom, ast.alias, ast.Assign, ast.Name, ast.Load,
     ast.Store, ast.Call, ast.keyword, ast.Attribute, ast.Subscript, ast.FunctionDef, ast.arguments, ast.arg,

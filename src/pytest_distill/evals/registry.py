@@ -4,14 +4,13 @@ A registry YAML names each eval (`NAME: {id: NAME.dev.v0}`) and defines its id
 (`NAME.dev.v0: {class: ..., args: {samples_jsonl: ...}}`); samples live under the registry's `data/`
 and model-graded specs under its `modelgraded/` (the package knows `fact` and `closedqa`). The YAML is
 hostile data: it is read with PyYAML's safe loader (no tag runs code) after its node graph is measured,
-so an alias bomb is refused before anything walks it. Every text from it reaches the written file
-only as a Python literal that reads back to the same text, and each file is compiled before it is
-written.
+so an alias bomb is refused before anything walks it. The written files are built as `module.py`
+builds every generated file: data only as literals and escaped comments, the source parsed back and
+held to exactly what was built.
 """
 
 from __future__ import annotations
 
-import ast
 import json
 import re
 import string
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .convert import EvalsError, NotConverted
-from .module import slug
+from .module import GeneratedCode, TestModule, comment, literal, slug, text_literal
 
 MAX_BYTES = 10_000_000
 MAX_NODES = 200_000
@@ -218,27 +217,6 @@ def samples_path(value: Any, root: Path) -> Path:
 # -- the test file ---------------------------------------------------------------------------------
 
 
-def literal(value: Any) -> str:
-    """A Python literal of data (texts, numbers, lists, dicts): a text with line breaks as a readable
-    triple-quoted string when that reads back exactly, else `repr`. Checked by reading it back."""
-    if isinstance(value, str) and "\n" in value:
-        candidate = '"""\\\n' + value + '"""'
-        try:
-            if ast.literal_eval(candidate) == value:
-                return candidate
-        except (SyntaxError, ValueError):
-            pass
-    text = repr(value)
-    if ast.literal_eval(text) != value:
-        raise NotConverted(f"a value of type {type(value).__name__} cannot be written as a literal")
-    return text
-
-
-def docstring(text: str) -> str:
-    """A module docstring of any text, as Python writes it."""
-    return ast.unparse(ast.Module(body=[ast.Expr(ast.Constant(text))], type_ignores=[]))
-
-
 def convert_eval(ev: RegistryEval, function: str, *, root: Path, specs: Mapping[str, Any], command: str) -> Written:
     """The test file `function`.py of one eval (its samples copied to `function`.jsonl); an eval that
     cannot be converted gets a file with a failing placeholder test that says why."""
@@ -250,28 +228,23 @@ def convert_eval(ev: RegistryEval, function: str, *, root: Path, specs: Mapping[
             raise NotConverted(f"class {ev.cls!r} has no counterpart here (converted: {known})")
         samples = samples_path(ev.args.get("samples_jsonl"), root)
         written = Written(ev.name, "", samples, converted=f"{ev.name} ({ev.cls} -> {helper})")
-        if helper == "registry_classify":
-            body, constants = classify_call(ev, specs, written)
-        else:
-            body, constants = basic_call(ev, helper), []
-    except NotConverted as exc:
-        return Written(ev.name, placeholder_file(ev, function, str(exc), command), None,
-                       skipped=f"{ev.name} ({ev.cls}): {exc}")
-    doc = docstring(f"The openai/evals registry eval {ev.name!r} ({ev.id}, {ev.cls}) as a pytest suite.\n\n"
-                    f"Written by `{command}`.\n"
-                    f"It runs the model under test (`--model`) on the eval's samples, copied to {dataset!r}, and\n"
-                    f"grades each answer as the registry does: {helper} {MEANINGS[helper]}.\n")
-    lines = [doc, "", "import pytest", "", f"from pytest_distill import {helper}"]
-    lines += ["", f"pytestmark = pytest.mark.distill_dataset({literal(dataset)})", ""]
-    for name, value, comment in constants:
-        lines += [f"# {comment}", f"{name} = {literal(value)}", ""]
-    lines += ["", f"def {function}(case, model):", "    output = model.complete(case).text", f"    assert {body}", ""]
-    written.source = checked("\n".join(lines))
-    return written
+        module = TestModule(f"The openai/evals registry eval {ev.name!r} ({ev.id}, {ev.cls}) as a pytest suite.\n\n"
+                            f"Written by `{command}`.\n"
+                            f"It runs the model under test (`--model`) on the eval's samples, copied to {dataset!r}, and\n"
+                            f"grades each answer as the registry does: {helper} {MEANINGS[helper]}.\n")
+        module.import_("pytest")
+        module.import_("pytest_distill", [helper])
+        module.assign("pytestmark", f"pytest.mark.distill_dataset({literal(dataset)})")
+        call = classify_call(ev, specs, module, written) if helper == "registry_classify" else basic_call(ev, helper)
+        module.function(function, ["case", "model"], ["output = model.complete(case).text", *call])
+        written.source = module.source()
+        return written
+    except (NotConverted, GeneratedCode) as exc:
+        return Written(ev.name, placeholder_file(ev, function, str(exc), command), None, skipped=f"{ev.name} ({ev.cls}): {exc}")
 
 
-def basic_call(ev: RegistryEval, helper: str) -> str:
-    """The assert of Match, Includes, FuzzyMatch and JsonMatch."""
+def basic_call(ev: RegistryEval, helper: str) -> list[str]:
+    """The assert of Match, Includes, FuzzyMatch and JsonMatch, as lines of the test's body."""
     unknown = sorted(set(ev.args) - IGNORED_ARGS - {"ignore_case", "num_few_shot", "few_shot_jsonl"})
     if unknown:
         raise NotConverted(f"its args {', '.join(map(repr, unknown))} have no counterpart here")
@@ -282,12 +255,13 @@ def basic_call(ev: RegistryEval, helper: str) -> str:
         ignore_case = ev.args.get("ignore_case", False)
         if not isinstance(ignore_case, bool):
             raise NotConverted(f"ignore_case {ignore_case!r} is not true or false")
-        extra = f", ignore_case={ignore_case!r}"
-    return f"{helper}(output, case.references{extra}, name={literal(ev.name)})"
+        extra = f", ignore_case={literal(ignore_case)}"
+    return [f"assert {helper}(output, case.references{extra}, name={literal(ev.name)})"]
 
 
-def classify_call(ev: RegistryEval, specs: Mapping[str, Any], written: Written) -> tuple[str, list[tuple[str, Any, str]]]:
-    """The assert of a ModelBasedClassify eval, and the module constants it uses (the spec as data)."""
+def classify_call(ev: RegistryEval, specs: Mapping[str, Any], module: TestModule, written: Written) -> list[str]:
+    """The assert of a ModelBasedClassify eval, as lines of the test's body; the spec goes into the
+    module as constants (prompt, choices, scores, the passing choices), readable and editable."""
     args = ev.args
     unknown = sorted(set(args) - IGNORED_ARGS - {"modelgraded_spec", "modelgraded_spec_args", "eval_type", "match_fn",
                                                  "multicomp_n", "metaeval"})
@@ -321,22 +295,21 @@ def classify_call(ev: RegistryEval, specs: Mapping[str, Any], written: Written) 
         [c for c in choices if c != "D"] if spec_name == "fact" and choices == list("ABCDE") else choices
     if not scores and spec_name != "fact":
         written.notes.append(f"spec {spec_name!r} has no choice_scores: every readable choice passes; edit PASSING to choose")
-    constants: list[tuple[str, Any, str]] = [
-        ("PROMPT", prompt, f"The modelgraded spec's prompt{' with the answer prompt of ' + repr(answer_type) if answer_type else ''}."),
-        ("CHOICES", choices, "The choices the judge picks from (choice_strings)."),
-        ("SCORES", scores, "Each choice's score (choice_scores; None: the spec gives none)."),
-        ("PASSING", passing, "The choices that pass: those of the top score"
-         + ("; fact gives no scores, and D (a disagreement) is the one that fails." if spec_name == "fact" and not scores else ".")),
-    ]
+    what = f" with the answer prompt of {answer_type!r}" if answer_type else ""
+    module.assign("PROMPT", text_literal(prompt) if isinstance(prompt, str) else literal(prompt),
+                  f"The modelgraded spec {spec_name!r}'s prompt{what}.")
+    module.assign("CHOICES", literal(choices), "The choices the judge picks from (choice_strings).")
+    module.assign("SCORES", literal(scores), "Each choice's score (choice_scores; None: the spec gives none).")
+    module.assign("PASSING", literal(passing), "The choices that pass: those of the top score" + (
+        "; fact gives no scores, and D (a disagreement) is the one that fails." if spec_name == "fact" and not scores else "."))
     if extra:
-        constants.append(("SPEC_ARGS", dict(extra), "The eval's modelgraded_spec_args, filled into the prompt."))
+        module.assign("SPEC_ARGS", literal(dict(extra)), "The eval's modelgraded_spec_args, filled into the prompt.")
     arguments = ["output, case, PROMPT, CHOICES", *(["spec_args=SPEC_ARGS"] if extra else []),
                  f"eval_type={literal(parse_type)}", "choice_scores=SCORES, passing=PASSING",
                  *([f"match_fn={literal(match_fn)}"] if match_fn != "starts_or_endswith" else []),
                  *([f"answer_key={literal(outputs['input'])}"] if outputs["input"] != "completion" else []),
                  f"name={literal(ev.name)}"]
-    call = "registry_classify(\n        " + ",\n        ".join(arguments) + ",\n    )"
-    return call, constants
+    return ["assert registry_classify(", *(f"    {argument}," for argument in arguments), ")"]
 
 
 def choice_list(given: Any) -> list[str]:
@@ -394,17 +367,11 @@ def placeholder_file(ev: RegistryEval, function: str, why: str, command: str) ->
     except (TypeError, ValueError):
         shown = repr({"class": ev.cls, "args": ev.args})
     message = f"registry eval {ev.name!r} ({ev.id}) was not converted: {why}; grade it by hand here"
-    lines = [docstring(f"The openai/evals registry eval {ev.name!r}: not converted.\n\nWritten by `{command}`.\n"),
-             "", "import pytest", "", "",
-             f"def {function}_not_converted():", "    # The eval as the registry defines it:",
-             *("    # " + line for line in shown.splitlines()), f"    pytest.fail({literal(message)})", ""]
-    return checked("\n".join(lines))
-
-
-def checked(source: str) -> str:
-    """The source, once Python compiles it (a written file that does not compile is a bug here)."""
-    compile(source, "<written test file>", "exec", dont_inherit=True)
-    return source
+    module = TestModule(f"The openai/evals registry eval {ev.name!r}: not converted.\n\nWritten by `{command}`.\n")
+    module.import_("pytest")
+    module.function(f"{function}_not_converted", [], [
+        "# The eval as the registry defines it:", *(comment(line) for line in shown.split("\n")), f"pytest.fail({literal(message)})"])
+    return module.source()
 
 
 def file_names(evals: Sequence[RegistryEval]) -> list[str]:
