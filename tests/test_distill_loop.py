@@ -275,8 +275,9 @@ def test_a_fine_tuned_model_that_does_not_exist_yet_errors_every_case_saying_so(
     result.stdout.fnmatch_lines([
         "*model under test 'ft:gpt-4o-mini-2024-07-18:sim::notyet' at http://127.0.0.1:*/v1: "
         "POST /chat/completions failed (HTTP 404): *does not exist* "
-        "(a fine-tuned model exists once its job has succeeded: `pytest --distill --distill-wait` follows the job and "
-        "prints the model's name)"])
+        "(a fine-tuned model exists once its job has succeeded (`pytest --distill --distill-wait` follows the job and "
+        "prints its name); if it was deleted or has retired, answer from its recorded answers: a model named "
+        "recorded:FILE.jsonl (also as --teacher) stands in for it*"])
 
 
 def test_wait_gives_up_at_the_timeout_leaving_the_job_running(pytester: pytest.Pytester, make_sim) -> None:

@@ -106,3 +106,41 @@ def test_the_recorded_model_is_the_teacher_of_the_gate_and_its_answers_the_train
     training = lines_of(pytester.path / ".distill" / "distill-train.jsonl")
     assert sorted(str(line["messages"][-1]["content"]) for line in training) == sorted(  # type: ignore[index]
         row["messages"][-1]["content"] for row in rows[4:])
+
+
+def test_the_judge_is_said_once_to_default_to_a_retiring_or_fine_tuned_teacher(
+        pytester: pytest.Pytester, tmp_path: Path, make_sim: Callable[..., SimServer]) -> None:
+    make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", qa_rows(2))])
+    suite(pytester, tmp_path, 2)
+    note = ("distill: model-graded checks are judged by the teacher gpt-4o by default, which retires on 2027-01-14 "
+            "(OpenAI's deprecations page (platform.openai.com/docs/deprecations), announced 2026-10-14): "
+            "name a lasting judge with --judge-model")
+    result = pytester.runpytest("--model", "gpt-4o", "-p", "no:cacheprovider", "-n", "2")
+    assert result.stdout.lines.count(note) == 1
+    named = pytester.runpytest("--model", "gpt-4o", "--judge-model", "gpt-4o", "-p", "no:cacheprovider")
+    assert "model-graded checks are judged" not in named.stdout.str()
+    fine_tuned = pytester.runpytest("--model", "gpt-4o", "--teacher", "ft:gpt-4o-mini-2024-07-18:acme::x1", "-p", "no:cacheprovider")
+    fine_tuned.stdout.fnmatch_lines(["distill: model-graded checks are judged by the teacher ft:gpt-4o-mini-2024-07-18:acme::x1 "
+                                     "by default, which is a fine-tuned model, which goes when its base gpt-4o-mini-2024-07-18 "
+                                     "retires on 2027-01-14 (*): name a lasting judge with --judge-model"])
+
+
+def test_a_teacher_that_is_gone_gets_the_recorded_answers_as_its_way_on(
+        pytester: pytest.Pytester, tmp_path: Path, make_sim: Callable[..., SimServer]) -> None:
+    import datetime
+
+    from pytest_distill.models.retirements import gone_hint
+
+    make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", qa_rows(3))])
+    suite(pytester, tmp_path, 3)
+    gone = "ft:gpt-4o-mini-2024-07-18:acme::gone1"
+    result = pytester.runpytest("--distill-dry-run", "--teacher", gone, "--judge-model", "gpt-4o", "-p", "no:cacheprovider")
+    result.stdout.fnmatch_lines([f"*{gone!r} at *(HTTP 404)*if it was deleted or has retired, answer from its recorded "
+                                 "answers: a model named recorded:FILE.jsonl (also as --teacher) stands in for it*",
+                                 f"*the teacher {gone} answered HTTP 404 to every case: it no longer exists (retired or "
+                                 "deleted)*--teacher recorded:FILE.jsonl*"])
+    retired = gone_hint(gone, datetime.date(2027, 1, 15))
+    assert retired.startswith("its base gpt-4o-mini-2024-07-18 retired on 2027-01-14 (OpenAI's deprecations page")
+    assert "recorded:FILE.jsonl" in retired and "--distill-wait" not in retired and "job" not in retired
+    assert gone_hint("gpt-4.1", datetime.date(2027, 2, 1)).startswith("gpt-4.1 retired on 2027-01-14")
+    assert gone_hint("gpt-4.1", datetime.date(2026, 12, 7)) == ""

@@ -24,6 +24,7 @@ from .models.cache import CompletionCache
 from .models.client import ModelRuntime
 from .models.handle import Model
 from .models.recorded import is_recorded
+from .models.retirements import base_of, retirement
 from .models.types import Endpoint
 from .recording import Recorder
 from .settings import Settings, is_worker, item_params, resolve
@@ -152,6 +153,9 @@ class DistillSession:
         if not s.configured:
             return []
         lines = [f"distill: models {', '.join(s.models_under_test)}; teacher {s.teacher}; judge {s.judge}"]
+        note = default_judge_note(s)
+        if note:
+            lines.append(f"distill: {note}")
         if s.model_flag != "--model":
             lines.append(f"distill: this project has its own --model; name the models under test with {s.model_flag}")
         if self.sim is not None:
@@ -210,6 +214,25 @@ class DistillSession:
         scope = grades.Scope(judge=self.model(self.settings.judge, role="judge"), question=getattr(case, "question", None),
                              embedding_model=Model(self.settings.embedding_model, self.runtime, role="embeddings"))
         return grades.scoped(scope)
+
+
+def default_judge_note(settings: Settings) -> str | None:
+    """Model-graded checks are judged by the teacher unless --judge-model names a judge: said once when
+    that teacher is no judge to lean on (retiring, a fine-tune that goes with its base, recorded answers)."""
+    teacher = settings.teacher
+    if settings.grader_model is not None:
+        return None
+    retires = retirement(teacher)
+    when = f" on {retires.date.isoformat()} ({retires.source})" if retires else ""
+    if is_recorded(teacher):
+        why = "answers from a file and cannot judge"
+    elif base_of(teacher) != teacher:
+        why = f"is a fine-tuned model, which goes when its base {base_of(teacher)} retires{when}"
+    elif retires:
+        why = f"retires{when}"
+    else:
+        return None
+    return f"model-graded checks are judged by the teacher {teacher} by default, which {why}: name a lasting judge with --judge-model"
 
 
 def told(asked: Any, params: dict[str, Any], answer: Any) -> None:

@@ -88,6 +88,10 @@ def run_loop(inputs: LoopInputs) -> Outcome:
     outcome = Outcome(decide(summarize(inputs.entries), s.teacher, s.student, examples, thresholds, problem or f"from {s.train}",
                              verdict_changes(inputs.entries) if s.every_repeat else None,
                              disagreements(inputs.entries, s.teacher, s.student, s.every_repeat)), train_set)
+    if _gone(inputs.entries, s.teacher):
+        outcome.notes.append(f"the teacher {s.teacher} answered HTTP 404 to every case: it no longer exists (retired or "
+                             "deleted), so the gate cannot measure it; distill from the answers it left: --teacher "
+                             "recorded:FILE.jsonl (what --distill-record wrote while it answered), or choose another --teacher")
     if train_set is None:
         return outcome
     if s.validation:
@@ -107,6 +111,12 @@ def run_loop(inputs: LoopInputs) -> Outcome:
         return outcome
     _train(inputs, outcome)
     return outcome
+
+
+def _gone(entries: Sequence[Entry], teacher: str) -> bool:
+    """Whether every case of the teacher errored with a 404: the model is gone, not failing."""
+    mine = [entry for entry in entries if entry.model == teacher]
+    return bool(mine) and all(entry.outcome == "error" and "(HTTP 404)" in (entry.error or "") for entry in mine)
 
 
 def _build(inputs: LoopInputs, spec: str, held_out: set[str],

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from ..untrusted import capped, printable
 from .batches import Batches, InBatch
 from .line import Gate, Line
+from .retirements import gone_hint
 from .types import LOCAL_PREFIX, RECORDED_PREFIX, Completion, Endpoint, ModelError
 from .wire import OffShape, explained, read_chat, request_of
 
@@ -64,8 +65,6 @@ _AHEAD: ContextVar[bool] = ContextVar("pytest_distill_ahead", default=False)
 
 KNOWN_SHOWN = 10
 """An unknown model's error lists the server's models when there are at most this many, else the closest."""
-NOT_YET = ("a fine-tuned model exists once its job has succeeded: `pytest --distill --distill-wait` follows "
-           "the job and prints the model's name")
 
 
 def redact(text: str, secret: str | None) -> str:
@@ -618,9 +617,10 @@ class ModelRuntime:
         """An HTTP error: 408, 409, 429 and 5xx are worth another attempt, after Retry-After if given."""
         message, status = self._message(exc), exc.status_code
         if status not in RETRYABLE_STATUS and status < 500:
-            if status == 404 and model.startswith("ft:"):
-                message += f" ({NOT_YET})"
-            unknown = status == 404 and getattr(exc, "code", None) == "model_not_found" and not model.startswith("ft:")
+            gone = gone_hint(model) if status == 404 else ""
+            if gone:
+                message += f" ({gone})"
+            unknown = status == 404 and getattr(exc, "code", None) == "model_not_found" and not gone
             return _Failure(message, status, getattr(exc, "param", None), unknown_model=unknown)
         return _Failure(f"HTTP {status}: {message}", status, delay=_retry_after(exc) or _backoff(attempt))
 

@@ -48,3 +48,22 @@ def retirement(model: str) -> Retirement | None:
     date = RETIRING.get(family(base_of(model)))
     return Retirement(date, SOURCE) if date else None
 
+
+
+RECORDED_HINT = ("answer from its recorded answers: a model named recorded:FILE.jsonl (also as --teacher) stands in for "
+                 "it, FILE being what --distill-record wrote while it answered")
+
+
+def gone_hint(model: str, today: datetime.date | None = None) -> str:
+    """What to say of a model the API no longer knows (404 model_not_found): retired, by the table,
+    when its date has passed (then nothing about making a fine-tune: none can be made on a retired base);
+    for a fine-tune otherwise, that it exists once its job has succeeded, or is gone if it was deleted."""
+    today = today or datetime.datetime.now(datetime.timezone.utc).date()
+    found = retirement(model)
+    if found is not None and found.days_left(today) <= 0:
+        what = f"its base {base_of(model)}" if base_of(model) != model else model
+        return f"{what} retired on {found.date.isoformat()} ({found.source}): {RECORDED_HINT}"
+    if model.startswith("ft:"):
+        return ("a fine-tuned model exists once its job has succeeded (`pytest --distill --distill-wait` follows the job "
+                f"and prints its name); if it was deleted or has retired, {RECORDED_HINT}")
+    return ""
