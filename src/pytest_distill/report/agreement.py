@@ -99,19 +99,18 @@ def cohen_kappa(pairs: Sequence[tuple[bool, bool]]) -> float | None:
 
 
 def agreement(labels: Sequence[Label], entries: Sequence[Entry]) -> dict[str, Agreement]:
-    """Per grader named in the labels: each grade it gave on a labelled case (of the labelled model, when
-    the label names one), against the label. Errored tests gave no verdict and are left out."""
+    """Per grader named in the labels: each grade it gave on a labelled case, against the label for that
+    case, grader and model, else the label for the case and grader on any model: one verdict is compared
+    with one label, never counted twice. Errored tests gave no verdict and are left out."""
     pairs: dict[str, list[tuple[bool, bool, str]]] = {label.grader: [] for label in labels}
-    by_case: dict[str | None, list[Entry]] = {}
+    by_key = {(label.case_id, label.grader, label.model): label for label in labels}
     for entry in entries:
-        if entry.counted:
-            by_case.setdefault(entry.case_id, []).append(entry)
-    for label in labels:
-        for entry in by_case.get(label.case_id, []):
-            if label.model not in (None, entry.model):
-                continue
-            pairs[label.grader] += [(label.passed, grade.passed, label.case_id)
-                                    for grade in entry.grades if grade.name == label.grader]
+        if not entry.counted or entry.case_id is None:
+            continue
+        for grade in entry.grades:
+            label = by_key.get((entry.case_id, grade.name, entry.model)) or by_key.get((entry.case_id, grade.name, None))
+            if label is not None:
+                pairs[grade.name].append((label.passed, grade.passed, entry.case_id))
     return {grader: Agreement(n=len(seen), agreed=sum(human == judge for human, judge, _ in seen),
                               kappa=cohen_kappa([(human, judge) for human, judge, _ in seen]),
                               disagreements=tuple(dict.fromkeys(case for human, judge, case in seen if human != judge)))
