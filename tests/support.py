@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +37,29 @@ def qa_rows(count: int, split: str = "test", prefix: str = "q") -> list[dict[str
 def requests_to(server: SimServer, method: str, path: str) -> list[Any]:
     """The requests the simulator saw for one method and path (path relative to /v1, prefix match)."""
     return [r for r in server.requests if r.method == method and r.path.removeprefix("/v1").startswith(path)]
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:
+    """Wait for an event that another thread or process brings about (a request reaching the server), by
+    checking for it, never by guessing how long it takes; the timeout only ends a test that would hang."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still waiting after {timeout:g} s for {what}")
+        threading.Event().wait(0.005)
+
+
+@contextmanager
+def held_until(server: SimServer, condition: Callable[[], bool], what: str) -> Iterator[None]:
+    """While the block runs, the server's stalls (injected by the caller) end as soon as `condition` holds:
+    a request is held inside the server exactly until the event the test is about has happened."""
+    waiter = threading.Thread(target=lambda: (wait_until(condition, what), server.end_stalls()), daemon=True)
+    waiter.start()
+    try:
+        yield
+    finally:
+        server.end_stalls()
+        waiter.join()
 
 
 def qa_suite(pytester: pytest.Pytester, tmp_path: Path, suite: str, count: int) -> pytest.Pytester:

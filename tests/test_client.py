@@ -17,7 +17,7 @@ from pytest_distill.models.client import ModelRuntime, _retry_after, redact
 from pytest_distill.models.types import Endpoint
 from pytest_distill.sim import Fault, SimServer
 
-from .support import TEST_KEY, requests_to
+from .support import TEST_KEY, requests_to, wait_until
 
 QUESTION = [{"role": "user", "content": "ホバンヌは何人制ですか?"}]
 
@@ -289,31 +289,38 @@ def test_calls_asked_ahead_that_no_test_asks_for_are_counted_unused(runtime: Mod
     assert len(requests_to(sim, "POST", "/chat/completions")) == 3
 
 
-def test_a_halt_sends_none_of_the_calls_asked_ahead_still_queued(make_sim: Any) -> None:
-    sim = make_sim(latency_s=0.3)
+def chat_contents(sim: SimServer) -> list[str]:
+    return [r.body["messages"][0]["content"] for r in requests_to(sim, "POST", "/chat/completions")]
+
+
+def test_a_halt_sends_none_of_the_calls_asked_ahead_still_queued(sim: SimServer) -> None:
+    sim.inject(Fault("stall", seconds=600))  # the first call asked ahead is held inside the server
     runtime = ModelRuntime(concurrency=1)
     try:
         futures = ask_ahead(runtime, 5)
+        wait_until(lambda: len(chat_contents(sim)) == 1, "the first call asked ahead to reach the server")
         runtime.halt()
         with runtime.ahead():
             refused = runtime.submit_chat("gpt-4o-mini", [{"role": "user", "content": "after the halt"}])
+        sim.end_stalls()
         concurrent.futures.wait(futures)
         assert refused.cancelled()
-        sent = requests_to(sim, "POST", "/chat/completions")
-        assert len(sent) <= 1 and sum(future.cancelled() for future in futures) >= 4
+        assert chat_contents(sim) == ["question 0"] and [future.cancelled() for future in futures] == [False] + [True] * 4
         assert runtime.chat("gpt-4o-mini", QUESTION).text, "a test's own call still goes out after a halt"
     finally:
         runtime.close()
 
 
-def test_a_call_a_test_waits_for_goes_before_calls_asked_ahead(make_sim: Any) -> None:
-    sim = make_sim(latency_s=0.3)
+def test_a_call_a_test_waits_for_goes_before_calls_asked_ahead(sim: SimServer) -> None:
+    sim.inject(Fault("stall", seconds=600))  # the first call asked ahead is held inside the server
     runtime = ModelRuntime(concurrency=1)
     try:
         ask_ahead(runtime, 4)
-        runtime.chat("gpt-4o-mini", QUESTION)
-        contents = [r.body["messages"][0]["content"] for r in requests_to(sim, "POST", "/chat/completions")]
-        assert contents.index(QUESTION[0]["content"]) <= 1, contents
+        wait_until(lambda: len(chat_contents(sim)) == 1, "the first call asked ahead to reach the server")
+        own = runtime.submit_chat("gpt-4o-mini", QUESTION)  # queued behind the held call, with 3 asked ahead
+        sim.end_stalls()
+        runtime.wait(own)
+        assert chat_contents(sim)[:2] == ["question 0", QUESTION[0]["content"]]
     finally:
         runtime.close()
 

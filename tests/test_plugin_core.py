@@ -9,7 +9,7 @@ import pytest
 
 from pytest_distill.sim import Fault, SimServer
 
-from .support import HOBANNU, TEST_KEY, qa_rows, requests_to, write_jsonl
+from .support import HOBANNU, TEST_KEY, held_until, qa_rows, requests_to, write_jsonl
 
 STUDENT_SUITE = """
 import pytest
@@ -98,9 +98,12 @@ def test_stored_content_is_cached_so_a_second_collection_only_lists(pytester: py
 
 def test_the_first_collection_fetches_messages_several_at_once_within_the_bound(
         pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
-    server = make_sim(seed=[write_jsonl(tmp_path / "many.jsonl", qa_rows(24))], latency_s=0.05)
+    server = make_sim(seed=[write_jsonl(tmp_path / "many.jsonl", qa_rows(24))])
     pytester.makepyfile(STUDENT_SUITE.format(spec="stored"))
-    result = pytester.runpytest("--collect-only", "-q", "--distill-concurrency", "3")
+    # The first messages call is held inside the server until a second one arrives beside it.
+    server.inject(Fault("stall", seconds=60, path="/chat/completions/q"))
+    with held_until(server, lambda: server.peak_in_flight >= 2, "a second messages call in flight"):
+        result = pytester.runpytest("--collect-only", "-q", "--distill-concurrency", "3")
     result.stdout.fnmatch_lines(["24 tests collected*"])
     assert len([r for r in server.requests if r.path.endswith("/messages")]) == 24
     assert 2 <= server.peak_in_flight <= 3  # one page lists all 24, so only messages calls overlap

@@ -17,7 +17,7 @@ import pytest
 from pytest_distill.prefetch import LOOKAHEAD_PER_SLOT
 from pytest_distill.sim import Fault, SimServer
 
-from .support import qa_rows, qa_suite, requests_to, write_jsonl
+from .support import held_until, qa_rows, qa_suite, requests_to, write_jsonl
 
 CASES = 16
 GRADED_SUITE = """
@@ -139,13 +139,17 @@ def test_each_case_makes_exactly_the_calls_its_test_makes(pytester: pytest.Pytes
 
 
 def test_judges_of_a_plain_assert_are_asked_ahead(pytester: pytest.Pytester, make_sim: Any, tmp_path: Path) -> None:
-    server = make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", qa_rows(CASES))], latency_s=0.05)
+    server = make_sim(seed=[write_jsonl(tmp_path / "seed.jsonl", qa_rows(CASES))])
     cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES))
     pytester.makepyfile(suite_of("assert model.complete(case).text", cases))
     pytester.runpytest("--distill-cache").assert_outcomes(passed=CASES)
     pytester.makepyfile(suite_of("assert factuality(model.complete(case), case.expected)", cases))
     server.clear_requests()
-    pytester.runpytest("--distill-cache", "--distill-concurrency", "4")
+    # The first judge call is held inside the server until a second one arrives: only judges asked ahead,
+    # while the first test still waits for its verdict, can get there.
+    server.inject(Fault("stall", seconds=60))
+    with held_until(server, lambda: server.peak_in_flight >= 2, "a second judge call in flight"):
+        pytester.runpytest("--distill-cache", "--distill-concurrency", "4")
     bodies = chat_bodies(server)
     assert len(bodies) == CASES and all("json_schema" in body for body in bodies), "answers came from the cache"
     assert server.peak_in_flight >= 2, "judge calls of several tests were in flight at once"
@@ -164,10 +168,12 @@ def test_a_declared_grade_the_test_does_not_make_is_counted_unused(pytester: pyt
     result = pytester.runpytest("-p", "no:cacheprovider", "--distill-concurrency", "4")
     result.assert_outcomes(passed=CASES)
     # The first test shows the completion; the judge it declares is then made ahead for the tests after it
-    # (for the last ones, whose answers arrive as the session ends, it may no longer be started).
+    # (for the last ones, whose answers arrive as the session ends, it may no longer be started). Every
+    # judge call the server saw is one made ahead and counted unused, each for a case of its own.
     unused = unused_of(result)
-    assert len(chat_bodies(server)) == CASES + unused
-    assert CASES // 2 <= unused <= CASES - 1
+    judged = [json.loads(body)["messages"][-1]["content"] for body in chat_bodies(server) if "json_schema" in body]
+    assert len(chat_bodies(server)) == CASES + len(judged)
+    assert 1 <= len(judged) == unused == len(set(judged)) <= CASES - 1
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
