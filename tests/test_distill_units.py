@@ -138,6 +138,16 @@ def test_the_printed_commands_drop_the_loop_flags_and_models() -> None:
     assert follow_command(["t.py", "--distill"]) == "pytest t.py --distill --distill-wait"
 
 
+def test_the_printed_rerun_writes_its_results_beside_the_training_runs_never_over_them() -> None:
+    from pathlib import Path
+
+    for given in (["--distill-results", "out/r.json"], ["--distill-results=out/r.json"], []):
+        args = ["t.py", *given, "--distill", "-n", "2"]
+        assert rerun_command(args, ["ft:m"], results=Path("out/r.json")) == \
+            "pytest t.py -n 2 --distill-results out/r-rerun.json --model ft:m"
+    assert rerun_command(["t.py", "--distill"], ["ft:m"]) == "pytest t.py --model ft:m"
+
+
 def test_where_the_project_owns_model_the_printed_command_keeps_it_and_names_distill_model() -> None:
     args = ["t.py", "--model", "resnet", "--distill-model=gpt-4o", "--distill"]
     assert rerun_command(args, ["ft:m"], "--distill-model") == "pytest t.py --model resnet --distill-model ft:m"

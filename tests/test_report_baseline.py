@@ -95,6 +95,11 @@ def test_old_equals_new_maps_a_baseline_model_among_several(pytester: pytest.Pyt
     mapped.stdout.fnmatch_lines(["gpt-4o string_check: 100% -> 100% on 12 shared cases",
                                  "gpt-4o-mini-2024-07-18 (baseline: gpt-4o-mini) string_check: * on 12 shared cases",
                                  "distill: no regression*(2 model/grader pairs compared*"])
+    both = pytester.runpytest(*now, "--model", "gpt-4o-mini", "--distill-baseline-model", "gpt-4o-mini=gpt-4o-mini-2024-07-18")
+    both.stdout.fnmatch_lines(["gpt-4o string_check: 100% -> 100% on 12 shared cases",
+                               "gpt-4o-mini-2024-07-18 (baseline: gpt-4o-mini) string_check: * on 12 shared cases",
+                               "gpt-4o-mini string_check: * on 12 shared cases",
+                               "distill: no regression*(3 model/grader pairs compared*"])
 
 
 def test_cases_added_or_removed_are_listed_and_not_counted(pytester: pytest.Pytester, sim: SimServer) -> None:

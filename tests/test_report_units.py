@@ -62,6 +62,23 @@ def test_the_cost_note_says_how_much_cheaper_the_student_is_than_the_teacher() -
     assert table.cost_notes({"gpt-4o-mini": 0.09}, teacher="gpt-4o") == []
 
 
+def test_a_model_priced_at_zero_still_gets_its_cost_line() -> None:
+    assert table.cost_notes({"gpt-4o": 1.50, "local:llama3": 0.0}, teacher="gpt-4o") == [
+        "cost: local:llama3 costs nothing per token against the teacher gpt-4o ($1.50 per 1,000 cases)"]
+    assert table.cost_notes({"gpt-4o": 0.0, "local:llama3": 0.0}, teacher="gpt-4o") == []
+    prices = PriceTable.with_defaults("local:llama3 0 0")
+    assert prices.per_1000_cases("local:llama3", 500, 50, 5) == 0.0 and prices.price("local:gpt-4o") is None
+
+
+def test_the_student_prompts_saving_is_averaged_over_the_cases_it_answered() -> None:
+    from pytest_distill.ledger import ModelStats
+
+    teacher = ModelStats("gpt-4o", 4, 4, 0, {}, 400, 40, (), answered=4)
+    student = ModelStats("s", 2, 1, 2, {}, 60, 20, (), answered=2)  # two cases errored before any answer
+    assert table.prompt_notes({"gpt-4o": teacher, "s": student}, "gpt-4o") == [
+        "prompt: s reads 30 input tokens per case, the teacher gpt-4o 100: --distill-student-system saves 70 per call"]
+
+
 def _entry(nodeid: str, model: str, passed: bool, sample: int = 0, outcome: str = "passed") -> Entry:
     grade = Grade("string_check", float(passed), passed, "why")
     return Entry(nodeid=nodeid, model=model, grades=[grade], outcome=outcome, sample=sample,

@@ -16,6 +16,7 @@ from pytest_distill.sim import SimServer
 from .support import HOBANNU, serve_missing, transformers_serve, write_jsonl
 
 pytest.importorskip("trl")
+pytestmark = pytest.mark.slow
 
 SUITE = """
 import pytest

@@ -6,6 +6,7 @@ import hashlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import stat
@@ -215,7 +216,7 @@ def test_the_command_line_trains_and_prints_the_rerun_command(toy_model: Path, t
                                        "--epochs", "1", "--lora-rank", "2"),
                           capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     assert done.returncode == 0, done.stdout + done.stderr
-    assert f"re-run the suite on it: pytest --model hf:{tmp_path / 'out'}" in done.stdout
+    assert f"re-run the suite on it: pytest --model hf:{tmp_path / 'out'} --distill-student-system {shlex.quote(SYSTEM)}" in done.stdout
     assert json.loads((tmp_path / "out" / "distill.json").read_text(encoding="utf-8"))["lora_rank"] == 2
 
 

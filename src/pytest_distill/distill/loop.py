@@ -28,6 +28,7 @@ from .training import TrainingSet
 
 FILES = {"training": "distill-train.jsonl", "validation": "distill-validation.jsonl"}
 LOOP_FLAGS = frozenset({"--distill", "--distill-wait", "--distill-dry-run"})
+RESULTS_FLAG = "--distill-results"
 
 
 @dataclass(frozen=True)
@@ -230,10 +231,10 @@ def _report(inputs: LoopInputs, run: TrainingRun, outcome: Outcome) -> None:
     if run.status == "succeeded" and run.model:
         tokens = f", {run.trained_tokens:,} trained tokens" if run.trained_tokens else ""
         notes.append(f"{run.id} succeeded{tokens}: distilled model {run.model}")
-        rerun = rerun_command(inputs.args, [run.model], s.model_flag)
+        rerun = rerun_command(inputs.args, [run.model], s.model_flag, s.results)
         notes.append(f"re-run the suite on it: {rerun}")
         outcome.closing = [f"distilled model {run.model}", f"re-run the suite on it: {rerun}"]
-        notes.append(f"side by side: {rerun_command(inputs.args, [s.teacher, s.student, run.model], s.model_flag)}")
+        notes.append(f"side by side: {rerun_command(inputs.args, [s.teacher, s.student, run.model], s.model_flag, s.results)}")
     elif run.status in ("failed", "cancelled"):
         outcome.failed = True
         notes.append(f"{run.id} {run.status}" + (f": {run.error}" if run.error else ""))
@@ -250,9 +251,11 @@ def _metadata(outcome: Outcome, sha256: str) -> dict[str, str]:
             "gap": f"{rates['gap']:.4f}"}
 
 
-def rerun_command(args: Sequence[str], models: Sequence[str], flag: str = "--model") -> str:
+def rerun_command(args: Sequence[str], models: Sequence[str], flag: str = "--model", results: Path | None = None) -> str:
     """This run's command line without the loop's flags and models, on the given models. `flag` names the
-    models under test (`--distill-model` where the project owns `--model`, whose value is then kept)."""
+    models under test (`--distill-model` where the project owns `--model`, whose value is then kept).
+    The results file (`results`, from the command line or the ini) becomes a new one beside it: the
+    re-run never overwrites the results of the run that trained."""
     ours = {flag, "--distill-model"}
     kept: list[str] = []
     skip = False
@@ -264,7 +267,10 @@ def rerun_command(args: Sequence[str], models: Sequence[str], flag: str = "--mod
             skip = True
             continue
         kept.append(arg)
-    return shlex.join(["pytest", *kept, *(part for model in models for part in (flag, model))])
+    kept = [arg for index, arg in enumerate(kept) if arg != RESULTS_FLAG and not arg.startswith(f"{RESULTS_FLAG}=")
+            and (index == 0 or kept[index - 1] != RESULTS_FLAG)]
+    rerun = [RESULTS_FLAG, str(results.with_name(f"{results.stem}-rerun{results.suffix}"))] if results else []
+    return shlex.join(["pytest", *kept, *rerun, *(part for model in models for part in (flag, model))])
 
 
 def follow_command(args: Sequence[str]) -> str:

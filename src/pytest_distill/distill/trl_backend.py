@@ -17,6 +17,7 @@ import json
 import math
 import os
 import re
+import shlex
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -151,6 +152,14 @@ def read_examples(path: Path) -> list[list[dict[str, str]]]:
     if not examples:
         raise TrainingError(f"{path}: no training examples")
     return examples
+
+
+def trained_system(examples: Sequence[Sequence[dict[str, str]]]) -> str | None:
+    """The system prompt every example was trained with (what --distill-student-system wrote), if one:
+    the student answers as trained only when it is asked with it again."""
+    prompts = {messages[0]["content"] if messages and messages[0]["role"] == "system" else None for messages in examples}
+    only = prompts.pop() if len(prompts) == 1 else None
+    return only or None
 
 
 def fit_context(tokenizer: Any, examples: list[list[dict[str, str]]], context: int | None, path: Path | None,
@@ -532,8 +541,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     if trained.record:
+        system = trained_system(read_examples(args.training_file))
+        again = shlex.join(["pytest", "--model", trained.model, *(["--distill-student-system", system] if system else [])])
         print(f"trl: adapter written to {trained.output} (the merged full model in {trained.output / MERGED}); "
-              f"re-run the suite on it: pytest --model {trained.model}", flush=True)
+              f"re-run the suite on it: {again}", flush=True)
     return 0
 
 

@@ -63,8 +63,8 @@ def pair_models(baseline_models: Sequence[str], run_models: Sequence[str], mappi
             raise ConfigError(f"--distill-baseline-model {old}={new}: {new!r} is not a model under test "
                                     f"(they are {', '.join(run_models)})")
     pairs = {new: old for old, new in mapping.items()}
-    for model in run_models:
-        if model not in pairs and model in baseline_models and model not in mapping:
+    for model in run_models:  # OLD of OLD=NEW that runs too is still compared with itself
+        if model not in pairs and model in baseline_models:
             pairs[model] = model
     named = [[model for model in models if model != NO_MODEL] for models in (baseline_models, run_models)]
     if not mapping and all(len(models) == 1 for models in named) and named[1][0] not in pairs:

@@ -118,8 +118,8 @@ def prompt_notes(stats: Mapping[str, ModelStats], teacher: str) -> list[str]:
     """With --distill-student-system: the input tokens per case of each model against the teacher's,
     whose calls keep the long system prompt (each count is by the model's own tokenizer)."""
     def per_case(model: ModelStats | None) -> float | None:
-        calls = model.counted + model.errors if model else 0
-        return model.prompt_tokens / calls if model and calls and model.prompt_tokens else None
+        """Over the cases the model answered: an errored case read no prompt, so it counts in no average."""
+        return model.prompt_tokens / model.answered if model and model.answered and model.prompt_tokens else None
 
     reference = per_case(stats.get(teacher))
     if reference is None:
@@ -136,14 +136,20 @@ def prompt_notes(stats: Mapping[str, ModelStats], teacher: str) -> list[str]:
 def cost_notes(costs: Mapping[str, float | None], teacher: str) -> list[str]:
     """`gpt-4o-mini costs 1/17 of the teacher gpt-4o per case`: each priced model against the teacher
     (or, without the teacher in the run, against the most expensive model)."""
-    priced = {name: cost for name, cost in costs.items() if cost}
+    priced = {name: cost for name, cost in costs.items() if cost is not None}
     if len(priced) < 2:
         return []
-    reference = teacher if teacher in priced else max(priced, key=lambda name: priced[name])
+    reference = teacher if priced.get(teacher) else max(priced, key=lambda name: priced[name])
+    if not priced[reference]:
+        return []
     role = "the teacher " if reference == teacher else ""
     notes = []
     for name, cost in priced.items():
         if name == reference:
+            continue
+        if not cost:  # a model priced at 0 in distill_prices (self-hosted): its cost is the server's, not per token
+            notes.append(f"cost: {name} costs nothing per token against {role}{reference} "
+                         f"({_dollars(priced[reference])} per 1,000 cases)")
             continue
         ratio = priced[reference] / cost
         share = f"{1 / ratio:.1f} times" if ratio < 1 else f"1/{ratio:.0f} of" if ratio >= 10 else f"1/{ratio:.1f} of"
