@@ -455,12 +455,13 @@ def add_model_flags(parser: pytest.Parser, config: pytest.Config) -> None:
 
 def _add_flag(group: pytest.OptionGroup, opt: Option, names: tuple[str, ...]) -> None:
     dest = f"distill_{opt.dest}"
+    shown = opt.help_text().replace("%", "%%")  # argparse formats help with %: a "95%" would break --help
     if opt.action == "store_true":
-        group.addoption(*names, action="store_true", default=None, dest=dest, help=opt.help_text())
+        group.addoption(*names, action="store_true", default=None, dest=dest, help=shown)
     elif opt.action == "optional":
-        group.addoption(*names, nargs="?", const="on", default=None, dest=dest, help=opt.help_text(), metavar=opt.shown_metavar)
+        group.addoption(*names, nargs="?", const="on", default=None, dest=dest, help=shown, metavar=opt.shown_metavar)
     else:
-        group.addoption(*names, action=opt.action, default=None, dest=dest, help=opt.help_text(), metavar=opt.shown_metavar)
+        group.addoption(*names, action=opt.action, default=None, dest=dest, help=shown, metavar=opt.shown_metavar)
 
 
 def resolve(config: pytest.Config) -> Settings:
