@@ -41,6 +41,8 @@ class Grade:
     args: dict[str, Any] | None = field(default=None, hash=False)
     """A deterministic helper's arguments besides the output, so the check can be replayed on another
     output (the distillation filter grades the teacher's training answers with it); None for judges."""
+    votes: dict[str, bool] | None = field(default=None, hash=False)
+    """With several judges (`judge=[...]`): each judge's own verdict, by its name; the grade is the majority's."""
 
     def __post_init__(self) -> None:
         """A NaN or infinite score would pass or fail by accident and make the results file unreadable."""
@@ -60,7 +62,7 @@ class Grade:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Grade:
         return cls(**{key: data[key] for key in ("name", "score", "passed", "reason")},
-                   threshold=data.get("threshold", ""), args=data.get("args"))
+                   threshold=data.get("threshold", ""), args=data.get("args"), votes=data.get("votes"))
 
     def explain(self) -> list[str]:
         """Lines for a failing test: grader, verdict, score and passing rule on one line, the reason below
@@ -95,6 +97,8 @@ class Scope:
     """The judge calls of the test's grading, by request: model, input and output tokens."""
     listener: Callable[[Call], None] | None = None
     """Told each `Call` the test makes (prefetch learns from it); None where nobody listens."""
+    transcripts: list[dict[str, Any]] | None = None
+    """Each judge call's messages and raw reply (--distill-keep-transcripts); None where they are not kept."""
 
 
 _scope: ContextVar[Scope | None] = ContextVar("pytest_distill_scope", default=None)
@@ -186,6 +190,13 @@ def record_judging(request: str, model: str, prompt_tokens: int, completion_toke
     scope = current()
     if scope is not None:
         scope.judging[request] = (model, prompt_tokens, completion_tokens)
+
+
+def record_transcript(transcript: dict[str, Any]) -> None:
+    """Keep one judge call's messages and raw reply on the running test, where transcripts are kept."""
+    scope = current()
+    if scope is not None and scope.transcripts is not None:
+        scope.transcripts.append(transcript)
 
 
 def record_call(call: Call) -> None:

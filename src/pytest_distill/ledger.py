@@ -48,6 +48,8 @@ class Entry:
     """passed, failed, error or skipped: the test's own outcome."""
     sample: int = 0
     """Which repeat of the case this is (--distill-repeat)."""
+    transcripts: list[dict[str, Any]] = field(default_factory=list)
+    """Each judge call's messages and raw reply, with --distill-keep-transcripts."""
 
     @property
     def counted(self) -> bool:

@@ -84,6 +84,7 @@ class Recorder:
         entry = self.entry(item)
         entry.grades.extend(scope.grades)
         entry.judging = scope.judging
+        entry.transcripts = scope.transcripts or []
         for grade in scope.grades:
             verdict = "pass" if grade.passed else "fail"
             item.user_properties.append((f"grade:{grade.name}", f"{verdict} score={grade.score:g}: {grade.reason}"))

@@ -212,6 +212,7 @@ class DistillSession:
         """The grading scope of one test call: the session's judge, and the case's question."""
         case = item_params(item).get("case")
         scope = grades.Scope(judge=self.model(self.settings.judge, role="judge"), question=getattr(case, "question", None),
+                             transcripts=[] if self.settings.keep_transcripts else None,
                              embedding_model=Model(self.settings.embedding_model, self.runtime, role="embeddings"))
         return grades.scoped(scope)
 

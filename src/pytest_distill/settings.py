@@ -273,6 +273,9 @@ OPTIONS: tuple[Option, ...] = (
            "lower bound of the rate's 95% interval is at least RATE", _flag, action="store_true", group="reports"),
     Option("markdown", "--distill-markdown", "distill_markdown", None, "write the summary, the verdicts and the worst failures "
            "as GitHub-flavoured Markdown (for $GITHUB_STEP_SUMMARY or a PR comment)", Path, group="reports", metavar="FILE"),
+    Option("keep_transcripts", "--distill-keep-transcripts", "distill_keep_transcripts", False, "the results file keeps each "
+           "judge call's messages and raw reply, so a disputed verdict can be read later (large)", _flag, action="store_true",
+           group="reports"),
     Option("baseline_models", "--distill-baseline-model", None, (), "compare baseline model OLD with this run's NEW; repeatable",
            action="append", group="reports", metavar="OLD=NEW"),
     Option("distill", "--distill", None, False, "after the run, apply the gate and, if met, start a fine-tuning job", action="store_true",
@@ -350,6 +353,7 @@ class Settings:
     pass_rate: tuple[RateRule, ...] = ()
     pass_rate_ci: bool = False
     markdown: Path | None = None
+    keep_transcripts: bool = False
     gate_test: str = "gap"
     concurrency: int = 8
     request_timeout: float = 120.0

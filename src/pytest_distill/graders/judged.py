@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import strict_json
 from ..errors import DistillError
-from ..grades import Grade, current, record, record_judging, replayable
+from ..grades import Grade, current, record, record_judging, record_transcript, replayable
 from ..models.client import chat_key
 from ..models.handle import Model
 from ..models.types import Completion
@@ -181,6 +181,8 @@ def ask(judge: Model, template: Template, texts: Mapping[str, str]) -> tuple[Any
         if not completion.cached:
             record_judging(chat_key(judge.name, messages, sample=attempt), judge.name, completion.usage.prompt_tokens,
                            completion.usage.completion_tokens)
+        record_transcript({"grader": template.name, "judge": judge.name, "attempt": attempt + 1, "messages": messages,
+                           "reply": capped(completion.refusal or completion.text)})
         try:
             return template.read(completion)
         except UnusableAnswer as exc:
@@ -204,17 +206,37 @@ def scope_model(helper: str, given: Model | str | None, role: str, param: str, e
     return default if given is None else Model(given, default.runtime, role=default.role)
 
 
-def judged(template: Template, texts: Mapping[str, Any], judge: Model | str | None, name: str | None = None) -> Grade:
-    """Ask the judge about the texts (the test's question filled in when none is given), record the grade
-    (named `name`, the helper's name by default)."""
-    model = scope_model(template.name, judge, "judge", "judge", DEFAULT_JUDGE)
+Judges = Model | str | Sequence[Model | str] | None
+"""A helper's `judge=`: one judge (a `Model` or a name), several (`["gpt-4o", "local:qwen"]`), or the test's."""
+
+
+def judged(template: Template, texts: Mapping[str, Any], judge: Judges, name: str | None = None) -> Grade:
+    """Ask the judge (or each of several) about the texts (the test's question filled in when none is
+    given), record the grade (named `name`, the helper's name by default)."""
     given = {tag: str(text) for tag, text in texts.items() if text is not None}
     scope = current()
     if "question" in template.sections and "question" not in given and scope is not None and scope.question:
         given["question"] = scope.question
-    verdict, reasoning = ask(model, template, given)
-    grade = template.grade(verdict, reasoning)
+    panel = isinstance(judge, (list, tuple))
+    asked: Sequence[Model | str | None] = judge if isinstance(judge, (list, tuple)) else [judge]  # type: ignore[list-item]
+    models = [scope_model(template.name, one, "judge", "judge", DEFAULT_JUDGE) for one in asked]
+    if not models or len({model.name for model in models}) < len(models):
+        raise ValueError(f"{template.name}: judge= names each judge once, and at least one")
+    grades = [template.grade(*ask(model, template, given)) for model in models]
+    grade = majority([model.name for model in models], grades) if panel else grades[0]
     return record(grade if name is None else dataclasses.replace(grade, name=name))
+
+
+def majority(judges: Sequence[str], grades: Sequence[Grade]) -> Grade:
+    """Several judges' grades as one: it passes when most of them pass it (a tie fails, and says so), its
+    score their mean, its reason each judge's verdict and reasoning, `votes` each judge's verdict."""
+    votes = {judge: grade.passed for judge, grade in zip(judges, grades, strict=True)}
+    ayes = sum(votes.values())
+    tie = " (a tie fails)" if 2 * ayes == len(votes) else ""
+    said = "; ".join(f"{judge} {'pass' if grade.passed else 'FAIL'}: {grade.reason}" for judge, grade in zip(judges, grades, strict=True))
+    return Grade(grades[0].name, sum(grade.score for grade in grades) / len(grades), 2 * ayes > len(votes),
+                 f"{ayes} of {len(votes)} judges passed it{tie}. {said}",
+                 f"most of {len(votes)} judges pass it ({grades[0].threshold})", votes=votes)
 
 
 # -- the helpers -------------------------------------------------------------------------------
@@ -222,7 +244,7 @@ def judged(template: Template, texts: Mapping[str, Any], judge: Model | str | No
 
 @replayable
 def factuality(output: Any, expected: str | Sequence[str], question: str | None = None, *,
-               judge: Model | str | None = None, name: str | None = None) -> Grade:
+               judge: Judges = None, name: str | None = None) -> Grade:
     """Is the output consistent with the reference? Choices A-E; D (a disagreement) fails.
 
     A list of references passes when the output is consistent with one of them. `name` names the
@@ -237,7 +259,7 @@ def factuality(output: Any, expected: str | Sequence[str], question: str | None 
 
 @replayable
 def semantic_similarity(output: Any, expected: str | Sequence[str], threshold: float = 4, *, question: str | None = None,
-                        judge: Model | str | None = None, name: str | None = None) -> Grade:
+                        judge: Judges = None, name: str | None = None) -> Grade:
     """Does the output mean the same as the reference? 1-5, passes at `threshold`. A list of
     references passes when the output means the same as one of them."""
     if several(expected):
@@ -249,7 +271,7 @@ def semantic_similarity(output: Any, expected: str | Sequence[str], threshold: f
 
 
 @replayable
-def sentiment(output: Any, expected: str = "positive", *, judge: Model | str | None = None, name: str | None = None) -> Grade:
+def sentiment(output: Any, expected: str = "positive", *, judge: Judges = None, name: str | None = None) -> Grade:
     """Is the output's sentiment `expected` (positive, neutral or negative)?"""
     base = template("sentiment")
     labels = base.schema["enum"]
@@ -260,14 +282,14 @@ def sentiment(output: Any, expected: str = "positive", *, judge: Model | str | N
 
 @replayable
 def criteria_match(output: Any, criteria: str, *, question: str | None = None,
-                   judge: Model | str | None = None, name: str | None = None) -> Grade:
+                   judge: Judges = None, name: str | None = None) -> Grade:
     """Does the output meet the criteria, in the judge's view? Pass or fail."""
     return judged(template("criteria_match"), {"output": output, "criteria": criteria, "question": question}, judge, name)
 
 
 @replayable
 def text_quality(output: Any, threshold: float = 4, *, question: str | None = None,
-                 judge: Model | str | None = None, name: str | None = None) -> Grade:
+                 judge: Judges = None, name: str | None = None) -> Grade:
     """Is the output well written? 1-5, passes at `threshold`."""
     return judged(_with_threshold(template("text_quality"), threshold), {"output": output, "question": question}, judge,
                   name)
@@ -276,7 +298,7 @@ def text_quality(output: Any, threshold: float = 4, *, question: str | None = No
 @replayable
 def custom_prompt(output: Any, prompt: str, scale: Sequence[Any] = (1, 5), threshold: Any = None, *,
                   expected: str | Sequence[str] | None = None, question: str | None = None, name: str = "custom_prompt",
-                  judge: Model | str | None = None) -> Grade:
+                  judge: Judges = None) -> Grade:
     """Grade the output by your own prompt, on your scale.
 
     `scale` is a number range `(low, high)` (whole numbers unless a float is given) or labels from

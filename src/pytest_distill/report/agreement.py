@@ -128,3 +128,49 @@ def lines(judges: Mapping[str, Agreement], path: Path) -> list[str]:
         rows.append(f"  {grader}: agreed on {stats.agreed} of {stats.n} ({percent(stats.agreement)}), kappa {kappa}"
                     + (f"; disagreed on {some(stats.disagreements)}" if stats.disagreements else ""))
     return rows
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Several judges of one grader (`judge=[...]`) among themselves: how often all agreed, Cohen's kappa
+    of each pair, and how often each judge gave the majority's verdict."""
+
+    n: int
+    unanimous: int
+    kappas: Mapping[tuple[str, str], float | None]
+    with_majority: Mapping[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "unanimous": self.unanimous,
+                "kappa": {f"{a} / {b}": kappa for (a, b), kappa in self.kappas.items()},
+                "with_majority": dict(self.with_majority)}
+
+
+def panels(entries: Sequence[Entry]) -> dict[str, Panel]:
+    """Per grader graded by several judges: their agreement over the grades of the counted tests."""
+    votes: dict[str, list[tuple[dict[str, bool], bool]]] = {}
+    for entry in entries:
+        if entry.counted:
+            for grade in entry.grades:
+                if grade.votes:
+                    votes.setdefault(grade.name, []).append((grade.votes, grade.passed))
+    result = {}
+    for grader, seen in votes.items():
+        judges = list(dict.fromkeys(judge for cast, _ in seen for judge in cast))
+        kappas = {(a, b): cohen_kappa([(cast[a], cast[b]) for cast, _ in seen if a in cast and b in cast])
+                  for i, a in enumerate(judges) for b in judges[i + 1:]}
+        with_majority = {judge: sum(cast[judge] == passed for cast, passed in seen if judge in cast)
+                         / sum(judge in cast for cast, _ in seen) for judge in judges}
+        result[grader] = Panel(len(seen), sum(len(set(cast.values())) == 1 for cast, _ in seen), kappas, with_majority)
+    return result
+
+
+def panel_lines(panels: Mapping[str, Panel]) -> list[str]:
+    """The summary's block, beside the judges against people: per grader, how far its judges agreed."""
+    rows = ["judges among themselves (judge=[...]):"] if panels else []
+    for grader, panel in panels.items():
+        pairs = ", ".join(f"{a} / {b} {'-' if kappa is None else f'{kappa:.2f}'}" for (a, b), kappa in panel.kappas.items())
+        majority = ", ".join(f"{judge} {percent(share)}" for judge, share in panel.with_majority.items())
+        rows.append(f"  {grader}: all agreed on {panel.unanimous} of {panel.n} ({percent(panel.unanimous / panel.n)}); "
+                    f"kappa {pairs}; with the majority: {majority}")
+    return rows

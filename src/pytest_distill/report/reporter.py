@@ -92,8 +92,10 @@ class Reporter:
         return agreement.agreement(self.labels, self.ledger()) if self.labels else None
 
     def judge_lines(self) -> list[str]:
+        """Each judge against people's labels, then several judges of one grader among themselves."""
         judges = self.judges()
-        return agreement.lines(judges, self.settings.judge_labels) if judges is not None and self.settings.judge_labels else []
+        labelled = agreement.lines(judges, self.settings.judge_labels) if judges is not None and self.settings.judge_labels else []
+        return labelled + agreement.panel_lines(agreement.panels(self.ledger()))
 
     def add_training(self, lines: list[str], record: dict[str, Any], interrupted: bool, closing: Sequence[str] = ()) -> None:
         """The distillation step's outcome: printed under "distillation", written under "distill"."""
@@ -113,7 +115,8 @@ class Reporter:
             return
         entries = self.ledger()
         self.run_record = run.describe(self.settings, entries, self.started, time.time(), self.endpoints())
-        document = results.document(entries, self.training.record if self.training else {}, self.run_record, self.judges())
+        document = results.document(entries, self.training.record if self.training else {}, self.run_record, self.judges(),
+                                    agreement.panels(entries))
         if self.pass_rate is not None and self.pass_rate.verdict is not None:
             document["threshold"] = self.pass_rate.verdict.to_dict()
         if self.settings.results:

@@ -19,7 +19,7 @@ from ..ledger import Entry, summarize, verdict_changes
 from ..significance import Interval
 
 if TYPE_CHECKING:
-    from .agreement import Agreement
+    from .agreement import Agreement, Panel
 
 VERSION = 1
 
@@ -77,9 +77,11 @@ def record(entry: Entry) -> dict[str, Any]:
     error = entry.error or (UNSAID_ERROR if entry.outcome == "error" else None)
     return {
         "nodeid": entry.nodeid, "case_id": entry.case_id, "model": entry.model, "output": entry.output,
-        "grades": [{"name": g.name, "score": g.score, "passed": g.passed, "reason": g.reason} for g in entry.grades],
+        "grades": [{"name": g.name, "score": g.score, "passed": g.passed, "reason": g.reason,
+                    **({"votes": g.votes} if g.votes is not None else {})} for g in entry.grades],
         "usage": entry.usage, "latency_s": entry.latency_s, "error": error, "outcome": entry.outcome,
         "sample": entry.sample, "dataset": entry.dataset, "judging": entry.judging,
+        **({"judge_transcripts": entry.transcripts} if entry.transcripts else {}),
     }
 
 
@@ -89,18 +91,32 @@ def entry(data: Mapping[str, Any]) -> Entry:
     error = data["error"]
     outcome = data.get("outcome", "error" if error is not None else "passed")
     return Entry(nodeid=data["nodeid"], case_id=data["case_id"], model=data["model"], output=data["output"],
-                 grades=[Grade(g["name"], g["score"], g["passed"], g["reason"]) for g in data["grades"]],
+                 grades=[Grade(g["name"], g["score"], g["passed"], g["reason"], votes=_votes(g.get("votes"))) for g in data["grades"]],
                  usage=data["usage"], latency_s=data["latency_s"], outcome=outcome,
                  error=None if outcome == "error" and error == UNSAID_ERROR else error,
                  sample=data.get("sample", 0), dataset=data.get("dataset"),
-                 judging={request: (call[0], call[1], call[2]) for request, call in data.get("judging", {}).items()})
+                 judging={request: (call[0], call[1], call[2]) for request, call in data.get("judging", {}).items()},
+                 transcripts=_transcripts(data.get("judge_transcripts")))
+
+
+def _votes(value: Any) -> dict[str, bool] | None:
+    """A grade's judges' verdicts, read as hostile: judge names and true or false, anything else none."""
+    if not isinstance(value, Mapping):
+        return None
+    return {str(judge): verdict for judge, verdict in value.items() if isinstance(verdict, bool)}
+
+
+def _transcripts(value: Any) -> list[dict[str, Any]]:
+    """A record's judge transcripts, read as hostile: a list of objects, anything else none."""
+    return [dict(item) for item in value if isinstance(item, Mapping)] if isinstance(value, list) else []
 
 
 def document(entries: Sequence[Entry], distill: Mapping[str, Any] | None = None,
-             run: Mapping[str, Any] | None = None, judges: Mapping[str, Agreement] | None = None) -> dict[str, Any]:
+             run: Mapping[str, Any] | None = None, judges: Mapping[str, Agreement] | None = None,
+             panels: Mapping[str, Panel] | None = None) -> dict[str, Any]:
     """The results of a run: how it was made, its records (skipped tests left out), the per-grader
     summary, the distillation; with --distill-repeat, pass^N, pass@N and the flaky cases; with judge
-    labels, each judge's agreement."""
+    labels, each judge's agreement; with several judges (`judge=[...]`), how far they agreed among themselves."""
     ran = [entry for entry in entries if entry.outcome != "skipped"]
     summary = {model: {name: {"pass_rate": g.pass_rate, "ci95": _ci95(g.interval), "mean_score": g.mean_score, "n": g.n}
                        for name, g in stats.graders.items()}
@@ -111,6 +127,8 @@ def document(entries: Sequence[Entry], distill: Mapping[str, Any] | None = None,
         results["repeats"] = {model: stats.to_dict() for model, stats in repeats.items()}
     if judges is not None:
         results["judges"] = {grader: stats.to_dict() for grader, stats in judges.items()}
+    if panels:
+        results["panels"] = {grader: panel.to_dict() for grader, panel in panels.items()}
     return results
 
 
