@@ -2,7 +2,8 @@
 
 Contract with the plugin's grader templates: the last user message holds tagged sections,
 `<output>` (the text graded), and optionally `<expected>` (the reference), `<question>`,
-`<criteria>`; the schema's properties are `reasoning` first, then one verdict property. The
+`<criteria>`, each either bare or fenced with a boundary (`<output boundary="B">` ...
+`</output boundary="B">`, as the plugin sends them); the schema's properties are `reasoning` first, then one verdict property. The
 verdict is read off a similarity `s` in [0, 1] between output and expected (see
 `text.Overlap.similarity`), shaped by the verdict property's schema:
 
@@ -90,13 +91,18 @@ def judge(messages: Sequence[Mapping[str, Any]], json_schema: Mapping[str, Any])
     return answer
 
 
+SECTIONS = {tag: re.compile(rf'<{tag}(\s+boundary="[^"<>]*"|)>(.*?)</{tag}\1>', re.DOTALL) for tag in TAGS}
+"""A section, bare or fenced: its closing tag carries the same boundary as its opening one."""
+
+
 def sections(text: str) -> dict[str, str]:
-    """The tagged sections of a judge prompt: the first `<tag>...</tag>` of each tag, stripped."""
+    """The tagged sections of a judge prompt: the first `<tag>...</tag>` of each tag (or the first
+    `<tag boundary="B">...</tag boundary="B">`), stripped."""
     found = {}
-    for tag in TAGS:
-        match = re.search(rf"<{tag}>(.*?)</{tag}>", text, re.DOTALL)
+    for tag, pattern in SECTIONS.items():
+        match = pattern.search(text)
         if match:
-            found[tag] = match.group(1).strip()
+            found[tag] = match.group(2).strip()
     return found
 
 
