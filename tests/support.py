@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import threading
@@ -9,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import pytest
@@ -37,6 +39,15 @@ def qa_rows(count: int, split: str = "test", prefix: str = "q") -> list[dict[str
 def requests_to(server: SimServer, method: str, path: str) -> list[Any]:
     """The requests the simulator saw for one method and path (path relative to /v1, prefix match)."""
     return [r for r in server.requests if r.method == method and r.path.removeprefix("/v1").startswith(path)]
+
+
+def module_of(path: Path) -> ModuleType:
+    """A Python file outside the package (the benchmarks', the docs' hooks) loaded as a module."""
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def wait_until(condition: Callable[[], bool], what: str, timeout: float = 120.0) -> None:

@@ -4,7 +4,6 @@ simulator that ships answers them as any other free-text request."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from collections.abc import Iterator
 
@@ -13,21 +12,13 @@ import pytest
 
 from pytest_distill.sim import SimServer
 
-from .support import REPO
-
-
-def benchmark_module(name: str) -> object:
-    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .support import REPO, module_of
 
 
 @pytest.fixture(scope="module")
 def shared_client() -> Iterator[openai.OpenAI]:
     """The simulator as the benchmark starts it: with the peers' judge prompts answered."""
-    peer_answer = benchmark_module("peer_judges").peer_answer  # type: ignore[attr-defined]
+    peer_answer = module_of(REPO / "benchmarks" / "peer_judges.py").peer_answer
     with SimServer(answerers=[peer_answer]) as running, \
             openai.OpenAI(base_url=running.url, api_key="sk-test", max_retries=0) as sdk:
         yield sdk

@@ -2,27 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-from types import ModuleType
 
 import pytest
 
 from pytest_distill.settings import OPTIONS
 
-from .support import REPO
-
-
-def options_hook() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("options_table", REPO / "docs" / "hooks" / "options_table.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .support import REPO, module_of
 
 
 def test_the_options_page_has_a_row_for_every_option_with_its_default() -> None:
-    tables = options_hook().tables()
+    tables = module_of(REPO / "docs" / "hooks" / "options_table.py").tables()
     rows = [line for line in tables.splitlines() if line.startswith("| ") and not line.startswith("| option")]
     assert len(rows) == len(OPTIONS)
     for opt in OPTIONS:
