@@ -130,3 +130,35 @@ def test_an_unavailable_metric_is_an_error_of_the_test_not_a_failure(pytester: p
              json.loads((pytester.path / "results.json").read_text(encoding="utf-8"))["cases"]}
     assert "meteor needs nltk's WordNet data" in cases["test_meteor"]["error"]
     assert cases["test_rouge"]["error"] is None and cases["test_rouge"]["grades"][0]["passed"] is False
+
+
+@needs_evals
+def test_rouge_l_gives_rouge_score_s_own_numbers_in_linear_memory() -> None:
+    """ROUGE-L's LCS is computed by rapidfuzz (bit-parallel, linear memory): rouge-score's own table took
+    57 s and 1 GB on 1 MB x 4 KB. The numbers are rouge-score's, on any script and on empty texts."""
+    from rouge_score import rouge_scorer
+
+    from pytest_distill.graders.similarity import _Words
+
+    pairs = [(OUTPUT, REFERENCE), ("東京は日本の首都です", "日本の首都は東京です"), ("a b c d e", "e d c b a"),
+             ("", "anything"), ("only words here", ""), ("the the the cat", "the cat the the"),
+             ("Η Αθήνα είναι η πρωτεύουσα", "η πρωτεύουσα είναι η Αθήνα")]
+    scorer = rouge_scorer.RougeScorer(["rougeL"], tokenizer=_Words())
+    for output, reference in pairs:
+        expected = scorer.score(reference, output)["rougeL"].fmeasure
+        assert text_similarity(output, reference, "rouge_l").score == pytest.approx(expected), (output, reference)
+
+
+@needs_evals
+@pytest.mark.parametrize(("metric", "limit"), [("fuzzy_match", 50_000), ("rouge_l", 100_000)])
+def test_a_metric_that_costs_the_product_of_both_lengths_scores_a_bounded_prefix_and_says_so(metric: str, limit: int) -> None:
+    """fuzzy_match on 2 MB x 2 MB took 152 s: each text is scored on its first `limit` characters, and
+    the grade's reason says how much there was."""
+    output = "the cat sat on the mat and looked around " * 50_000
+    reference = "a dog lay on the rug and looked outside " * 50_000
+    grade = text_similarity(output, reference, metric, threshold=0.0)
+    assert grade.score == pytest.approx(text_similarity(output[:limit], reference[:limit], metric, threshold=0.0).score)
+    assert grade.reason.endswith(f"(scored on the first {limit:,} characters of each: the output has {len(output):,}, "
+                                 f"the reference {len(reference):,})")
+    short = text_similarity(output[:limit], reference[:limit], metric)
+    assert "scored on the first" not in short.reason
