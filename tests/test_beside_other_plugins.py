@@ -50,9 +50,12 @@ def test_one():
 SEES_OPENAI = """
 import sys
 
+HEAVY = ("openai", "pytest_distill.session", "pytest_distill.recording", "pytest_distill.prefetch",
+         "pytest_distill.report.reporter", "pytest_distill.models.client", "pytest_distill.graders.judged")
+
 def pytest_sessionfinish(session):
     with open("modules.txt", "w") as out:
-        out.write(" ".join(name for name in ("openai",) if name in sys.modules))
+        out.write(" ".join(name for name in HEAVY if name in sys.modules))
 """
 
 
@@ -136,13 +139,32 @@ def test_a_projects_own_fixtures_of_the_plugins_names_win(pytester: pytest.Pytes
     assert ours(result.stdout.str()) == []
 
 
-def test_a_plain_session_shows_nothing_of_the_plugin_and_imports_no_sdk(pytester: pytest.Pytester) -> None:
+def test_a_plain_session_shows_nothing_of_the_plugin_and_imports_none_of_its_machinery(pytester: pytest.Pytester) -> None:
     pytester.makeconftest(SEES_OPENAI)
     pytester.makepyfile(PLAIN_SUITE)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
     assert ours(result.stdout.str()) == []
     assert (pytester.path / "modules.txt").read_text() == ""
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_session_that_only_uses_the_fixtures_gets_its_summary(pytester: pytest.Pytester, workers: list[str]) -> None:
+    """No option or ini setting: the first test that asks for `case` switches the plugin on (under xdist,
+    the controller, which collects nothing, learns it from the first entry a worker sends)."""
+    pytester.makefile(".jsonl", cases='{"id": "q1", "messages": [{"role": "user", "content": "hi"}, '
+                                      '{"role": "assistant", "content": "hello"}]}')
+    pytester.makepyfile("""
+        import pytest
+        from pytest_distill import string_check
+
+        @pytest.mark.distill_dataset("cases.jsonl")
+        def test_echo(case):
+            assert string_check("hello", case.expected)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *workers)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*distill summary*", "model*string_check rate/mean/n*", "-*100%*1*100% / 1.00 / 1*"])
 
 
 def test_a_plain_session_gets_no_plugin_columns_in_its_html_report(pytester: pytest.Pytester) -> None:

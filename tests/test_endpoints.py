@@ -28,7 +28,7 @@ def test_reply(case, model):
     factuality(out, case.expected){judge}
 
 def test_endpoints_are_known_by_name(request):
-    from pytest_distill.session import SESSION
+    from pytest_distill.plugin import SESSION
     assert request.config.stash[SESSION].endpoints() == {{"": "{default}", "local": "{local}"}}
 """
 

@@ -1,36 +1,35 @@
 """The pytest hooks of pytest-distill, and the one place where its plugin objects are registered.
 
-Per process: the session (`config.stash[SESSION]`: settings, runtime, datasets, fixtures), the
-`Recorder` (each test's grades and outcome) and the `Prefetcher` (calls started ahead). On the
-controller only, like pytest's junitxml: the `Reporter` (summary, results file, baseline, HTML) and,
-with `--distill`/`--distill-dry-run`, the `DistillStep` (the gate and the training).
+A session that uses the plugin (an option or ini setting of it, or a test that asks for its fixtures)
+gets, per process, the session (`config.stash[SESSION]`: settings, runtime, datasets, fixtures), the
+`Recorder` (each test's grades and outcome) and the `Prefetcher` (calls started ahead); on the
+controller only, like pytest's junitxml, the `Reporter` (summary, results file, baseline, HTML) and,
+with `--distill`/`--distill-dry-run`, the `DistillStep` (the gate and the training). A session that
+uses none of it gets none of them, and imports none of their modules: `activate` makes them at the
+first sign of use (see `Watcher` for the xdist controller, which collects nothing).
 """
 
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
-from . import prefetch
-from .datasets import Case
-from .distill.plugin import PLUGIN_NAME as TRAINING
-from .distill.plugin import DistillStep
 from .errors import DistillError
-from .models.handle import Model
-from .recording import Recorder
-from .report.answers import PLUGIN_NAME as ANSWERS
-from .report.answers import AnswerRecord
-from .report.reporter import PLUGIN_NAME as REPORTER
-from .report.reporter import Reporter
-from .report.threshold import PLUGIN_NAME as PASS_RATE
-from .report.threshold import PassRateCheck
-from .session import SESSION, SIM_URL, DistillSession
-from .settings import add_model_flags, add_options, is_worker
+from .settings import DIST, SIM_URL, add_model_flags, add_options, is_worker, resolve
 
-RECORDER = "distill-recorder"
-PLUGINS = (RECORDER, prefetch.PLUGIN_NAME, REPORTER, ANSWERS, TRAINING, PASS_RATE)
+if TYPE_CHECKING:
+    from .datasets import Case
+    from .models.handle import Model
+    from .recording import Recorder
+    from .session import DistillSession
+
+SESSION = pytest.StashKey["DistillSession"]()
+RECORDER, PREFETCHER, REPORTER, ANSWERS, TRAINING, PASS_RATE, WATCHER = (
+    "distill-recorder", "distill-prefetch", "distill-reporter", "distill-answer-record", "distill-training", "distill-pass-rate",
+    "distill-watcher")
+PLUGINS = (RECORDER, PREFETCHER, REPORTER, ANSWERS, TRAINING, PASS_RATE, WATCHER)
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
@@ -53,10 +52,34 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "distill_dataset(spec): the cases of this test: 'stored[:KEY=VALUE,...]' or a .jsonl path")
     config.addinivalue_line("markers", "distill_grade(helper, **arguments): the test grades its model's answer with this "
                             "model-graded helper (expected= is the case's reference); its judge call starts ahead")
-    session = config.stash[SESSION] = DistillSession(config)
-    # Registered before other plugins configure (ours is called first), so it runs after their cleanups.
-    config.add_cleanup(session.thaw)
+    # Added before other plugins configure (ours is called first), so it runs after their cleanups.
+    config.add_cleanup(lambda: thaw(config))
+    try:
+        settings = resolve(config)
+        if settings.configured:
+            activate(config).start()
+        elif not is_worker(config):
+            config.pluginmanager.register(Watcher(config), WATCHER)
+    except DistillError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def activate(config: pytest.Config) -> DistillSession:
+    """The session of a run that uses the plugin, and its plugin objects, made and registered once."""
+    session = config.stash.get(SESSION, None)
+    if session is not None:
+        return session
+    from . import prefetch
+    from .recording import Recorder
+    from .report.reporter import Reporter
+    from .report.threshold import PassRateCheck
+    from .session import DistillSession
+
+    session = config.stash[SESSION] = DistillSession(config, resolve(config))
     settings, plugins = session.settings, config.pluginmanager
+    watcher = plugins.get_plugin(WATCHER)
+    if watcher is not None:
+        plugins.unregister(watcher)
     # pytest's default traceback style (and no --showlocals): a failed graded assert shows its verdict alone.
     compact = config.getoption("tbstyle") == "auto" and not config.getoption("showlocals")
     # pytest-html's --html: only then does each test carry its details for the HTML report.
@@ -64,22 +87,48 @@ def pytest_configure(config: pytest.Config) -> None:
     recorder = Recorder(collects=not is_worker(config), scope_for=session.call_scope, compact=compact, html_extras=html_extras)
     plugins.register(recorder, RECORDER)
     plugins.register(prefetch.Prefetcher(session.model, session.call_scope, prefetch.GRADED_AHEAD, settings.concurrency,
-                                         batch=settings.batch), prefetch.PLUGIN_NAME)
-    try:
-        if not is_worker(config):
-            pass_rate = PassRateCheck(settings, recorder) if settings.pass_rate else None
-            reporter = Reporter(settings, recorder, session.endpoints, pass_rate)
-            plugins.register(reporter, REPORTER)
-            if pass_rate is not None:
-                plugins.register(pass_rate, PASS_RATE)
-            if settings.record is not None:
-                plugins.register(AnswerRecord(settings.record, recorder), ANSWERS)
-            if settings.distill or settings.dry_run:
-                plugins.register(DistillStep(config, settings, recorder.entries, lambda: session.runtime,
-                                             session.cases.for_option, reporter.add_training), TRAINING)
-        session.start()
-    except DistillError as exc:
-        raise pytest.UsageError(str(exc)) from None
+                                         batch=settings.batch), PREFETCHER)
+    if not is_worker(config):
+        pass_rate = PassRateCheck(settings, recorder) if settings.pass_rate else None
+        reporter = Reporter(settings, recorder, session.endpoints, pass_rate)
+        plugins.register(reporter, REPORTER)
+        if pass_rate is not None:
+            plugins.register(pass_rate, PASS_RATE)
+        if settings.record is not None:
+            from .report.answers import AnswerRecord
+
+            plugins.register(AnswerRecord(settings.record, recorder), ANSWERS)
+        if settings.distill or settings.dry_run:
+            from .distill.plugin import DistillStep
+
+            plugins.register(DistillStep(config, settings, recorder.entries, lambda: session.runtime,
+                                         session.cases.for_option, reporter.add_training), TRAINING)
+    return session
+
+
+class Watcher:
+    """On the xdist controller of a run that configures nothing of the plugin: it collects no tests, so
+    the first entry a worker sends (a test used the plugin's fixtures) is its first sign of use."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.when != "teardown" or not report.user_properties:
+            return
+        from .ledger import PROPERTY
+
+        if any(name == PROPERTY for name, _ in report.user_properties):
+            activate(self.config)
+            recorder = cast("Recorder", self.config.pluginmanager.get_plugin(RECORDER))
+            recorder.pytest_runtest_logreport(report)  # registered during this hook call, which it misses
+
+
+def thaw(config: pytest.Config) -> None:
+    session = config.stash.get(SESSION, None)
+    if session is not None:
+        session.thaw()
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -94,24 +143,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist: hand the controller's simulator address to each worker."""
-    url = node.config.stash[SESSION].sim_url
-    if url:
-        node.workerinput[SIM_URL] = url
+    """xdist: hand each worker the controller's simulator address and xdist's scheduling mode."""
+    session = node.config.stash.get(SESSION, None)
+    if session is not None and session.sim_url:
+        node.workerinput[SIM_URL] = session.sim_url
+    node.workerinput[DIST] = node.config.getoption("dist", None)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    session.config.stash[SESSION].finish(exitstatus)
+    ours = session.config.stash.get(SESSION, None)
+    if ours is not None:
+        ours.finish(exitstatus)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
-    return config.stash[SESSION].header()
+    session = config.stash.get(SESSION, None)
+    return session.header() if session is not None else []
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     ours = {name for name in metafunc.fixturenames if _plugin_fixture(metafunc, name)}
     if ours:
-        metafunc.config.stash[SESSION].parametrize(metafunc, ours)
+        activate(metafunc.config).parametrize(metafunc, ours)
 
 
 def _plugin_fixture(metafunc: pytest.Metafunc, name: str) -> bool:
@@ -130,31 +183,31 @@ def distill_sample(request: pytest.FixtureRequest) -> int:
 @pytest.fixture
 def case(request: pytest.FixtureRequest) -> Case:
     """One case of the test's dataset (the `distill_dataset` marker or --distill-dataset)."""
-    return request.config.stash[SESSION].case(request)
+    return activate(request.config).case(request)
 
 
 @pytest.fixture
 def model(request: pytest.FixtureRequest, distill_sample: int) -> Model:
     """The model under test (one per --model)."""
-    return request.config.stash[SESSION].model_under_test(request, distill_sample)
+    return activate(request.config).model_under_test(request, distill_sample)
 
 
 @pytest.fixture
 def teacher(request: pytest.FixtureRequest) -> Model:
     """The teacher; a case stored from the teacher replays its stored answer without a call."""
-    session = request.config.stash[SESSION]
+    session = activate(request.config)
     return session.model(session.settings.teacher, role="teacher")
 
 
 @pytest.fixture
 def student(request: pytest.FixtureRequest) -> Model:
     """The student base model."""
-    session = request.config.stash[SESSION]
+    session = activate(request.config)
     return session.model(session.settings.student, role="student")
 
 
 @pytest.fixture
 def judge(request: pytest.FixtureRequest) -> Model:
     """The grader model used by the model-graded helpers."""
-    session = request.config.stash[SESSION]
+    session = activate(request.config)
     return session.model(session.settings.judge, role="judge")

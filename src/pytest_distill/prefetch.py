@@ -45,16 +45,14 @@ from .models.client import SETTLE_S, ModelRuntime
 from .models.handle import Model
 from .models.types import Completion
 from .plan import Observed, Plan, Role, Step, answered, grade_markers, to_step
-from .settings import is_worker, item_params
+from .settings import DIST, is_worker, item_params
 
-PLUGIN_NAME = "distill-prefetch"
 """Registered under this name, so `-p no:distill-prefetch` turns prefetching off."""
 LOOKAHEAD_PER_SLOT = 4
 GRADED_AHEAD: Mapping[str, Callable[..., Any]] = {helper.__name__: helper for helper in (
     judged.factuality, judged.semantic_similarity, judged.sentiment, judged.criteria_match, judged.text_quality,
     judged.custom_prompt, embedding.embedding_similarity)}
 """The helpers a `distill_grade` marker may name: their model calls can start ahead of the test."""
-DIST = "distill_dist"
 """workerinput key: the controller's `--dist` mode (xdist sets a worker's own to "no")."""
 UNUSED = "distill_prefetch_unused"
 """workeroutput key: how many calls a worker made ahead that no test used."""
@@ -142,10 +140,6 @@ class Prefetcher:
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":
             self.ahead.pop(report.nodeid, None)
-
-    @pytest.hookimpl(optionalhook=True)
-    def pytest_configure_node(self, node: Any) -> None:
-        node.workerinput[DIST] = node.config.getoption("dist", None)
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_testnodedown(self, node: Any, error: Any) -> None:

@@ -1,4 +1,4 @@
-"""`DistillSession`: the per-process state of a pytest session, kept in `config.stash[SESSION]`.
+"""`DistillSession`: the per-process state of a pytest session, kept in `config.stash[SESSION]` (`plugin.py`).
 
 Settings, the model runtime, the datasets and the fixtures' objects live here, in every process.
 The end of the run (ledger, reports, baseline, the gate) belongs to plugin objects that exist only
@@ -27,10 +27,8 @@ from .models.recorded import is_recorded
 from .models.retirements import base_of, retirement
 from .models.types import Endpoint
 from .recording import Recorder
-from .settings import Settings, is_worker, item_params, resolve
+from .settings import SIM_URL, Settings, is_worker, item_params
 
-SESSION = pytest.StashKey["DistillSession"]()
-SIM_URL = "distill_sim_url"
 SIM_KEY = "distill-sim"
 UNDER_TEST = "model under test"
 BATCH_POLL_S = 10.0
@@ -41,9 +39,9 @@ SIM_BATCH_POLL_S = 0.05
 class DistillSession:
     """Settings, runtime, datasets and fixture objects of one process."""
 
-    def __init__(self, config: pytest.Config) -> None:
+    def __init__(self, config: pytest.Config, settings: Settings) -> None:
         self.config = config
-        self.settings: Settings = resolve(config)
+        self.settings = settings
         self.sim: Any = None
         self._runtime: ModelRuntime | None = None
         self._frozen = False

@@ -420,6 +420,12 @@ def item_params(item: pytest.Item) -> dict[str, Any]:
     return params
 
 
+SIM_URL = "distill_sim_url"
+"""`workerinput` key: the controller's simulator, which the workers use."""
+DIST = "distill_dist"
+"""`workerinput` key: xdist's `--dist` mode, which tells a worker how much of its queue stays its own."""
+
+
 def is_worker(config: pytest.Config) -> bool:
     """True in an xdist worker process: the controller alone does what must happen once."""
     return hasattr(config, "workerinput")

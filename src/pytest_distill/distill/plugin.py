@@ -21,7 +21,6 @@ from ..settings import Settings
 from ..untrusted import printable
 from . import backends
 
-PLUGIN_NAME = "distill-training"
 RAN = (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED)
 """Exit statuses of a run that measured something: an interrupted or broken run decides nothing."""
 

@@ -22,8 +22,6 @@ from ..models.recorded import is_recorded
 from ..recording import Recorder
 from . import results
 
-PLUGIN_NAME = "distill-answer-record"
-
 
 def record_line(entry: Entry) -> str | None:
     """The chat-format line of a test's answer, or None when it has none to record (no case, no answer,

@@ -24,8 +24,6 @@ from .baseline import Baseline, Comparison
 from .cost import PriceTable
 from .threshold import PassRateCheck
 
-PLUGIN_NAME = "distill-reporter"
-
 
 @dataclass
 class TrainingReport:

@@ -21,8 +21,6 @@ from ..recording import Recorder
 from ..settings import RateRule, Settings
 from ..significance import Interval, rate_with_interval, wilson
 
-PLUGIN_NAME = "distill-pass-rate"
-
 
 @dataclass(frozen=True)
 class RateCheck:
