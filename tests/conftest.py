@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -9,6 +11,7 @@ from typing import Any
 import httpcore2  # noqa: F401 - see below
 import pytest
 
+import pytest_distill
 from pytest_distill.sim import SimServer
 
 from .support import HOBANNU, TEST_KEY, qa_rows, write_jsonl
@@ -18,6 +21,11 @@ from .toy_model import build_toy_model, texts_of
 # keeps its exception classes once mapped, so an httpcore2 first imported inside such a run would come
 # back as a second copy whose timeouts httpx2 no longer recognises (a raw httpcore2.ReadTimeout, not the
 # SDK's APITimeoutError). Imported here, before any run, it is the one copy.
+# Likewise the plugin's own machinery, which a session imports only when it uses the plugin: a second
+# copy of `grades` would hold its own running test, where the helpers a test file imported never look.
+for module in pkgutil.walk_packages(pytest_distill.__path__, "pytest_distill."):
+    if not module.name.endswith("__main__"):
+        importlib.import_module(module.name)
 
 
 @pytest.fixture(autouse=True)
