@@ -164,7 +164,8 @@ def test_the_cache_holds_answers_only_never_the_key(suite: pytest.Pytester, serv
     stored = [entry.read_text(encoding="utf-8") for entry in entries(suite.path)]
     assert len(stored) == 2 * CASES
     for text in stored:
-        assert set(json.loads(text)) == {"version", "model", "text", "served_model", "refusal", "usage", "latency_s", "cached"}
+        assert set(json.loads(text)) == {"version", "model", "text", "served_model", "refusal", "usage", "latency_s", "cached",
+                                      "claim", "sha256"}
         assert TEST_KEY not in text and "Bearer" not in text
 
 

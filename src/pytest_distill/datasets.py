@@ -20,6 +20,7 @@ from .atomic import write_atomic
 from .errors import DistillError
 from .models.client import ModelRuntime
 from .models.types import Completion, ModelError, Usage
+from .sealed import opened, seal
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 LIST_PARAMS = frozenset({"model", "limit", "order"})
@@ -337,13 +338,18 @@ class StoredCompletions:
 
     def _cached_case(self, spec: DatasetSpec, completion: Any) -> Case | None:
         """The case of a stored completion fetched before, from the disk cache. Only good cases are
-        cached, so an entry that makes none (damaged, or edited by hand) is a miss, fetched again."""
+        cached, and an entry is sealed for its completion's id; one that makes no case, is not sealed
+        for this id (damaged, copied, edited by hand), or whose answer and usage are not the listing's
+        (the listing holds both) is a miss, fetched again."""
         path = self._cache_path(completion.id)
         try:
-            content = strict_json.loads(path.read_text(encoding="utf-8")) if path is not None else None
+            content = opened(path.read_text(encoding="utf-8"), completion.id) if path is not None else None
         except (OSError, ValueError):
             return None
-        case = self._case(spec, completion, content) if isinstance(content, dict) else None
+        if content is None or not isinstance(content.get("messages"), list) or not content["messages"] \
+                or [content["messages"][-1], content.get("usage")] != list(_listed(completion)):
+            return None
+        case = self._case(spec, completion, content)
         return case if isinstance(case, Case) else None
 
     def _fetched_case(self, spec: DatasetSpec, completion: Any) -> Case | BrokenCase:
@@ -356,7 +362,7 @@ class StoredCompletions:
         case = self._case(spec, completion, content)
         path = self._cache_path(completion.id)
         if isinstance(case, Case) and path is not None:
-            write_atomic(path, json.dumps(content, ensure_ascii=False))
+            write_atomic(path, seal(completion.id, content))
         return case
 
     @staticmethod
@@ -388,15 +394,21 @@ class StoredCompletions:
         endpoint = f"GET /chat/completions/{completion.id}/messages"
         with self.runtime.api_errors(endpoint):
             inputs = [_message_dict(m) for m in self.runtime.sdk().chat.completions.messages.list(completion.id, limit=PAGE_SIZE)]
-        answer = completion.choices[0].message if completion.choices else None
-        messages = [*inputs, {"role": "assistant", "content": getattr(answer, "content", None)}]
-        usage = completion.usage
-        return {"messages": messages, "usage": {name: getattr(usage, name, None) or 0 for name in ("prompt_tokens", "completion_tokens")}}
+        answer, usage = _listed(completion)
+        return {"messages": [*inputs, answer], "usage": usage}
 
     def _cache_path(self, completion_id: str) -> Path | None:
         if self.cache_dir is None or not completion_id.replace("-", "").replace("_", "").isalnum():
             return None
         return self.cache_dir / f"{completion_id}.json"
+
+
+def _listed(completion: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What the listing itself says of a stored completion: its answer as a message, and its usage."""
+    answer = completion.choices[0].message if completion.choices else None
+    usage = completion.usage
+    return ({"role": "assistant", "content": getattr(answer, "content", None)},
+            {name: getattr(usage, name, None) or 0 for name in ("prompt_tokens", "completion_tokens")})
 
 
 def _message_dict(message: Any) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import pytest
 
 from .errors import DistillError
-from .settings import DIST, SIM_URL, add_model_flags, add_options, is_worker, resolve
+from .settings import DIST, SIM_SEED, SIM_URL, add_model_flags, add_options, is_worker, resolve
 
 if TYPE_CHECKING:
     from .datasets import Case
@@ -143,10 +143,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """xdist: hand each worker the controller's simulator address and xdist's scheduling mode."""
+    """xdist: hand each worker the controller's simulator address and the digest of its seeds, and xdist's
+    scheduling mode."""
     session = node.config.stash.get(SESSION, None)
     if session is not None and session.sim_url:
-        node.workerinput[SIM_URL] = session.sim_url
+        node.workerinput[SIM_URL], node.workerinput[SIM_SEED] = session.sim_url, session.sim_seed
     node.workerinput[DIST] = node.config.getoption("dist", None)
 
 

@@ -27,7 +27,7 @@ from .models.recorded import is_recorded
 from .models.retirements import base_of, retirement
 from .models.types import Endpoint
 from .recording import Recorder
-from .settings import SIM_URL, Settings, is_worker, item_params
+from .settings import SIM_SEED, SIM_URL, Settings, is_worker, item_params
 
 SIM_KEY = "distill-sim"
 UNDER_TEST = "model under test"
@@ -81,6 +81,12 @@ class DistillSession:
             return str(self.sim.url)
         url: str | None = getattr(self.config, "workerinput", {}).get(SIM_URL)
         return url
+
+    @property
+    def sim_seed(self) -> str:
+        """The digest of what the simulator was seeded with ("" without one)."""
+        digest: str = self.sim.seed_digest if self.sim is not None else getattr(self.config, "workerinput", {}).get(SIM_SEED, "")
+        return digest
 
     @property
     def runtime(self) -> ModelRuntime:
@@ -137,7 +143,9 @@ class DistillSession:
         folder = None if self.settings.cache == "off" else self.cache_dir("distill-calls")
         if folder is None:
             return None
-        server = "simulator" if self.settings.sim else url or os.environ.get("OPENAI_BASE_URL") or "https://api.openai.com/v1"
+        # The simulator's answers follow its seeds: answers of another seed are never served.
+        server = f"simulator {self.sim_seed}" if self.settings.sim else url or os.environ.get("OPENAI_BASE_URL") \
+            or "https://api.openai.com/v1"
         return CompletionCache(folder, server, self.settings.cache)
 
     def cache_dir(self, name: str) -> Path | None:

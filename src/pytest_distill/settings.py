@@ -422,6 +422,8 @@ def item_params(item: pytest.Item) -> dict[str, Any]:
 
 SIM_URL = "distill_sim_url"
 """`workerinput` key: the controller's simulator, which the workers use."""
+SIM_SEED = "distill_sim_seed_digest"
+"""`workerinput` key: the digest of the simulator's seeds, part of every cache key under it."""
 DIST = "distill_dist"
 """`workerinput` key: xdist's `--dist` mode, which tells a worker how much of its queue stays its own."""
 

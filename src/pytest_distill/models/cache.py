@@ -1,7 +1,8 @@
 """The on-disk cache of chat completions (`--distill-cache`): an identical request is answered from disk.
 
 One file per request key, written atomically, so that several xdist processes writing at once can only
-replace a whole entry with an equal one: nothing is lost, nothing is half-written. An entry holds the
+replace a whole entry with an equal one: nothing is lost, nothing is half-written. Each entry is sealed
+(`sealed.py`): one copied under another key or edited by hand is a miss. An entry holds the
 answer only (text, usage, served model, refusal, latency): never the request's headers or the API key.
 The key digests the request (model, messages, every parameter, the sample index) and a namespace that
 names the server, so that answers of one server are never served for another.
@@ -11,16 +12,16 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 from pathlib import Path
 from typing import Any
 
-from .. import strict_json
 from ..atomic import write_atomic
+from ..sealed import opened, seal
 from .types import Completion, Usage
 
-VERSION = 1
+VERSION = 2
+"""2: entries are sealed; a version 1 entry is a miss, answered again."""
 MODES = ("off", "on", "refresh")
 
 
@@ -37,8 +38,9 @@ class CompletionCache:
         damaged or edited by hand, so that the request is made again rather than graded on a wrong answer."""
         if self.mode == "refresh":
             return None
+        path = self._path(key)
         try:
-            data = strict_json.loads(self._path(key).read_text(encoding="utf-8"))
+            data = opened(path.read_text(encoding="utf-8"), path.stem)
         except (OSError, ValueError):
             return None
         return _completion(data)
@@ -52,8 +54,9 @@ class CompletionCache:
             "served_model": completion.served_model, "refusal": completion.refusal,
             "usage": {"prompt_tokens": completion.usage.prompt_tokens, "completion_tokens": completion.usage.completion_tokens},
             "latency_s": completion.latency_s, "cached": True}
+        path = self._path(key)
         with contextlib.suppress(OSError, ValueError):
-            write_atomic(self._path(key), json.dumps(entry, ensure_ascii=False))
+            write_atomic(path, seal(path.stem, entry))
 
     def drop(self, key: str) -> None:
         """Remove the entry of `key`, if any."""

@@ -9,6 +9,7 @@ only unless told otherwise: it has no real authentication.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import json
 import os
@@ -129,6 +130,10 @@ class SimServer:
                              "authentication, so it listens on loopback only unless asked (allow_remote, --allow-remote)")
         seeded = load_seeds(seed)
         self.seeded = len(seeded)
+        self.seed_digest = hashlib.sha256(json.dumps(
+            [[cid, example.input, example.answer, example.trailing, example.metadata] for cid, example in seeded],
+            ensure_ascii=False, sort_keys=True).encode("utf-8")).hexdigest()
+        """What the seeds make the simulator answer, in one SHA-256: a client's cache keys its answers by it."""
         self.latency_s = latency_s
         self.api_key = api_key
         self.admin_key = api_key or f"sk-sim-admin-{secrets.token_hex(16)}"

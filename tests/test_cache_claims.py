@@ -1,0 +1,85 @@
+"""Cache entries are checked against what they claim: a stored completion's entry edited by hand or
+copied under another id is fetched again, a completion cache entry moved to another request's name is
+a miss, and under --distill-sim the answers of one seed are never served for another."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pytest_distill.models.cache import CompletionCache
+from pytest_distill.models.types import Completion, Usage
+from pytest_distill.sim import SimServer
+
+from .support import qa_rows, write_jsonl
+from .test_hostile_input import STORED_SUITE, WORKERS
+
+EDITS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
+    "answer": lambda entry, _: {**entry, "messages": [*entry["messages"][:-1], {"role": "assistant", "content": "edited"}]},
+    "question": lambda entry, _: {**entry, "messages": [{"role": "user", "content": "edited"}, *entry["messages"][1:]]},
+    "usage": lambda entry, _: {**entry, "usage": {"prompt_tokens": 1, "completion_tokens": 1}},
+    "copied-from-another-id": lambda _, other: other,
+    "unsealed": lambda entry, _: {key: value for key, value in entry.items() if key not in ("claim", "sha256")},
+}
+
+
+@pytest.mark.parametrize("edit", list(EDITS))
+def test_a_stored_completion_entry_edited_or_copied_by_hand_is_fetched_again(
+        pytester: pytest.Pytester, sim: SimServer, edit: str) -> None:
+    pytester.makepyfile(STORED_SUITE.replace('"stored"', '"stored:split=test"'))
+    pytester.runpytest("--collect-only", "-q")
+    entries = sorted((pytester.path / ".pytest_cache").rglob("chatcmpl-hb-*.json"))
+    good, other = (json.loads(entry.read_text(encoding="utf-8")) for entry in entries[:2])
+    entries[0].write_text(json.dumps(EDITS[edit](good, other)), encoding="utf-8")
+    sim.clear_requests()
+    pytester.runpytest("--model", "gpt-4o").assert_outcomes(passed=12)
+    assert len([r for r in sim.requests if r.path.endswith("/messages")]) == 1
+    assert json.loads(entries[0].read_text(encoding="utf-8")) == good
+
+
+def test_a_completion_cache_entry_under_another_requests_name_is_a_miss(tmp_path: Path) -> None:
+    cache = CompletionCache(tmp_path, "ns")
+    cache.put("paris", Completion(text="Paris", model="m", usage=Usage(1, 2), latency_s=0.5))
+    cache.put("rome", Completion(text="Rome", model="m", usage=Usage(1, 2), latency_s=0.5))
+    paris, rome = (cache._path(key) for key in ("paris", "rome"))
+    rome.write_text(paris.read_text(encoding="utf-8"), encoding="utf-8")
+    assert cache.get("rome") is None
+    entry = json.loads(paris.read_text(encoding="utf-8"))
+    paris.write_text(json.dumps({**entry, "text": "Lyon"}), encoding="utf-8")
+    assert cache.get("paris") is None
+
+
+SEEDED_SUITE = """
+import pytest
+
+@pytest.mark.distill_dataset("cases.jsonl")
+def test_answer(case, model):
+    assert model.complete(case).text == case.expected
+"""
+
+
+def seed(path: Path, answer: str) -> Path:
+    rows = qa_rows(4)
+    for row in rows:
+        row["messages"][-1]["content"] = f"{answer} {row['id']}"
+    return write_jsonl(path, rows)
+
+
+@WORKERS
+def test_under_the_simulator_the_cache_never_serves_answers_of_another_seed(
+        pytester: pytest.Pytester, workers: list[str]) -> None:
+    pytester.makepyfile(SEEDED_SUITE)
+    options = ("--distill-sim", "--distill-sim-seed", "cases.jsonl", "--distill-cache", "--model", "gpt-4o", *workers)
+    seed(pytester.path / "cases.jsonl", "alpha")
+    pytester.runpytest(*options).assert_outcomes(passed=4)
+    entries = lambda: len(list(pytester.path.rglob("distill-calls/**/*.json")))  # noqa: E731
+    assert entries() == 4
+    seed(pytester.path / "cases.jsonl", "beta")  # the same questions, other answers
+    pytester.runpytest(*options).assert_outcomes(passed=4)
+    assert entries() == 8
+    pytester.runpytest(*options).assert_outcomes(passed=4)  # the same seed again: all from the cache
+    assert entries() == 8
