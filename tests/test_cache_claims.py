@@ -1,44 +1,19 @@
-"""Cache entries are checked against what they claim: a stored completion's entry edited by hand or
-copied under another id is fetched again, a completion cache entry moved to another request's name is
-a miss, and under --distill-sim the answers of one seed are never served for another."""
+"""Cache entries are checked against what they claim: a completion cache entry moved to another
+request's name or edited is a miss, and under --distill-sim the answers of one seed are never served
+for another. (A stored completion's entry edited or sealed for another id: test_hostile_input.py.)"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from pytest_distill.models.cache import CompletionCache
 from pytest_distill.models.types import Completion, Usage
-from pytest_distill.sim import SimServer
 
 from .support import qa_rows, write_jsonl
-from .test_hostile_input import STORED_SUITE, WORKERS
-
-EDITS: dict[str, Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]]] = {
-    "answer": lambda entry, _: {**entry, "messages": [*entry["messages"][:-1], {"role": "assistant", "content": "edited"}]},
-    "question": lambda entry, _: {**entry, "messages": [{"role": "user", "content": "edited"}, *entry["messages"][1:]]},
-    "usage": lambda entry, _: {**entry, "usage": {"prompt_tokens": 1, "completion_tokens": 1}},
-    "copied-from-another-id": lambda _, other: other,
-    "unsealed": lambda entry, _: {key: value for key, value in entry.items() if key not in ("claim", "sha256")},
-}
-
-
-@pytest.mark.parametrize("edit", list(EDITS))
-def test_a_stored_completion_entry_edited_or_copied_by_hand_is_fetched_again(
-        pytester: pytest.Pytester, sim: SimServer, edit: str) -> None:
-    pytester.makepyfile(STORED_SUITE.replace('"stored"', '"stored:split=test"'))
-    pytester.runpytest("--collect-only", "-q")
-    entries = sorted((pytester.path / ".pytest_cache").rglob("chatcmpl-hb-*.json"))
-    good, other = (json.loads(entry.read_text(encoding="utf-8")) for entry in entries[:2])
-    entries[0].write_text(json.dumps(EDITS[edit](good, other)), encoding="utf-8")
-    sim.clear_requests()
-    pytester.runpytest("--model", "gpt-4o").assert_outcomes(passed=12)
-    assert len([r for r in sim.requests if r.path.endswith("/messages")]) == 1
-    assert json.loads(entries[0].read_text(encoding="utf-8")) == good
+from .test_hostile_input import WORKERS
 
 
 def test_a_completion_cache_entry_under_another_requests_name_is_a_miss(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from pytest_distill.datasets import BrokenCase, Case, StoredCompletions, param_i
 from pytest_distill.models.cache import CompletionCache
 from pytest_distill.models.client import ModelRuntime
 from pytest_distill.models.types import Completion, Usage
+from pytest_distill.sealed import seal
 from pytest_distill.sim import Fault, SimServer
 
 from . import test_cache as cache_tests
@@ -104,6 +105,12 @@ DAMAGE = {
     "usage-text": lambda entry: {**entry, "usage": {"prompt_tokens": "many", "completion_tokens": 1}},
     "answer-edited-away": lambda entry: {**entry, "messages": entry["messages"][:-1]},
     "not-an-object": lambda entry: [entry],
+    "answer-edited": lambda entry: {**entry, "messages": [*entry["messages"][:-1], {"role": "assistant", "content": "edited"}]},
+    "question-edited": lambda entry: {**entry, "messages": [{"role": "user", "content": "edited"}, *entry["messages"][1:]]},
+    "usage-edited": lambda entry: {**entry, "usage": {"prompt_tokens": 1, "completion_tokens": 1}},
+    "unsealed": lambda entry: {key: value for key, value in entry.items() if key not in ("claim", "sha256")},
+    "sealed-for-another-id": lambda entry: json.loads(seal("chatcmpl-hb-other", {
+        key: value for key, value in entry.items() if key not in ("claim", "sha256")})),
 }
 
 
