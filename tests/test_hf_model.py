@@ -144,3 +144,20 @@ def test_a_suite_runs_on_an_hf_model(pytester: pytest.Pytester, toy_model: Path,
     """)
     result = pytester.runpytest("--model", f"hf:{toy_model}", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=3)
+
+
+def test_api_calls_are_answered_while_an_hf_model_generates(toy_model: Path, make_sim) -> None:
+    """The hf: model generates in its own process: the API calls of the same runtime do not wait for it."""
+    server = make_sim()
+    runtime = ModelRuntime(base_url=server.url, api_key="sk-test")
+    try:
+        runtime.chat(f"hf:{toy_model}", QUESTION, max_tokens=1)
+        generating = runtime.submit_chat(f"hf:{toy_model}", QUESTION, sample=1, temperature=1.0, max_tokens=400)
+        answered_meanwhile = 0
+        for index in range(10):
+            runtime.chat("gpt-4o", [{"role": "user", "content": f"question {index}"}])
+            answered_meanwhile += not generating.done()
+        assert runtime.wait(generating).usage.completion_tokens > 10
+    finally:
+        runtime.close()
+    assert answered_meanwhile >= 5

@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     import openai
 
     from .cache import CompletionCache
-    from .hf import LocalModels
+    from .hf_process import ModelProcess
     from .recorded import RecordedModels
 
 T = TypeVar("T")
@@ -150,7 +150,7 @@ class ModelRuntime:
         """The outcome of each call under way, by request key, which its askers' futures follow."""
         self._answers: dict[str, Any] = {}
         """Results of finished calls by request key, read from any thread without a trip through the loop."""
-        self._local: LocalModels | None = None
+        self._local: ModelProcess | None = None
         self._recorded: RecordedModels | None = None
         self._refused: dict[str, set[str]] = {}
         """Optional parameters each model refused (see `chat`)."""
@@ -325,7 +325,10 @@ class ModelRuntime:
 
     def close(self) -> None:
         """Cancel the calls still under way (prefetched answers nobody waits for any more, e.g. after
-        `-x`), so that no waiter blocks forever; close the clients and stop the loop thread. Safe twice."""
+        `-x`), so that no waiter blocks forever; close the clients, the `hf:` models' process and the loop
+        thread. Safe twice."""
+        if self._local is not None:
+            self._local.close()
         for line in self._lines.values():
             if line.sync_client is not None:
                 line.sync_client.close()
@@ -478,13 +481,14 @@ class ModelRuntime:
         return completion
 
     async def _local_chat(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
-        """An `hf:` model answers in a worker thread, so the loop goes on serving the other calls. Not
-        cached on disk: a retrained adapter keeps its folder's name."""
-        from .hf import LocalModels  # it imports this module; it imports torch only when a model loads
+        """An `hf:` model answers from a process of its own (models/hf_process.py), waited for in a worker
+        thread: neither its torch nor its wait holds up the loop and the other calls. Not cached on disk:
+        a retrained adapter keeps its folder's name."""
+        from .hf_process import ModelProcess
 
         with self._lock:
             if self._local is None:
-                self._local = LocalModels()
+                self._local = ModelProcess()
         return await asyncio.to_thread(self._local.chat, model, messages, params)
 
     async def _recorded_chat(self, model: str, messages: list[dict[str, Any]]) -> Completion:
