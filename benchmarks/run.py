@@ -4,7 +4,7 @@
 and the change against `benchmarks/baseline.json` (`--save-baseline` keeps this run's figures in it, the
 others stay with their dates).
 
-`python benchmarks/run.py --speed` is the run behind the README's speed figures: the asyncio lower bound,
+`python benchmarks/run.py --speed` is the run behind the speed figures of docs/speed.md: the asyncio lower bound,
 the plain `assert factuality(model.complete(case), case.expected)` suite and the same suite with the
 `distill_grade` marker, side by side in one run, with their ratios to the bound (wall time and client
 CPU). Compare ratios within one run: on a shared machine the absolute figures move with the load.

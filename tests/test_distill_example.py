@@ -1,4 +1,4 @@
-"""The README's loop on the hobannu example, as a user runs it: separate pytest sessions against
+"""The loop of docs/distillation.md on the hobannu example, as a user runs it: separate pytest sessions against
 `--distill-sim` (whose fine-tuned models live in pytest's cache between sessions)."""
 
 from __future__ import annotations

@@ -390,7 +390,7 @@ def test_the_embedding_model_comes_from_the_ini_setting(pytester: pytest.Pyteste
 
 @pytest.mark.parametrize("example", ["hobannu", "quick_reply", "json_extraction"])
 def test_the_examples_run_offline_from_the_repository_root(example: str, tmp_path: Path) -> None:
-    """As the README runs them: the example's own pytest.ini is the rootdir and seeds the simulator."""
+    """As docs/getting-started.md runs them: the example's own pytest.ini is the rootdir and seeds the simulator."""
     run = subprocess.run(
         [sys.executable, "-m", "pytest", f"examples/{example}", "--distill-sim", "--model", "gpt-4o",
          "--model", "gpt-4o-mini", "-o", f"cache_dir={tmp_path}", "-rf"],
