@@ -333,3 +333,30 @@ def test_two_runs_ending_at_once_on_the_same_data_start_one_job(pytester: pytest
     assert "distill: another run of this project is starting a training: waiting for it" in outputs[1], outputs[1]
     job = re.search(r"started openai training (ftjob-\S+)", outputs[0]).group(1)
     assert f"training {job} for the same data is still running" in outputs[1], outputs[1]
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_two_project_folders_on_the_same_data_make_one_job(
+        pytester: pytest.Pytester, make_sim, monkeypatch: pytest.MonkeyPatch, workers: list[str]) -> None:
+    """The record of started trainings lives in each folder's .pytest_cache: a second checkout knew
+    nothing of the first one's job. Before creating a job, the server's jobs are listed by the training
+    file's sha256 (their metadata): a live one for the same data and settings is followed instead."""
+    server = start_project(pytester, make_sim, job_seconds=60)
+    first = pytester.runpytest("--distill", *workers)
+    job = re.search(r"started openai training (ftjob-\S+)", first.stdout.str()).group(1)
+    other = pytester.path / "other-checkout"
+    other.mkdir()
+    for name in ("cases.jsonl", "test_suite.py"):
+        (other / name).write_bytes((pytester.path / name).read_bytes())
+    monkeypatch.chdir(other)
+    second = pytester.runpytest("--distill", "--rootdir", str(other), str(other), *workers)
+    second.stdout.fnmatch_lines([f"training {job} of the same data and settings is already * on the server, started "
+                                 "elsewhere (another checkout or CI job): following it, no new one started"])
+    assert (other / ".pytest_cache").is_dir()
+    assert creates(server) == (1, 1)
+    [listing] = requests_to(server, "GET", "/fine_tuning/jobs")[-1:]
+    trained = (other / ".pytest_cache" / "d" / "distill" / "distill-train.jsonl").read_bytes()
+    assert listing.query == {"metadata[training_sha256]": [hashlib.sha256(trained).hexdigest()], "limit": ["100"]}
+    third = pytester.runpytest("--distill", "--distill-epochs", "2", "--rootdir", str(other), str(other), *workers)
+    third.stdout.fnmatch_lines(["started openai training ftjob-*"])
+    assert creates(server) == (2, 2)

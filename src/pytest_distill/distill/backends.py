@@ -25,6 +25,9 @@ from ..settings import Settings
 BACKENDS: dict[str, str] = {"openai": "openai_jobs", "trl": "trl_backend"}
 """Backend name (`--distill-backend`) -> module in this package."""
 FINISHED = frozenset({"succeeded", "failed", "cancelled"})
+FINGERPRINT = "fingerprint"
+"""The metadata key of a job that holds its training's fingerprint (the same data, student and settings):
+how a run finds the job another checkout started for the same training."""
 
 
 class TrainingError(DistillError):
@@ -99,6 +102,10 @@ class Trainer(Protocol):
 
     def refresh(self, run: TrainingRun) -> TrainingRun:
         """How an earlier run stands now."""
+
+    def live(self, request: TrainingRequest) -> TrainingRun | None:
+        """A run of the same training still under way where this backend trains, started elsewhere
+        (another checkout, a CI job): followed instead of starting a second; None when there is none."""
 
     def follow(self, run: TrainingRun, timeout_s: float) -> TrainingRun:
         """Report progress until the run finishes or `timeout_s` passes; Ctrl-C propagates."""

@@ -7,6 +7,7 @@ running for the same data, and follows it when asked. It runs once, on the xdist
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 import uuid
 from collections.abc import Callable, Sequence
@@ -20,7 +21,7 @@ from ..ledger import Entry, disagreements, summarize, verdict_changes
 from ..models.types import ModelError
 from ..settings import Settings
 from . import training
-from .backends import Trainer, TrainingError, TrainingRequest, TrainingRun
+from .backends import FINGERPRINT, Trainer, TrainingError, TrainingRequest, TrainingRun
 from .filter import evaluates_training, flipped_answers, suite_checks
 from .gate import Decision, Thresholds, decide
 from .record import TrainingRecord, fingerprint
@@ -154,10 +155,16 @@ def _train(inputs: LoopInputs, outcome: Outcome) -> None:
         suffix=s.suffix, seed=int(data.sha256[:8], 16) % 2**31, metadata=_metadata(outcome, data.sha256),
         epochs=s.epochs, learning_rate=s.lr, batch_size=s.batch_size)
     key = fingerprint(s.backend, request, validation.sha256 if validation else None)
+    request = dataclasses.replace(request, metadata={**request.metadata, FINGERPRINT: key})
     try:
         trainer = inputs.trainer()
         with inputs.record.claimed(inputs.say):
             run = _earlier(inputs, trainer, key, notes)
+            if run is None:
+                run = trainer.live(request)
+                if run is not None:
+                    notes.append(f"training {run.id} of the same data and settings is already {run.status} on the "
+                                 "server, started elsewhere (another checkout or CI job): following it, no new one started")
             if run is None:
                 run = trainer.start(request)
                 notes.append(f"started {trainer.name} training {run.id} of {s.student} on {len(data.examples)} "

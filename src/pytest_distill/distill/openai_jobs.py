@@ -18,12 +18,15 @@ from ..models.types import LOCAL_PREFIX
 from ..settings import Settings
 from ..strict_json import as_unicode
 from ..untrusted import capped
-from .backends import TrainerContext, TrainingError, TrainingRequest, TrainingRun
+from .backends import FINGERPRINT, TrainerContext, TrainingError, TrainingRequest, TrainingRun
 
 FIRST_POLL_S = 0.5
 MAX_POLL_S = 15.0
 """Polling starts fast (a job may be seconds long) and slows down to this bound (or hours of polling)."""
 EVENTS_PER_POLL = 5
+LIVE = frozenset({"validating_files", "queued", "running"})
+"""The statuses of a job that is still under way (`succeeded`, `failed`, `cancelled` are not)."""
+LISTED_JOBS = 100
 JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
 """What a fine-tuning job id looks like on OpenAI (`ftjob-…`), Azure and compatible servers."""
 
@@ -71,6 +74,19 @@ class OpenAITrainer:
         with self.runtime.api_errors("POST /fine_tuning/jobs", request.student):
             job = self.runtime.sdk().fine_tuning.jobs.create(**params)
         return run_of(job)
+
+    def live(self, request: TrainingRequest) -> TrainingRun | None:
+        """The oldest job on the server for the same training (its metadata names the training file's
+        sha256 and the fingerprint of data, student and settings) that is still validating, queued or
+        running: one paid job per training set across checkouts, not only within one project folder."""
+        with self.runtime.api_errors("GET /fine_tuning/jobs"):
+            jobs = list(self.runtime.sdk().fine_tuning.jobs.list(
+                metadata={"training_sha256": request.training_sha256}, limit=LISTED_JOBS).data)
+        same = [job for job in jobs if job.status in LIVE and isinstance(job.metadata, dict)
+                and job.metadata.get(FINGERPRINT) == request.metadata.get(FINGERPRINT) and JOB_ID.fullmatch(str(job.id))]
+        if not same:
+            return None
+        return run_of(min(same, key=lambda job: (job.created_at if isinstance(job.created_at, int) else 0, str(job.id))))
 
     def refresh(self, run: TrainingRun) -> TrainingRun:
         _check_id(run.id)

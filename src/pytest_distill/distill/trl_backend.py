@@ -215,6 +215,10 @@ class TrlTrainer:
     def follow(self, run: TrainingRun, timeout_s: float) -> TrainingRun:
         return run
 
+    def live(self, request: TrainingRequest) -> TrainingRun | None:
+        """None: a local training runs inside this process, never elsewhere."""
+        return None
+
 
 def check(settings: Settings) -> None:
     """At start-up, before any model is called: the extra is there and the student can be trained."""
