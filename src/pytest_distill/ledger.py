@@ -12,7 +12,7 @@ import re
 import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .grades import Grade
 from .models.types import Completion
@@ -79,6 +79,14 @@ class Entry:
         data = json.loads(text)
         data["grades"] = [Grade.from_dict(grade) for grade in data.get("grades", [])]
         return cls(**data)
+
+
+class EntrySource(Protocol):
+    """Where a run's entries are collected (the `Recorder`): what the reports read."""
+
+    entries: list[Entry]
+
+    def entry_of_node(self, nodeid: str) -> Entry | None: ...
 
 
 def entry_of(user_properties: Iterable[tuple[str, Any]]) -> Entry | None:

@@ -83,8 +83,12 @@ def activate(config: pytest.Config) -> DistillSession:
     # pytest's default traceback style (and no --showlocals): a failed graded assert shows its verdict alone.
     compact = config.getoption("tbstyle") == "auto" and not config.getoption("showlocals")
     # pytest-html's --html: only then does each test carry its details for the HTML report.
-    html_extras = bool(config.getoption("htmlpath", None))
-    recorder = Recorder(collects=not is_worker(config), scope_for=session.call_scope, compact=compact, html_extras=html_extras)
+    html_extra = None
+    if config.getoption("htmlpath", None):
+        from .report import html
+
+        html_extra = html.entry_extra
+    recorder = Recorder(collects=not is_worker(config), scope_for=session.call_scope, compact=compact, html_extra=html_extra)
     plugins.register(recorder, RECORDER)
     plugins.register(prefetch.Prefetcher(session.model, session.call_scope, prefetch.GRADED_AHEAD, settings.concurrency,
                                          batch=settings.batch), PREFETCHER)

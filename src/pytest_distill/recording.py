@@ -24,7 +24,6 @@ from .graders.judged import JudgeError
 from .graders.similarity import MetricUnavailable
 from .ledger import PROPERTY, Entry, entry_of
 from .models.types import ModelError, shorten
-from .report import html
 from .settings import item_params
 
 ENTRY = pytest.StashKey[Entry]()
@@ -37,11 +36,11 @@ class Recorder:
     where it runs; only the controller (or a serial run) collects the entries."""
 
     def __init__(self, collects: bool, scope_for: Callable[[pytest.Item], AbstractContextManager[grades.Scope]],
-                 compact: bool = False, html_extras: bool = False) -> None:
+                 compact: bool = False, html_extra: Callable[[Entry], object] | None = None) -> None:
         self.collects, self.scope_for = collects, scope_for
         self.compact = compact
-        self.html_extras = html_extras
-        """An HTML report is asked for (--html): each test's report carries its details for it."""
+        self.html_extra = html_extra
+        """An HTML report is asked for (--html): each test's report carries its details for it, made by this."""
         """pytest's default traceback style: a failed graded assert is shown as its line and its verdict alone."""
         self.entries: list[Entry] = []
         self._by_node: dict[str, Entry] = {}
@@ -136,8 +135,8 @@ class Recorder:
                 self.entries.append(entry)
                 self._by_node[entry.nodeid] = entry
                 report.user_properties = [(name, value) for name, value in report.user_properties if name != PROPERTY]
-                if self.html_extras:
-                    report.extras = [*getattr(report, "extras", []), html.entry_extra(entry)]  # type: ignore[attr-defined]
+                if self.html_extra is not None:
+                    report.extras = [*getattr(report, "extras", []), self.html_extra(entry)]  # type: ignore[attr-defined]
 
 
 SHOWN = 300

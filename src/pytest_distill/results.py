@@ -16,6 +16,7 @@ from pathlib import Path
 from .errors import ConfigError
 from .report import results, table, terminal
 from .report.cost import PriceTable
+from .report.inputs import read_input
 from .report.merge import merge
 
 
@@ -33,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "distill_prices the run had; default: the common OpenAI models)")
     args = parser.parse_args(argv)
     try:
-        prices = PriceTable.with_defaults(results.read_input(args.prices, f"--prices {args.prices}") if args.prices else "")
+        prices = PriceTable.with_defaults(read_input(args.prices, f"--prices {args.prices}") if args.prices else "")
         if args.command == "merge":
             document, notes = merge(args.files)
             results.check_destination(args.output)

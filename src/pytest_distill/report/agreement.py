@@ -16,7 +16,7 @@ from typing import Any
 from .. import strict_json
 from ..errors import ConfigError
 from ..ledger import Entry
-from .results import read_input
+from .inputs import read_input
 from .table import percent, some
 
 

@@ -17,9 +17,8 @@ from typing import IO, Any
 import pytest
 
 from .. import strict_json
-from ..ledger import Entry
+from ..ledger import Entry, EntrySource
 from ..models.recorded import is_recorded
-from ..recording import Recorder
 from . import results
 
 
@@ -36,7 +35,7 @@ def record_line(entry: Entry) -> str | None:
 class AnswerRecord:
     """Appends the answers to `path` as the tests end; on the controller only."""
 
-    def __init__(self, path: Path, recorder: Recorder) -> None:
+    def __init__(self, path: Path, recorder: EntrySource) -> None:
         results.check_destination(path, "--distill-record", "answers.jsonl")
         self.path, self.recorder = path, recorder
         self.written = 0

@@ -16,8 +16,7 @@ from typing import Any
 import pytest
 
 from ..atomic import write_atomic
-from ..ledger import Entry, in_order
-from ..recording import Recorder
+from ..ledger import Entry, EntrySource, in_order
 from ..settings import Settings
 from . import agreement, baseline, html, markdown, results, run, table, terminal
 from .baseline import Baseline, Comparison
@@ -40,7 +39,7 @@ class TrainingReport:
 @dataclass
 class Reporter:
     settings: Settings
-    recorder: Recorder
+    recorder: EntrySource
     endpoints: Callable[[], Mapping[str, str]] = dict
     """Each endpoint's name and base URL, asked at the end (the simulator starts after the reporter)."""
     pass_rate: PassRateCheck | None = None

@@ -17,6 +17,7 @@ from ..errors import ConfigError
 from ..grades import Grade
 from ..ledger import Entry, summarize, verdict_changes
 from ..significance import Interval
+from .inputs import read_input
 
 if TYPE_CHECKING:
     from .agreement import Agreement, Panel
@@ -153,16 +154,6 @@ def load(path: Path, where: str, missing: str = "no such file") -> dict[str, Any
     if problem is not None:
         raise ConfigError(f"{where}: not a pytest-distill results file: at {problem.json_path}: {problem.message}")
     return dict(results)
-
-
-def read_input(path: Path, where: str, missing: str = "no such file") -> str:
-    """The text of a file the user gave (a baseline, judge labels), or a usage error that says why not."""
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{where}: {missing}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{where}: cannot be read: {exc}") from None
 
 
 def check_destination(path: Path, flag: str = "--distill-results", example: str = "results.json") -> None:

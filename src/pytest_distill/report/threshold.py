@@ -16,8 +16,7 @@ from typing import Any
 
 import pytest
 
-from ..ledger import ModelStats, summarize
-from ..recording import Recorder
+from ..ledger import EntrySource, ModelStats, summarize
 from ..settings import RateRule, Settings
 from ..significance import Interval, rate_with_interval, wilson
 
@@ -121,7 +120,7 @@ class PassRateCheck:
     """On the controller, with --distill-pass-rate: sets the exit status before the other end-of-run
     work (the distillation step and the baseline may still fail the session) and says why last."""
 
-    def __init__(self, settings: Settings, recorder: Recorder) -> None:
+    def __init__(self, settings: Settings, recorder: EntrySource) -> None:
         self.settings, self.recorder = settings, recorder
         self.failures: dict[str, None] = {}
         """Node ids of every failed report (any phase), in order."""
