@@ -79,6 +79,8 @@ class Prefetcher:
         self.lookahead = concurrency * LOOKAHEAD_PER_SLOT
         self.batch = batch
         """--distill-batch: the window is every test of this process, its calls queued for a batch."""
+        self.reached = 0
+        """With batches, serial: the items up to here were started ahead."""
         self.running = 0
         """Helpers submitted to the pool and not finished (`settled` waits for none)."""
         self.idle = threading.Condition()
@@ -242,8 +244,11 @@ class Prefetcher:
         """The running item and the ones after it that this process will run, up to the window."""
         if self.worker_queue is None:
             start = self.position.get(item.nodeid)
+            if start is not None and self.batch:  # every item at the first: later ones have nothing new to see
+                start, self.reached = max(start, self.reached), len(self.items)
+                return list(self.items[start:])
             if start is not None:
-                return list(self.items[start:] if self.batch else self.items[start:start + self.lookahead])
+                return list(self.items[start:start + self.lookahead])
         held = [item, *([nextitem] if nextitem is not None else [])]
         window = len(self.items) if self.batch else self.lookahead
         if self.worker_queue is not None:

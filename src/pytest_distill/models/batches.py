@@ -132,7 +132,8 @@ class Batches:
     async def answer(self, key: str, client: openai.AsyncOpenAI, server: str, model: str, body: dict[str, Any]) -> Any:
         """The answer body of a call, once its batch has ended; a ModelError for a line that failed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._clients[server] = client
+        if server not in self._clients:  # files and batches with the SDK's retries: a lost look is no lost batch
+            self._clients[server] = client.with_options(max_retries=3)
         self._queue[key] = _Call(key, server, model, body, future)
         try:
             return await future

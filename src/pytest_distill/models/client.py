@@ -519,7 +519,7 @@ class ModelRuntime:
 
         if self.batches is not None and not line.endpoint.name:
             started = time.perf_counter()
-            data = await self.batches.answer(key, client.with_options(max_retries=3), line.url, model, body)
+            data = await self.batches.answer(key, client, line.url, model, body)
             latency = time.perf_counter() - started
         else:
             data, latency = await self._attempts(key, line, label, model, send)
