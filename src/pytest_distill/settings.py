@@ -7,6 +7,7 @@ one name, one type and one default, and pure code can be tested with a hand-made
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,7 +74,8 @@ class Option:
             return "linelist"
         if self.action == "store_true":
             return "bool"
-        return {_positive: "int", _rate: "float", _seconds: "float", float: "float"}.get(self.convert, "string")
+        types: dict[Callable[[Any], Any], str] = {_positive: "int", _rate: "float", _seconds: "float", _above_zero: "float"}
+        return types.get(self.convert, "string")
 
     def help_text(self) -> str:
         """The help with its default, unless the help already names it."""
@@ -91,29 +93,38 @@ class Option:
 
     @property
     def shown_metavar(self) -> str:
-        return self.metavar or {_positive: "N", _rate: "RATE", _seconds: "SECONDS", float: "SECONDS", Path: "PATH"}.get(
+        return self.metavar or {_positive: "N", _rate: "RATE", _seconds: "SECONDS", Path: "PATH"}.get(
             self.convert, "TEXT")
 
 
-def _rate(text: str) -> float:
-    value = float(text)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{text} is not a rate between 0 and 1")
+def _number(text: str, meaning: str, accept: Callable[[float], bool]) -> float:
+    """A finite number that `accept` takes, or a ValueError saying what the option takes (never Python's
+    own "could not convert string to float", and never NaN or an infinity, which pass or fail every
+    comparison and end runs in tracebacks)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or not accept(value):
+        raise ValueError(f"{text} is not {meaning}")
     return value
+
+
+def _rate(text: str) -> float:
+    return _number(text, "a rate between 0 and 1 (a fraction, e.g. 0.05 for 5%)", lambda value: 0.0 <= value <= 1.0)
 
 
 def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise ValueError(f"{text} is not a whole number of at least 1")
-    return value
+    value = _number(text, "a whole number of at least 1", lambda value: value >= 1 and value.is_integer())
+    return int(value)
 
 
 def _seconds(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise ValueError(f"{text} is not a number of seconds above 0")
-    return value
+    return _number(text, "a number of seconds above 0 (e.g. 30)", lambda value: value > 0)
+
+
+def _above_zero(text: str) -> float:
+    return _number(text, "a number above 0 (e.g. 2 or 0.0002)", lambda value: value > 0)
 
 
 def _endpoints(lines: list[str]) -> tuple[Endpoint, ...]:
@@ -284,7 +295,8 @@ OPTIONS: tuple[Option, ...] = (
            action="store_true", group="distillation"),
     Option("wait", "--distill-wait", None, False, "follow a started job to its end and print the fine-tuned model", action="store_true",
            group="distillation"),
-    Option("timeout", "--distill-timeout", "distill_timeout", 7200.0, "bound in seconds on --distill-wait", float, group="distillation"),
+    Option("timeout", "--distill-timeout", "distill_timeout", 7200.0, "bound in seconds on --distill-wait", _seconds,
+           group="distillation"),
     Option("teacher_min", "--distill-teacher-min", "distill_teacher_min", 0.9, "gate: minimum teacher pass rate", _rate,
            group="distillation"),
     Option("gap_min", "--distill-gap-min", "distill_gap_min", 0.05, "gate: minimum teacher minus student pass rate", _rate,
@@ -307,7 +319,7 @@ OPTIONS: tuple[Option, ...] = (
            metavar="SPEC"),
     Option("epochs", "--distill-epochs", "distill_epochs", None, "training epochs (default: the backend's)", _positive, group="training"),
     Option("lr", "--distill-lr", "distill_lr", None, "learning-rate multiplier (openai) or learning rate (trl) (default: the backend's)",
-           float, group="training", metavar="RATE"),
+           _above_zero, group="training", metavar="RATE"),
     Option("batch_size", "--distill-batch-size", "distill_batch_size", None, "batch size (default: the backend's)", _positive,
            group="training"),
     Option("lora_rank", "--distill-lora-rank", "distill_lora_rank", 16, "LoRA rank (trl)", _positive, group="training"),

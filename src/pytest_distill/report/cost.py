@@ -5,6 +5,7 @@ A model without a price shows its tokens and no cost: a guessed price would make
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -52,8 +53,8 @@ class PriceTable:
             except ValueError:
                 raise ConfigError(
                     f"{where} line {number}: expected `MODEL INPUT_PER_1M OUTPUT_PER_1M`, got {line.strip()!r}") from None
-            if min(prices[name].input_per_1m, prices[name].output_per_1m) < 0:
-                raise ConfigError(f"{where} line {number}: a price cannot be negative: {line.strip()!r}")
+            if not all(math.isfinite(price) and price >= 0 for price in (prices[name].input_per_1m, prices[name].output_per_1m)):
+                raise ConfigError(f"{where} line {number}: a price is a number of dollars, 0 or more: {line.strip()!r}")
         return cls(prices)
 
     @classmethod
