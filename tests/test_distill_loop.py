@@ -360,3 +360,33 @@ def test_two_project_folders_on_the_same_data_make_one_job(
     third = pytester.runpytest("--distill", "--distill-epochs", "2", "--rootdir", str(other), str(other), *workers)
     third.stdout.fnmatch_lines(["started openai training ftjob-*"])
     assert creates(server) == (2, 2)
+
+
+def test_two_checkouts_starting_the_same_training_at_once_keep_one_job(pytester: pytest.Pytester, make_sim) -> None:
+    """Both runs list the server's jobs (none yet) and are held inside their uploads; released, both
+    create a job. Each then looks again: the one whose job is not the oldest cancels it before it
+    trains and follows the oldest."""
+    server = start_project(pytester, make_sim, job_seconds=60)
+    folders = [pytester.path / "a", pytester.path / "b"]
+    for folder in folders:
+        folder.mkdir()
+        for name in ("cases.jsonl", "test_suite.py"):
+            (folder / name).write_bytes((pytester.path / name).read_bytes())
+    server.inject(Fault("stall", path="/files", seconds=300, count=2))
+    options: dict[str, Any] = {"env": os.environ, "stdin": subprocess.DEVNULL, "stdout": subprocess.PIPE,
+                               "stderr": subprocess.STDOUT, "text": True}
+    command = [sys.executable, "-m", "pytest", "--distill"]
+    with subprocess.Popen([*command, "--rootdir", str(folders[0]), str(folders[0])], cwd=folders[0], **options) as first, \
+            subprocess.Popen([*command, "--rootdir", str(folders[1]), str(folders[1])], cwd=folders[1], **options) as second:
+        outputs = [read_until(process, "distill: uploading distill-train.jsonl") for process in (first, second)]
+        server.end_stalls()
+        outputs = [output + process.communicate(timeout=300)[0] for output, process in zip(outputs, (first, second), strict=True)]
+    assert creates(server) == (2, 2), outputs
+    cancels = [r.path for r in requests_to(server, "POST", "/fine_tuning/jobs/") if r.path.endswith("/cancel")]
+    assert len(cancels) == 1, outputs
+    cancelled = cancels[0].split("/")[-2]
+    kept = {re.search(r"started openai training (ftjob-\S+)", output).group(1) for output in outputs} - {cancelled}
+    assert len(kept) == 1, outputs
+    [job] = kept
+    assert sum(f"{job} for the same data and settings was created elsewhere a moment earlier: {cancelled} is cancelled "
+               f"before it trained, and {job} is followed" in " ".join(output.split()) for output in outputs) == 1, outputs

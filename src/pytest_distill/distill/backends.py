@@ -107,6 +107,9 @@ class Trainer(Protocol):
         """A run of the same training still under way where this backend trains, started elsewhere
         (another checkout, a CI job): followed instead of starting a second; None when there is none."""
 
+    def cancel(self, run: TrainingRun) -> None:
+        """Cancel a run this process just started that lost a race to one started elsewhere."""
+
     def follow(self, run: TrainingRun, timeout_s: float) -> TrainingRun:
         """Report progress until the run finishes or `timeout_s` passes; Ctrl-C propagates."""
 

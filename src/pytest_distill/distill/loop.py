@@ -169,6 +169,7 @@ def _train(inputs: LoopInputs, outcome: Outcome) -> None:
                 run = trainer.start(request)
                 notes.append(f"started {trainer.name} training {run.id} of {s.student} on {len(data.examples)} "
                              f"examples (training file sha256 {data.sha256[:12]})")
+                run = _won(trainer, request, run, notes)
             inputs.record.save(key, run, data.sha256)
     except (ModelError, TrainingError) as exc:
         outcome.failed = True
@@ -187,6 +188,19 @@ def _train(inputs: LoopInputs, outcome: Outcome) -> None:
         inputs.record.save(key, run, data.sha256)
     outcome.run = run
     _report(inputs, run, outcome)
+
+
+def _won(trainer: Trainer, request: TrainingRequest, run: TrainingRun, notes: list[str]) -> TrainingRun:
+    """Two checkouts that start the same training at once both find no job and both create one: each
+    then looks again, and the one whose job is not the oldest cancels it (before it trains) and
+    follows the oldest, so one job is paid for."""
+    oldest = trainer.live(request)
+    if oldest is None or oldest.id == run.id:
+        return run
+    trainer.cancel(run)
+    notes.append(f"{oldest.id} for the same data and settings was created elsewhere a moment earlier: {run.id} is "
+                 f"cancelled before it trained, and {oldest.id} is followed")
+    return oldest
 
 
 def _earlier(inputs: LoopInputs, trainer: Trainer, key: str, notes: list[str]) -> TrainingRun | None:

@@ -88,6 +88,11 @@ class OpenAITrainer:
             return None
         return run_of(min(same, key=lambda job: (job.created_at if isinstance(job.created_at, int) else 0, str(job.id))))
 
+    def cancel(self, run: TrainingRun) -> None:
+        _check_id(run.id)
+        with self.runtime.api_errors(f"POST /fine_tuning/jobs/{run.id}/cancel"):
+            self.runtime.sdk().fine_tuning.jobs.cancel(run.id)
+
     def refresh(self, run: TrainingRun) -> TrainingRun:
         _check_id(run.id)
         with self.runtime.api_errors(f"GET /fine_tuning/jobs/{run.id}"):

@@ -219,6 +219,9 @@ class TrlTrainer:
         """None: a local training runs inside this process, never elsewhere."""
         return None
 
+    def cancel(self, run: TrainingRun) -> None:
+        """Never asked (`live` finds no other run): a local training has finished when `start` returns."""
+
 
 def check(settings: Settings) -> None:
     """At start-up, before any model is called: the extra is there and the student can be trained."""
