@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -107,6 +113,42 @@ def test_the_first_collection_fetches_messages_several_at_once_within_the_bound(
     result.stdout.fnmatch_lines(["24 tests collected*"])
     assert len([r for r in server.requests if r.path.endswith("/messages")]) == 24
     assert 2 <= server.peak_in_flight <= 3  # one page lists all 24, so only messages calls overlap
+
+
+def test_a_long_collection_of_stored_completions_shows_how_far_it_is_on_a_terminal(
+        pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
+    """A messages call held inside the server until the terminal has shown the collection's progress line."""
+    server = make_sim(seed=[write_jsonl(tmp_path / "few.jsonl", qa_rows(4))])
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored"))
+    server.inject(Fault("stall", seconds=120, path="/chat/completions/chatcmpl-q002/messages"))
+    leader, follower = pty.openpty()
+    output: list[bytes] = []
+    reader = threading.Thread(target=lambda: output.extend(read_chunks(leader)), daemon=True)
+    with held_until(server, lambda: b"distill: collecting" in b"".join(output), "the collection's progress line"), \
+            subprocess.Popen([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"],
+                             cwd=pytester.path, env=os.environ, stdin=subprocess.DEVNULL, stdout=follower,
+                             stderr=follower) as process:
+        os.close(follower)
+        reader.start()
+        process.wait()
+        reader.join()
+    os.close(leader)
+    shown = b"".join(output).decode(errors="replace")
+    assert process.returncode == 0, shown
+    assert "distill: collecting stored: 4 stored completions listed, 3/4 fetched" in shown
+    assert "4 tests collected" in shown
+
+
+def read_chunks(fd: int) -> Iterator[bytes]:
+    """What a pseudo-terminal's other side writes, chunk by chunk, until it closes."""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:
+            return
+        if not chunk:
+            return
+        yield chunk
 
 
 def test_a_completion_deleted_after_listing_errors_its_own_test_only(

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from . import progress
 from .datasets import BrokenCase, Case, DatasetError, StoredCompletions, load_jsonl, parse_spec
 from .models.client import ModelRuntime
 from .models.types import ModelError
@@ -58,7 +59,8 @@ class CaseSource:
         if key not in self._loaded:
             spec = parse_spec(text, dirs)
             if spec.path is None:
-                cases = StoredCompletions(self.runtime(), self.cache_dir("distill-stored")).load(spec)
+                stored = StoredCompletions(self.runtime(), self.cache_dir("distill-stored"), progress.collecting(self.config))
+                cases = stored.load(spec)
             else:
                 cases = load_jsonl(spec.path, text)
             if not cases:

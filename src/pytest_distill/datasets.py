@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as WaitTimeout  # before 3.11 no builtin TimeoutError
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from .sealed import opened, seal
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 LIST_PARAMS = frozenset({"model", "limit", "order"})
 PAGE_SIZE = 100
+PROGRESS_TICK_S = 1.0
 REGISTRY_KEYS = frozenset({"input", "ideal", "id"})
 CHAT_FORMAT = 'the chat format {"messages": [...]}'
 REGISTRY_FORMAT = 'the OpenAI Evals registry format {"input": [...] or "text", "ideal": "answer" or [...]}'
@@ -315,8 +318,13 @@ class StoredCompletions:
     per completion; those run while the listing goes on, at most `--distill-concurrency` at once, since
     10,000 of them one after another would take most of an hour against the API."""
 
-    def __init__(self, runtime: ModelRuntime, cache_dir: Path | None) -> None:
+    def __init__(self, runtime: ModelRuntime, cache_dir: Path | None,
+                 on_progress: Callable[[str, int, int, int], None] | None = None) -> None:
         self.runtime, self.cache_dir = runtime, cache_dir
+        self.on_progress = on_progress
+        """Told (spec, listed, fetched, to fetch) about once a second while the listing goes on or messages
+        calls are awaited, on the collecting thread: a long collection can say how far it is."""
+        self._next_tell = 0.0
 
     def load(self, spec: DatasetSpec) -> list[Case | BrokenCase]:
         """The cases in listing order; each fetched one is a case as soon as it arrives, so that only
@@ -330,11 +338,23 @@ class StoredCompletions:
                 if case is None:
                     fetching.append((len(cases), pool.submit(self._fetched_case, spec, completion)))
                 cases.append(case)
+                self._tell(spec, len(cases), fetching)
             for index, fetched in fetching:
-                cases[index] = fetched.result()
+                while cases[index] is None:
+                    try:
+                        cases[index] = fetched.result(timeout=PROGRESS_TICK_S)
+                    except WaitTimeout:
+                        self._tell(spec, len(cases), fetching)
         finally:
             pool.shutdown(cancel_futures=True)
         return [case for case in cases if case is not None]
+
+    def _tell(self, spec: DatasetSpec, listed: int, fetching: Sequence[tuple[int, Future[Any]]]) -> None:
+        """At most once a tick (counting the fetched ones walks the list)."""
+        now = time.monotonic()
+        if self.on_progress is not None and now >= self._next_tell:
+            self._next_tell = now + PROGRESS_TICK_S
+            self.on_progress(spec.text, listed, sum(fetched.done() for _, fetched in fetching), len(fetching))
 
     def _cached_case(self, spec: DatasetSpec, completion: Any) -> Case | None:
         """The case of a stored completion fetched before, from the disk cache. Only good cases are

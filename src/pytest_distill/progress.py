@@ -1,4 +1,5 @@
-"""A status line about the model calls, shown while a test has waited long for its answer.
+"""A status line about the model calls, shown while a test has waited long for its answer, and one
+about a stored dataset whose collection takes long.
 
 With prefetch, tests mostly find their answers ready and pytest's own progress says enough. The
 wait that needs words is the long one: a slow model, a window filling up, or a 429 that paused every
@@ -54,9 +55,45 @@ class Progress:
             self.reporter.write_line(status_line(self.runtime))
 
 
+class CollectionProgress:
+    """`StoredCompletions`' progress hook: a line every few seconds once a dataset has taken long to
+    collect (300 stored completions at half a second a messages call sat 20 s at "collecting ..."), e.g.
+    `distill: collecting stored:split=test: 300 stored completions listed, 120/300 fetched`."""
+
+    def __init__(self, reporter: Any, capture: Any) -> None:
+        self.reporter, self.capture = reporter, capture
+        self.spec, self.started, self.last = "", 0.0, 0.0
+
+    def __call__(self, spec: str, listed: int, fetched: int, fetching: int) -> None:
+        now = time.monotonic()
+        if spec != self.spec:
+            self.spec, self.started = spec, now
+        if now - self.started < FIRST_AFTER_S or now - self.last < EVERY_S:
+            return
+        self.last = now
+        with self.capture.global_and_fixture_disabled():
+            self.reporter.write_line(f"distill: collecting {spec}: {listed} stored completions listed, "
+                                     f"{fetched}/{fetching} fetched")
+
+
 def attach(runtime: ModelRuntime, config: pytest.Config) -> None:
     """Show progress for this runtime when this process writes to a terminal."""
+    shown = _terminal(config)
+    if shown is not None:
+        runtime.on_wait = Progress(runtime, *shown)
+
+
+def collecting(config: pytest.Config) -> CollectionProgress | None:
+    """Progress of a long collection when this process writes to a terminal."""
+    shown = _terminal(config)
+    return CollectionProgress(*shown) if shown is not None else None
+
+
+def _terminal(config: pytest.Config) -> tuple[Any, Any] | None:
+    """pytest's terminal reporter and capture manager, where this process's output is a terminal someone
+    reads (never an xdist worker's, never a CI log)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
     if reporter is not None and capture is not None and reporter.isatty() and not is_worker(config):
-        runtime.on_wait = Progress(runtime, reporter, capture)
+        return reporter, capture
+    return None
