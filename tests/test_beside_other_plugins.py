@@ -185,6 +185,7 @@ def test_help_groups_the_options_with_readable_placeholders_and_defaults(pyteste
         "*--grader-model=NAME, --judge-model=NAME",
         "distill: datasets:",
         "*--distill-dataset=SPEC*",
+        "*'stored' or 'stored:KEY=VALUE,...'*",
         "distill: grading:",
         "distill: reports and baselines:",
         "*--distill-tolerance=RATE*",

@@ -252,7 +252,9 @@ OPTIONS: tuple[Option, ...] = (
            "(default: 10, 0.05 against the simulator)", _seconds),
     Option("prices", None, "distill_prices", DEFAULT_PRICES, "lines MODEL INPUT_PER_1M OUTPUT_PER_1M for the cost column "
            "(default: common OpenAI models)"),
-    Option("dataset", "--distill-dataset", "distill_dataset", None, "the cases for tests that ask for `case` and carry no marker",
+    Option("dataset", "--distill-dataset", "distill_dataset", None, "the cases for tests that ask for `case` and carry no marker: "
+           "'stored' or 'stored:KEY=VALUE,...' (stored chat completions; model=, limit=, order= filter the listing, any "
+           "other key the metadata, e.g. stored:split=test,limit=200), or a .jsonl path (chat or openai/evals format)",
            group="datasets", metavar="SPEC"),
     Option("shard", "--distill-shard", "distill_shard", None, "run the I-th of N slices of every dataset (a case's slice "
            "follows from a hash of its id: the same on every machine and for every model)", _shard, group="datasets",

@@ -50,7 +50,8 @@ def string_check(output: Any, reference: str | Sequence[str], operation: str = "
     holds, fails, check = OPERATIONS[operation]
     text = str(output)
     passed: bool = check(text, reference)  # type: ignore[no-untyped-call]
-    reason = f"output {_clip(text)!r} {holds if passed else fails} {_clip(reference)!r}"
+    # The output and the reference stand beside every verdict (a failure's lines, the reports): not here again.
+    reason = f"the output {holds if passed else fails} the reference"
     return _verdict("string_check", passed, reason, f"output {holds} the reference",
                     {"reference": reference, "operation": operation}, name=name)
 
