@@ -25,7 +25,7 @@ from .models.client import ModelRuntime
 from .models.handle import Model
 from .models.recorded import is_recorded
 from .models.retirements import base_of, retirement
-from .models.types import Endpoint
+from .models.types import Endpoint, url_problem
 from .recording import Recorder
 from .settings import SIM_SEED, SIM_URL, Settings, is_worker, item_params
 
@@ -54,6 +54,9 @@ class DistillSession:
         problem = hf.unavailable((*s.models_under_test, s.teacher, s.student, s.judge))
         if problem:
             raise pytest.UsageError(problem)
+        default_url = os.environ.get("OPENAI_BASE_URL")
+        if s.configured and not s.sim and default_url and url_problem(default_url):
+            raise pytest.UsageError(f"OPENAI_BASE_URL is not a usable base URL: {url_problem(default_url)}")
         if s.cache != "off" and getattr(self.config, "cache", None) is None:
             raise pytest.UsageError("--distill-cache keeps its answers in pytest's cache: drop -p no:cacheprovider")
         if s.sim and not is_worker(self.config):

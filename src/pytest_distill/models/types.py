@@ -51,16 +51,25 @@ class Endpoint:
 
 
 def url_problem(url: str) -> str | None:
-    """What is wrong with a base URL (None when it can be used): a scheme, a host, a valid port."""
+    """What is wrong with a base URL (None when it can be used): a scheme, a host, a valid port, and
+    nothing the SDK would mangle: a query or fragment ends up in the middle of every request's path, and
+    a user name or password is sent as Basic auth in place of the key. Never quotes the URL, which may
+    hold a password."""
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - reading it is what checks it
-    except ValueError as exc:
-        return f"it cannot be read as a URL ({exc})"
+    except ValueError:
+        return "it cannot be read as a URL"
     if parts.scheme not in ("http", "https"):
         return "it does not start with http:// or https://"
     if not parts.hostname:
         return "it names no host"
+    if "@" in parts.netloc:
+        return ("it holds a user name or password (user:pass@host), which would be sent as Basic auth in place of "
+                "the API key: remove it, and give the key through the endpoint's key variable")
+    if parts.query or parts.fragment or url.rstrip().endswith(("?", "#")):
+        return ("it has a query string or fragment (?... or #...), which would end up in the middle of every "
+                "request's path: remove it (headers and parameters go in the request, not the base URL)")
     return None
 
 
