@@ -13,7 +13,8 @@ import openai
 import pytest
 
 from pytest_distill import Model, ModelError, Usage
-from pytest_distill.models.client import ModelRuntime, _retry_after, redact
+from pytest_distill.models.client import ModelRuntime, redact
+from pytest_distill.models.transport import _retry_after
 from pytest_distill.models.types import Endpoint
 from pytest_distill.sim import Fault, SimServer
 

@@ -25,9 +25,44 @@ MARKER = "distill_grade"
 FIELDS = ("expected", "references", "question", "messages", "metadata", "id")
 """Case attributes a planned call may take an argument from."""
 
-Role = tuple[Any, ...]
-"""Where a planned argument comes from, for any test of the function: `("case",)`, `("field", name)`,
-`("output", index, as_text)` (the test's index-th answer), `("model", name)` or `("value", constant)`."""
+
+
+@dataclass(frozen=True)
+class WholeCase:
+    """The argument is the case itself."""
+
+
+@dataclass(frozen=True)
+class CaseField:
+    """The argument is a field of the case (one of FIELDS)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Output:
+    """The argument is the test's `index`-th answer, or its text when `as_text`."""
+
+    index: int
+    as_text: bool
+
+
+@dataclass(frozen=True)
+class NamedModel:
+    """The argument is a model (a judge), by name."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class Constant:
+    """The argument is the same value for every test of the function."""
+
+    value: Any
+
+
+Role = WholeCase | CaseField | Output | NamedModel | Constant
+"""Where a planned argument comes from, for any test of the function."""
 
 
 @dataclass(frozen=True)
@@ -40,13 +75,13 @@ class Step:
 
     def outputs(self) -> list[int]:
         """The answers (by index) this call needs before it can be made."""
-        return [role[1] for role in (*self.args, *(role for _, role in self.kwargs)) if role[0] == "output"]
+        return [role.index for role in (*self.args, *(role for _, role in self.kwargs)) if isinstance(role, Output)]
 
     def literal(self) -> bool:
         """Whether a constant argument is other than a number, a flag or None: a string may be a literal
         of the test or something the test made of its answer (`answer.text.strip()`); a second test
         making the same call tells which."""
-        return any(role[0] == "value" and not isinstance(role[1], (int, float, bool, type(None)))
+        return any(isinstance(role, Constant) and not isinstance(role.value, (int, float, bool, type(None)))
                    for role in (*self.args, *(role for _, role in self.kwargs)))
 
     def same(self, other: Step) -> bool:
@@ -107,7 +142,7 @@ def to_step(call: Call, case: Any, outputs: Sequence[Any]) -> Step | None:
         else:
             kwargs.append((name, role))
     step = Step(call.target, tuple(args), tuple(sorted(kwargs)))
-    if call.target == COMPLETE and (step.args != (("case",),) or step.outputs()):
+    if call.target == COMPLETE and (step.args != (WholeCase(),) or step.outputs()):
         return None
     return step
 
@@ -116,25 +151,25 @@ def role_of(value: Any, case: Any, answers: Sequence[Completion | None]) -> Role
     """Where an argument of this test's call came from: the very objects first, then equal texts."""
     for index, answer in enumerate(answers):
         if answer is not None and (value is answer or (isinstance(value, str) and value is answer.text)):
-            return ("output", index, value is not answer)
+            return Output(index, value is not answer)
     if value is case:
-        return ("case",)
+        return WholeCase()
     fields = [(name, getattr(case, name, None)) for name in FIELDS]
     for name, known in fields:
         if known is not None and value is known:
-            return ("field", name)
+            return CaseField(name)
     if isinstance(value, str):
         for index, answer in enumerate(answers):
             if answer is not None and value == answer.text:
-                return ("output", index, True)
+                return Output(index, True)
         for name, known in fields:
             if isinstance(known, str) and value == known:
-                return ("field", name)
+                return CaseField(name)
     if isinstance(value, Completion):
         return None
     if isinstance(value, Model):
-        return ("model", value.name)
-    return ("value", value)
+        return NamedModel(value.name)
+    return Constant(value)
 
 
 def grade_markers(item: pytest.Item, helpers: Mapping[str, Callable[..., Any]]) -> list[Step]:
@@ -148,13 +183,13 @@ def grade_markers(item: pytest.Item, helpers: Mapping[str, Callable[..., Any]]) 
             raise pytest.UsageError(f"{where} takes one helper name, one of {', '.join(sorted(helpers))}; "
                                     f"got {marker.args!r}")
         helper = helpers[marker.args[0]]
-        kwargs: dict[str, Role] = {name: ("value", value) for name, value in marker.kwargs.items()}
+        kwargs: dict[str, Role] = {name: Constant(value) for name, value in marker.kwargs.items()}
         parameter = inspect.signature(helper).parameters.get("expected")
         if parameter is not None and parameter.default is inspect.Parameter.empty and "expected" not in kwargs:
-            kwargs["expected"] = ("field", "expected")
+            kwargs["expected"] = CaseField("expected")
         try:
             inspect.signature(helper).bind("output", **kwargs)
         except TypeError as exc:
             raise pytest.UsageError(f"{where}({marker.args[0]!r}): {exc}") from None
-        declared.append(Step(helper, (("output", 0, False),), tuple(sorted(kwargs.items()))))
+        declared.append(Step(helper, (Output(0, False),), tuple(sorted(kwargs.items()))))
     return declared

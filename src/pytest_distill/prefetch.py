@@ -44,7 +44,7 @@ from .models.batches import InBatch
 from .models.client import SETTLE_S, ModelRuntime
 from .models.handle import Model
 from .models.types import Completion
-from .plan import Observed, Plan, Role, Step, answered, grade_markers, to_step
+from .plan import CaseField, Constant, NamedModel, Observed, Output, Plan, Role, Step, WholeCase, answered, grade_markers, to_step
 from .settings import DIST, is_worker, item_params
 
 """Registered under this name, so `-p no:distill-prefetch` turns prefetching off."""
@@ -301,17 +301,18 @@ class Prefetcher:
         return [self.value(role, ahead) for role in step.args], {name: self.value(role, ahead) for name, role in step.kwargs}
 
     def value(self, role: Role, ahead: Ahead) -> Any:
-        kind = role[0]
-        if kind == "case":
-            return ahead.case
-        if kind == "field":
-            return getattr(ahead.case, role[1])
-        if kind == "output":
-            answer = ahead.outputs[role[1]].result()
-            return answer.text if role[2] else answer
-        if kind == "model":
-            return self.model_for(role[1], 0)
-        return role[1]
+        match role:
+            case WholeCase():
+                return ahead.case
+            case CaseField(name):
+                return getattr(ahead.case, name)
+            case Output(index, as_text):
+                answer = ahead.outputs[index].result()
+                return answer.text if as_text else answer
+            case NamedModel(name):
+                return self.model_for(name, 0)
+            case Constant(value):
+                return value
 
     def submit_helper(self, ahead: Ahead, step: Step) -> None:
         with self.idle:
