@@ -455,3 +455,13 @@ def content_text(content: Any) -> str:
     if isinstance(content, Iterable) and not isinstance(content, (bytes, dict)):
         return "".join(part["text"] for part in content if isinstance(part, dict) and isinstance(part.get("text"), str))
     return ""
+
+
+if __name__ == "__main__":  # python -m pytest_distill.datasets split FILE --by KEY ...
+    import sys
+
+    from .split import main
+
+    if sys.argv[1:2] != ["split"]:
+        sys.exit("usage: python -m pytest_distill.datasets split FILE --by KEY [--test 0.2] [--seed N] [--min-per-value M]")
+    sys.exit(main(sys.argv[2:]))
