@@ -332,7 +332,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("sim", "--distill-sim", None, False, "run against the bundled offline OpenAI-compatible simulator", action="store_true",
            group="simulator"),
     Option("sim_seed", "--distill-sim-seed", "distill_sim_seed", (), "a JSONL file that seeds the simulator's stored "
-           "completions (repeatable; the command line's replace the ini's)", Path, action="append", group="simulator", metavar="FILE"),
+           "completions, chat-format or openai/evals registry lines, or a test file that `evals import` wrote (its dataset) "
+           "(repeatable; the command line's replace the ini's)", Path, action="append", group="simulator", metavar="FILE"),
 )
 YIELDING = frozenset({"--model"})
 """Flags a project may already define (a `--model` of its own): the project keeps them."""

@@ -27,7 +27,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="accept only this bearer token, on /v1 and on the admin endpoints (default: any key on "
                         "/v1; the admin endpoints take a random key that the banner prints)")
     parser.add_argument("--seed", type=Path, action="append", default=[], metavar="FILE.jsonl",
-                        help="chat-format JSONL whose cases become stored teacher completions (repeatable)")
+                        help="JSONL whose cases become stored teacher completions: chat-format lines, or openai/evals "
+                        "registry lines (input, ideal: the first ideal is the answer); a test file that `evals import` "
+                        "wrote stands for its dataset (repeatable)")
     parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS", help="delay of every answer")
     parser.add_argument("--job-seconds", type=float, default=3.0, metavar="SECONDS",
                         help="how long a fine-tuning job takes (default 3)")
