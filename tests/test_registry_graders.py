@@ -119,6 +119,13 @@ def test_read_choice_as_the_registry_does(answer: str, eval_type: str, choice: s
     assert read_choice(answer, choices, eval_type) == choice
 
 
+def test_the_match_fns_read_a_line_as_the_registry_does() -> None:
+    assert read_choice("Yes", ["Yes fully", "No"], "classify", "include") == "Yes fully"  # the line inside the choice
+    assert read_choice("Yes, fully", ["Yes"], "classify", "include") == INVALID
+    assert read_choice("Y", ["Y", "N"], "classify", "exact") == "Y"
+    assert read_choice("so N", ["N"], "classify", "endswith") == "N"
+
+
 def test_fill_puts_the_samples_fields_into_the_prompt_and_refuses_more_than_names() -> None:
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "수도는?"}]
     assert chat_text(messages) == "Be brief.\nUser: 수도는?\n"

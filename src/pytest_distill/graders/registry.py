@@ -26,7 +26,7 @@ _ARTICLE = re.compile(r"\b(a|an|the)\b")
 INVALID = "__invalid__"
 """The registry's choice for a judge answer that names none of the choices."""
 MATCH_FNS: dict[str, Callable[[str, str], bool]] = {
-    "include": lambda line, choice: choice in line,
+    "include": lambda line, choice: line in choice,  # as the registry has it: the line inside the choice
     "exact": lambda line, choice: line == choice,
     "endswith": lambda line, choice: line.endswith(choice),
     "starts_or_endswith": lambda line, choice: line.startswith(choice) or line.endswith(choice),
