@@ -48,6 +48,8 @@ def test_a_met_threshold_passes_the_session_and_the_failed_case_stays_a_failure_
     assert result.stdout.lines[-1] == "distill: pass rate threshold MET (each pass rate): gpt-4o 90% [59–99] >= 90%"
     failures = [case for case in ET.parse(suite.path / "junit.xml").getroot().iter("testcase") if case.find("failure") is not None]
     assert [case.get("name") for case in failures] == ["test_reply[q002-gpt-4o]"]
+    assert "<p>distill: pass rate threshold MET (each pass rate): gpt-4o 90% [59–99] &gt;= 90%</p>" in (
+        suite.path / "report.html").read_text(encoding="utf-8")
     tests = html_data(suite.path / "report.html")["tests"]
     assert sorted(t["result"] for runs in tests.values() for t in runs) == ["Failed"] + ["Passed"] * 9
     results = read_results(suite.path / "r.json")

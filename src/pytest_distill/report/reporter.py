@@ -160,7 +160,9 @@ class Reporter:
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(self, summary: list[str]) -> None:
         if self.recorder.entries:
-            summary.append(html.summary_html(self.summary(), [*self.judge_lines(), *self.lines], self.comparison,
+            verdict = self.pass_rate.verdict if self.pass_rate is not None else None
+            said = [verdict.line()] if verdict is not None else []
+            summary.append(html.summary_html(self.summary(), [*self.judge_lines(), *self.lines, *said], self.comparison,
                                              run.lines(self.run_record) if self.run_record else []))
             summary.append(html.matrix_html(self.ledger(), self.settings.models_under_test))
 
