@@ -130,6 +130,20 @@ def test_an_unknown_model_is_a_404_model_error(runtime: ModelRuntime) -> None:
         runtime.chat("gpt-9", QUESTION)
 
 
+def test_a_model_the_server_does_not_know_is_asked_once_and_its_other_calls_fail_at_once_alike(sim: SimServer) -> None:
+    runtime = ModelRuntime(concurrency=1)
+    try:
+        futures = [runtime.submit_chat("gpt-9", [{"role": "user", "content": f"question {i}"}]) for i in range(5)]
+        errors = [future.exception(timeout=30) for future in futures]
+        assert runtime.chat("gpt-4o", QUESTION).text, "another model of the server is still asked"
+    finally:
+        runtime.close()
+    assert all(isinstance(error, ModelError) and error.status == 404 for error in errors)
+    assert len({str(error) for error in errors}) == 1 and "(this server knows: gpt-4o, " in str(errors[0])
+    assert [r.body["model"] for r in requests_to(sim, "POST", "/chat/completions")] == ["gpt-9", "gpt-4o"]
+    assert (runtime.unsent, len(requests_to(sim, "GET", "/models"))) == (4, 1)
+
+
 def test_an_auth_failure_never_shows_the_key(make_sim) -> None:
     make_sim(api_key="sk-the-right-key-0000000000000000")
     runtime = ModelRuntime()

@@ -435,8 +435,10 @@ def test_the_results_file_and_html_say_how_the_run_was_made_and_each_cases_outco
 def test_an_unknown_model_is_one_summary_line_with_the_count_and_the_models_the_server_knows(
         pytester: pytest.Pytester, sim: SimServer) -> None:
     pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test"))
-    result = pytester.runpytest("--model", "gpt-5-nano", "--model", "gpt-4o")
+    result = pytester.runpytest("--model", "gpt-5-nano", "--model", "gpt-4o", "--distill-concurrency", "2")
     result.assert_outcomes(passed=12, errors=12)
+    asked = [r for r in requests_to(sim, "POST", "/chat/completions") if r.body["model"] == "gpt-5-nano"]
+    assert 1 <= len(asked) <= 2, "after the first 404 (and the calls on the wire with it) the model is not asked again"
     summary = result.stdout.str().split("distill summary", 1)[1].split("short test summary", 1)[0]
     flat = " ".join(summary.split())
     assert flat.count("errors: ") == 1 and re.search(r"errors: 12 tests: [^)]*'gpt-5-nano'[^)]*\(HTTP 404\)", flat), flat

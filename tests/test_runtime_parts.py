@@ -258,3 +258,17 @@ def test_a_transport_never_repeats_a_key_the_server_echoes() -> None:
         server.shutdown()
         server.server_close()
     assert "bad request from ***" in str(raised.value) and key not in str(raised.value)
+
+
+def test_a_transport_asks_for_a_model_the_server_does_not_know_once() -> None:
+    with SimServer() as sim:
+        asks = Asks()
+        transport = Transport(Endpoint("", sim.url, key=TEST_KEY), asks, concurrency=1)
+
+        async def twice() -> list[BaseException | Completion]:
+            return [*await asyncio.gather(*(transport.chat(key, "gpt-9", "gpt-9", QUESTION, {}) for key in "ab"),
+                                          return_exceptions=True)]
+
+        first, second = run(transport, twice)
+    assert isinstance(first, ModelError) and isinstance(second, ModelError) and str(first) == str(second)
+    assert (asks.sent, transport.unsent, first.status) == (["a"], 1, 404)

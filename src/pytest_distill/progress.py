@@ -31,6 +31,8 @@ def status_line(runtime: ModelRuntime) -> str:
              f"{runtime.retries} retries"]
     if runtime.cache_hits:
         parts.append(f"{runtime.cache_hits} from the cache")
+    if runtime.unsent:
+        parts.append(f"{runtime.unsent} not sent (a model the server answered 404)")
     paused = runtime.paused_s
     if paused >= 0.5:
         parts.append(f"paused {paused:.0f} s (rate limit)")

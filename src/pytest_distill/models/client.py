@@ -107,6 +107,11 @@ class ModelRuntime:
         return sum(transport.in_flight for transport in self.router.transports.values())
 
     @property
+    def unsent(self) -> int:
+        """Calls that failed at once, unsent, because their model had answered 404 (see `Transport`)."""
+        return sum(transport.unsent for transport in self.router.transports.values())
+
+    @property
     def unused(self) -> int:
         """Calls asked ahead and sent that no test asked for: what speculation cost for nothing."""
         return self.table.unused

@@ -92,7 +92,8 @@ class _Failure:
 
 class Transport:
     """The calls to one endpoint: bounded, retried with a back-off, paused together on a 429, failed
-    together once the endpoint is down. Counters: `retries`, `in_flight` (on the wire now)."""
+    together once the endpoint is down, and a model the server answered 404 fails at once afterwards.
+    Counters: `retries`, `in_flight` (on the wire now), `unsent` (calls of a model known to be gone)."""
 
     def __init__(self, endpoint: Endpoint, asking: Asking, *, concurrency: int = 8, request_timeout: float = 120.0,
                  max_attempts: int = 6, redacted: Callable[[str], str] | None = None, batches: Batches | None = None) -> None:
@@ -102,7 +103,9 @@ class Transport:
         self.redacted = redacted or redactor([endpoint])
         self.batches = batches
         """--distill-batch: chat calls go through the Batch API."""
-        self.retries = self.in_flight = 0
+        self.retries = self.in_flight = self.unsent = 0
+        self.gone: dict[tuple[str, str], asyncio.Future[_Failure]] = {}
+        """By (request label, model): the 404 a model got, which its later calls get at once, unsent."""
         self._lock = threading.Lock()
 
     @property
@@ -203,9 +206,15 @@ class Transport:
                     raise asyncio.CancelledError  # asked ahead of a run that has stopped: never sent
                 if line.down:
                     break
-                await asyncio.sleep(line.paused_s)
-                self.asking.sending(key)
-                outcome = await self._try(send, model, attempt)
+                gone = self.gone.get((endpoint, model))
+                outcome: tuple[T, float] | _Failure
+                if gone is not None:
+                    self.unsent += 1
+                    outcome = await asyncio.shield(gone)
+                else:
+                    await asyncio.sleep(line.paused_s)
+                    self.asking.sending(key)
+                    outcome = await self._try(send, model, attempt)
             finally:
                 gate.release()
             if not isinstance(outcome, _Failure):
@@ -216,8 +225,11 @@ class Transport:
             if failure.status == 429 and failure.delay is not None:
                 line.resume_at = max(line.resume_at, time.monotonic() + failure.delay)
             if failure.delay is None:
-                hint = f" ({await self._known_models_hint(model)})" if failure.unknown_model else ""
-                raise ModelError(model, endpoint, failure.message + hint, failure.status, failure.param, base_url=line.url)
+                if failure.status == 404 and failure.answered:
+                    if (endpoint, model) not in self.gone:
+                        self.gone[(endpoint, model)] = asyncio.ensure_future(self._gone(model, failure))
+                    failure = await asyncio.shield(self.gone[(endpoint, model)])
+                raise ModelError(model, endpoint, failure.message, failure.status, failure.param, base_url=line.url)
             if attempt + 1 < self.max_attempts:
                 self.retries += 1
                 await self._rest(failure.delay)
@@ -268,6 +280,13 @@ class Transport:
             unknown = status == 404 and getattr(exc, "code", None) == "model_not_found" and not gone
             return _Failure(message, status, getattr(exc, "param", None), unknown_model=unknown)
         return _Failure(f"HTTP {status}: {message}", status, delay=_retry_after(exc) or _backoff(attempt))
+
+    async def _gone(self, model: str, failure: _Failure) -> _Failure:
+        """A 404: the model (or the path) is not on this server, and will not be for the rest of the run.
+        Its error, with the models the server knows when it said `model_not_found`, is kept in `gone`:
+        every later call of the model fails at once with the same words (one line in the summary), unsent."""
+        hint = f" ({await self._known_models_hint(model)})" if failure.unknown_model else ""
+        return _Failure(failure.message + hint, failure.status, failure.param, answered=False)
 
     async def _known_models_hint(self, model: str) -> str:
         """What to try instead of a model the server does not know: the models it lists (the closest
