@@ -62,7 +62,7 @@ class CaseSource:
                 stored = StoredCompletions(self.runtime(), self.cache_dir("distill-stored"), progress.collecting(self.config))
                 cases = stored.load(spec)
             else:
-                cases = load_jsonl(spec.path, text)
+                cases = load_jsonl(spec.path, text, self.settings.max_line_bytes)
             if not cases:
                 raise DatasetError(f"dataset {text!r} has no cases" + (f": {self._no_stored_cases()}" if spec.stored else ""))
             self._loaded[key] = cases

@@ -20,6 +20,7 @@ from typing import Any
 from . import strict_json
 from .atomic import write_atomic
 from .errors import DistillError
+from .lines import DEFAULT_MAX_LINE_BYTES, LongLine, jsonl_lines
 from .models.client import ModelRuntime
 from .models.types import Completion, ModelError, Usage
 from .sealed import opened, seal
@@ -255,9 +256,10 @@ def _case_from_line(case_id: str, data: dict[str, Any], source: str) -> Case:
     return case_from_registry(case_id, data, source)
 
 
-def load_jsonl(path: Path, source: str) -> list[Case | BrokenCase]:
-    """Every line of a JSONL file as a case; a bad line (not UTF-8, not strict JSON, not a case) becomes a
-    BrokenCase naming file and line, and the other lines still run.
+def load_jsonl(path: Path, source: str, max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> list[Case | BrokenCase]:
+    """Every line of a JSONL file as a case, read a line at a time; a bad line (longer than
+    `max_line_bytes`, not UTF-8, not strict JSON, not a case) becomes a BrokenCase naming file and line,
+    and the other lines still run.
 
     A file none of whose lines is in either format (a CSV, another tool's JSONL) is one `DatasetError`
     for the file, not an error per line.
@@ -266,34 +268,35 @@ def load_jsonl(path: Path, source: str) -> list[Case | BrokenCase]:
     seen: dict[str, int] = {}
     recognised, first_keys = 0, None
     try:
-        lines = path.read_bytes().split(b"\n")
+        for lineno, raw in jsonl_lines(path, max_line_bytes):
+            case_id = f"line{lineno}"
+            try:
+                if isinstance(raw, LongLine):
+                    raise ValueError(raw.problem(max_line_bytes))
+                line = raw.decode("utf-8").removesuffix("\r").removeprefix("\ufeff" if lineno == 1 else "")
+                if not line.strip():
+                    continue
+                data = strict_json.loads(line)
+                if not isinstance(data, dict):
+                    raise ValueError("expected a JSON object")
+                if "messages" not in data and "input" not in data:
+                    first_keys = first_keys or sorted(data)
+                    raise ValueError(f"neither {CHAT_FORMAT} nor {REGISTRY_FORMAT}: the line has keys {', '.join(sorted(data))}")
+                recognised += 1
+                case_id = _case_id(data.get("id"), case_id)
+                if case_id in seen:
+                    raise ValueError(f"id {case_id!r} is already used on line {seen[case_id]}")
+                seen[case_id] = lineno
+                cases.append(_case_from_line(case_id, data, source))
+            except UnicodeDecodeError as exc:
+                problem = f"not UTF-8: byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1}"
+                cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: {problem}"))
+            except strict_json.NotJSON as exc:
+                cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: not JSON: {exc}"))
+            except ValueError as exc:
+                cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: {exc}"))
     except OSError as exc:
         raise DatasetError(f"{path}: cannot be read: {exc}") from None
-    for lineno, raw in enumerate(lines, start=1):
-        case_id = f"line{lineno}"
-        try:
-            line = raw.decode("utf-8").removesuffix("\r").removeprefix("\ufeff" if lineno == 1 else "")
-            if not line.strip():
-                continue
-            data = strict_json.loads(line)
-            if not isinstance(data, dict):
-                raise ValueError("expected a JSON object")
-            if "messages" not in data and "input" not in data:
-                first_keys = first_keys or sorted(data)
-                raise ValueError(f"neither {CHAT_FORMAT} nor {REGISTRY_FORMAT}: the line has keys {', '.join(sorted(data))}")
-            recognised += 1
-            case_id = _case_id(data.get("id"), case_id)
-            if case_id in seen:
-                raise ValueError(f"id {case_id!r} is already used on line {seen[case_id]}")
-            seen[case_id] = lineno
-            cases.append(_case_from_line(case_id, data, source))
-        except UnicodeDecodeError as exc:
-            problem = f"not UTF-8: byte 0x{raw[exc.start]:02x} at column {exc.start + 1}"
-            cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: {problem}"))
-        except strict_json.NotJSON as exc:
-            cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: not JSON: {exc}"))
-        except ValueError as exc:
-            cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: {exc}"))
     if cases and not recognised:
         first = next(case for case in cases if isinstance(case, BrokenCase))
         keys = f" (its first object has keys {', '.join(first_keys)})" if first_keys else \

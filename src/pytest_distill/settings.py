@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from .lines import DEFAULT_MAX_LINE_BYTES, SETTING
 from .models.types import ENDPOINT_NAME, KEY_ENV_NAME, RESERVED_ENDPOINT_NAMES, Endpoint, shape_of, url_problem
 
 DEFAULT_PRICES = """\
@@ -259,6 +260,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("shard", "--distill-shard", "distill_shard", None, "run the I-th of N slices of every dataset (a case's slice "
            "follows from a hash of its id: the same on every machine and for every model)", _shard, group="datasets",
            metavar="I/N"),
+    Option("max_line_bytes", None, SETTING, DEFAULT_MAX_LINE_BYTES, "the longest dataset line read, in bytes; a longer "
+           "line is an error of its own case (the default, 5 MB, is about a million tokens)", _positive, group="datasets",
+           metavar="BYTES"),
     Option("embedding_model", None, "distill_embedding_model", "text-embedding-3-small", "model for embedding_similarity", group="grading"),
     Option("repeat", "--distill-repeat", "distill_repeat", 1, "run each case N times per model", _positive, group="grading"),
     Option("gate_metric", "--distill-gate-metric", "distill_gate_metric", "pass-rate",
@@ -351,6 +355,7 @@ class Settings:
     grader_model: str | None = None
     dataset: str | None = None
     shard: tuple[int, int] | None = None
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
     train: str = "stored:split=train"
     distill: bool = False
     dry_run: bool = False

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from itertools import accumulate
 from typing import Any
 
@@ -63,7 +64,7 @@ def dumps(value: Any) -> str:
 def as_unicode(text: str) -> str:
     """The text with each lone surrogate replaced by U+FFFD: what any report, UTF-8 file or xdist worker
     can carry, for text that quotes a hostile source (a server's error message)."""
-    return _SURROGATE.sub("\ufffd", text)
+    return text if text.isascii() else _SURROGATE.sub("\ufffd", text)
 
 
 def nesting(text: str) -> int:
@@ -78,22 +79,27 @@ def nesting(text: str) -> int:
 
 def lone_surrogate(value: Any) -> str | None:
     """The JSON path of the first string (key or value) holding a lone surrogate, or None."""
-    return string_matching(value, _SURROGATE)
+    return string_matching(value, has_lone_surrogate)
 
 
-def string_matching(value: Any, pattern: re.Pattern[str]) -> str | None:
-    """The JSON path of the first string (key or value) in which the pattern is found, or None.
+def has_lone_surrogate(text: str) -> bool:
+    """Whether the text holds a lone surrogate; an ASCII text (Python knows without looking) cannot."""
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def string_matching(value: Any, found: Callable[[str], bool]) -> str | None:
+    """The JSON path of the first string (key or value) of which `found` is true, or None.
 
     Walks with a stack of its own, so a deep value cannot exhaust Python's."""
     stack: list[tuple[str, Any]] = [("$", value)]
     while stack:
         path, item = stack.pop()
         if isinstance(item, str):
-            if pattern.search(item):
+            if found(item):
                 return path
         elif isinstance(item, dict):
             for key, child in item.items():
-                if pattern.search(key):
+                if found(key):
                     return path
                 stack.append((f"{path}.{key}", child))
         elif isinstance(item, list):

@@ -25,7 +25,6 @@ METRICS = frozenset({"fuzzy_match", "bleu", "gleu", "meteor", "cosine",
                      "rouge_1", "rouge_2", "rouge_3", "rouge_4", "rouge_5", "rouge_l"})
 WHOLE = re.compile(r"^\s*\{\{\s*(item|sample)((?:\.[A-Za-z0-9_-]+)+)\s*\}\}\s*$")
 SAMPLE_FIELDS = frozenset({"output_text", "output_json"})
-NUL = re.compile("\\x00")
 
 
 class EvalsError(Exception):
@@ -199,7 +198,7 @@ def convert(definition: Mapping[str, Any], *, dataset: str | None, command: str,
     criteria = definition.get("testing_criteria")
     if not isinstance(criteria, list) or not criteria:
         raise EvalsError("the definition has no testing_criteria (expected the JSON of evals.create or evals.retrieve)")
-    where = string_matching(definition, NUL)
+    where = string_matching(definition, lambda text: "\x00" in text)
     if where is not None:
         raise EvalsError(f"the definition has a NUL character in the text at {where}")
     name = str(definition.get("name") or definition.get("id") or "eval")

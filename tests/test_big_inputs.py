@@ -1,0 +1,130 @@
+"""Big inputs cost what they must and no more: dataset files are read a line at a time with each line's
+size capped (ini distill_max_line_bytes; a longer line is an error of its own case), and a large
+baseline is checked against the schema in one plain pass (jsonschema only says what is wrong)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import tracemalloc
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+
+from pytest_distill.datasets import BrokenCase, Case, load_jsonl
+from pytest_distill.report.results import SCHEMA
+from pytest_distill.report.schema_check import matches
+
+from .support import qa_rows, write_jsonl
+from .test_hostile_input import ANSWER_SUITE, WORKERS, strict_results
+
+
+def chat_line(case_id: str, size: int = 0) -> str:
+    return json.dumps({"id": case_id, "messages": [{"role": "user", "content": "hi" + "x" * size},
+                                                   {"role": "assistant", "content": "hello"}]})
+
+
+def test_a_line_over_the_cap_is_an_error_of_its_case_and_the_next_lines_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "cases.jsonl"
+    path.write_text("\n".join([chat_line("a"), chat_line("long", 5000), chat_line("b"), chat_line("last", 3000)]),
+                    encoding="utf-8")  # the last line has no line break
+    cases = load_jsonl(path, "cases.jsonl", max_line_bytes=1000)
+    assert [case.id for case in cases if isinstance(case, Case)] == ["a", "b"]
+    assert [case.problem for case in cases if isinstance(case, BrokenCase)] == [
+        f"{path}:{number}: the line is {len(chat_line(case_id, size)):,} bytes, more than distill_max_line_bytes (1,000): a case "
+        "this long cannot be sent to a model; raise the ini setting distill_max_line_bytes to read it anyway"
+        for number, case_id, size in ((2, "long", 5000), (4, "last", 3000))]
+    exact = len(chat_line("a").encode())
+    assert [case.id for case in load_jsonl(path, "cases.jsonl", max_line_bytes=exact) if isinstance(case, Case)] == ["a", "b"]
+
+
+def test_lines_over_the_cap_are_never_held_in_memory(tmp_path: Path) -> None:
+    """20 lines of 2 MB over a 100 KB cap: read whole, the file alone was 40 MB in memory."""
+    path = tmp_path / "big.jsonl"
+    with path.open("w", encoding="utf-8") as handle:
+        handle.write(chat_line("small") + "\n")
+        for index in range(20):
+            handle.write(chat_line(f"big{index}", 2_000_000) + "\n")
+    tracemalloc.start()
+    try:
+        cases = load_jsonl(path, "big.jsonl", max_line_bytes=100_000)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [type(case).__name__ for case in cases] == ["Case"] + ["BrokenCase"] * 20
+    assert peak < 5_000_000, f"{peak:,} bytes at the peak"
+
+
+@WORKERS
+def test_the_cap_is_an_ini_setting_and_a_long_line_errors_only_its_case(pytester: pytest.Pytester, workers: list[str]) -> None:
+    lines = [chat_line("good-1"), chat_line("long", 3000), chat_line("good-2")]
+    (pytester.path / "cases.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    pytester.makepyfile(ANSWER_SUITE)
+    pytester.makeini("[pytest]\ndistill_max_line_bytes = 1000\n")
+    result = pytester.runpytest("--distill-sim", "--distill-results", "results.json", *workers)
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*cases.jsonl:2: the line is 3,1?? bytes, more than distill_max_line_bytes (1,000)*"])
+    assert sorted(case["outcome"] for case in strict_results(pytester.path / "results.json")["cases"]) == ["error", "passed", "passed"]
+    pytester.makeini("[pytest]\ndistill_max_line_bytes = 4000\n")
+    pytester.runpytest("--distill-sim", *workers).assert_outcomes(passed=3)
+
+
+def results_document() -> dict[str, Any]:
+    case = {"nodeid": "t.py::test[q0-m]", "case_id": "q0", "model": "m", "output": "Item q0", "latency_s": 0.5, "error": None,
+            "outcome": "passed", "sample": 0, "usage": {"prompt_tokens": 5, "completion_tokens": 7},
+            "grades": [{"name": "string_check", "score": 1.0, "passed": True, "reason": "equal"}],
+            "judging": {"factuality": ["gpt-4o", 10, 3]}}
+    return {"version": 1, "cases": [case, {**case, "case_id": None, "model": None, "output": None}],
+            "summary": {"m": {"string_check": {"pass_rate": 1.0, "mean_score": 1.0, "n": 2, "ci95": [0.34, 1.0]}}}}
+
+
+MUTATIONS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "unchanged": lambda doc: None,
+    "version-2": lambda doc: doc.update(version=2),
+    "version-true": lambda doc: doc.update(version=True),
+    "version-1.0": lambda doc: doc.update(version=1.0),
+    "cases-object": lambda doc: doc.update(cases={}),
+    "no-summary": lambda doc: doc.pop("summary"),
+    "no-nodeid": lambda doc: doc["cases"][0].pop("nodeid"),
+    "score-bool": lambda doc: doc["cases"][0]["grades"][0].update(score=True),
+    "score-text": lambda doc: doc["cases"][0]["grades"][0].update(score="1"),
+    "passed-number": lambda doc: doc["cases"][0]["grades"][0].update(passed=1),
+    "outcome-other": lambda doc: doc["cases"][0].update(outcome="skipped"),
+    "sample-negative": lambda doc: doc["cases"][0].update(sample=-1),
+    "sample-float-whole": lambda doc: doc["cases"][0].update(sample=2.0),
+    "sample-float": lambda doc: doc["cases"][0].update(sample=2.5),
+    "usage-text": lambda doc: doc["cases"][0]["usage"].update(prompt_tokens="5"),
+    "judging-short": lambda doc: doc["cases"][0]["judging"].update(factuality=["gpt-4o", 10]),
+    "judging-long": lambda doc: doc["cases"][0]["judging"].update(factuality=["gpt-4o", 10, 3, 4]),
+    "judging-types": lambda doc: doc["cases"][0]["judging"].update(factuality=[1, 10, 3]),
+    "extra-key": lambda doc: doc["cases"][0].update(extra={"any": "thing"}),
+    "n-float": lambda doc: doc["summary"]["m"]["string_check"].update(n=2.5),
+    "pass-rate-null": lambda doc: doc["summary"]["m"]["string_check"].update(pass_rate=None),
+    "document-list": lambda doc: (doc.clear(), doc.update({"cases": [1]})),
+}
+
+
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+def test_the_plain_schema_pass_says_yes_only_where_jsonschema_does(mutation: str) -> None:
+    document = copy.deepcopy(results_document())
+    MUTATIONS[mutation](document)
+    valid = jsonschema.Draft202012Validator(SCHEMA).is_valid(document)
+    assert matches(SCHEMA, document) is valid
+    assert valid is (mutation in ("unchanged", "version-1.0", "sample-float-whole", "extra-key"))
+
+
+def test_a_large_baseline_is_read_and_compared(pytester: pytest.Pytester, tmp_path: Path, make_sim: Any) -> None:
+    """A baseline of 20,000 cases (a plain pass where jsonschema took minutes at 100,000)."""
+    make_sim(seed=[cases := write_jsonl(tmp_path / "cases.jsonl", qa_rows(2))])
+    pytester.makepyfile(ANSWER_SUITE.replace('"cases.jsonl"', repr(str(cases))).replace('case.expected == "hello"', "True"))
+    pytester.runpytest("--model", "gpt-4o", "--distill-results", "base.json").assert_outcomes(passed=2)
+    base = json.loads((pytester.path / "base.json").read_text(encoding="utf-8"))
+    first = base["cases"][0]
+    base["cases"] += [{**first, "nodeid": f"old.py::test[{index}]", "case_id": f"old{index}"} for index in range(20_000)]
+    (pytester.path / "base.json").write_text(json.dumps(base), encoding="utf-8")
+    result = pytester.runpytest("--model", "gpt-4o", "--distill-baseline", "base.json")
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["gpt-4o: 20000 cases of the baseline did not run (not compared):*"])
