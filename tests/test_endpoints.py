@@ -124,7 +124,7 @@ def test_an_endpoint_without_a_key_variable_is_sent_no_key_at_all(
     ("local http://127.0.0.1:1/v1\n    local http://127.0.0.1:2/v1", "line 2: the endpoint 'local' is declared twice"),
     ("local http://127.0.0.1:1/v1 sk-local-7d1e0c9b8a7f6e5d4c3b2a1f0e9d8c7b",
      "line 1: API_KEY_ENV is the name of an environment variable, not a key; the third field, 41 characters*"),
-    ("local", "line 1: expected NAME BASE_URL [[]API_KEY_ENV[]]"),
+    ("local", "line 1: expected NAME BASE_URL [[]API_KEY_ENV[]] [[]api=chat|responses[]]"),
 ], ids=["reserved-name", "bad-url", "twice", "a-key-in-place-of-its-variable", "no-url"])
 def test_a_bad_endpoint_line_stops_the_run_at_start_up_without_quoting_it(
         pytester: pytest.Pytester, sim: SimServer, lines: str, said: str) -> None:

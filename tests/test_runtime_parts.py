@@ -149,7 +149,7 @@ def test_the_router_sends_a_name_to_its_endpoint_under_the_name_the_server_knows
     route = routes.route(model)
     assert isinstance(route, Remote) and route.cached
     assert (route.transport.line.endpoint.name, route.served_as) == (endpoint, served_as)
-    assert route.server == (routes.transports["local"].url if endpoint else None)
+    assert route.salt == ({"_server": routes.transports["local"].url} if endpoint else {})
     assert routes.route(model) is route
 
 
@@ -157,7 +157,7 @@ def test_the_router_answers_hf_and_recorded_models_here_and_takes_new_providers(
     routes = router()
     for model in ("hf:Qwen/Qwen2.5-0.5B-Instruct", "recorded:answers.jsonl"):
         route = routes.route(model)
-        assert isinstance(route, InProcess) and not route.cached and route.server is None and route.model == model
+        assert isinstance(route, InProcess) and not route.cached and not route.salt and route.model == model
     made = InProcess(lambda model, messages, params: Completion("From a test.", model, Usage(), 0.0), "mine:x")
     routes.providers["mine"] = lambda model: made
     assert routes.route("mine:x") is made

@@ -99,8 +99,8 @@ class DistillSession:
         OPENAI_API_KEY (or an endpoint's variable) is never sent to it."""
         if self._runtime is None:
             url, s = self.sim_url, self.settings
-            endpoints = [Endpoint(e.name, url, key=SIM_KEY) for e in s.endpoints] if url else s.endpoints
-            self._runtime = ModelRuntime(base_url=url, api_key=SIM_KEY if url else None, concurrency=s.concurrency,
+            endpoints = [Endpoint(e.name, url, key=SIM_KEY, api=e.api) for e in s.endpoints] if url else s.endpoints
+            self._runtime = ModelRuntime(base_url=url, api_key=SIM_KEY if url else None, api=s.api, concurrency=s.concurrency,
                                          request_timeout=s.request_timeout, cache=self._completion_cache(url),
                                          endpoints=endpoints, batches=self._batches(url))
             progress.attach(self._runtime, self.config)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from .lines import DEFAULT_MAX_LINE_BYTES, SETTING
-from .models.types import ENDPOINT_NAME, KEY_ENV_NAME, RESERVED_ENDPOINT_NAMES, Endpoint, shape_of, url_problem
+from .models.types import APIS, ENDPOINT_NAME, KEY_ENV_NAME, RESERVED_ENDPOINT_NAMES, Endpoint, shape_of, url_problem
 
 DEFAULT_PRICES = """\
 gpt-4o 2.50 10.00
@@ -129,15 +129,19 @@ def _above_zero(text: str) -> float:
 
 
 def _endpoints(lines: list[str]) -> tuple[Endpoint, ...]:
-    """`distill_endpoints`: one `NAME BASE_URL [API_KEY_ENV]` a line; a bad line stops the run at start-up."""
+    """`distill_endpoints`: one `NAME BASE_URL [API_KEY_ENV] [api=chat|responses]` a line; a bad line stops
+    the run at start-up."""
     endpoints: dict[str, Endpoint] = {}
     for number, line in enumerate(lines, 1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
         where = f"line {number}"  # never the line itself: a key pasted in place of its variable's name stays unsaid
+        api = fields.pop()[len("api="):] if len(fields) > 2 and fields[-1].startswith("api=") else "chat"
+        if api not in APIS:
+            raise ValueError(f"{where}: api= is one of {', '.join(APIS)}")
         if len(fields) not in (2, 3):
-            raise ValueError(f"{where}: expected NAME BASE_URL [API_KEY_ENV]")
+            raise ValueError(f"{where}: expected NAME BASE_URL [API_KEY_ENV] [api=chat|responses]")
         name, url, key_env = fields[0], fields[1], fields[2] if len(fields) == 3 else None
         if not ENDPOINT_NAME.fullmatch(name) or name in RESERVED_ENDPOINT_NAMES:
             raise ValueError(f"{where}: {name!r} cannot name an endpoint (a letter, then letters, digits, . _ -; "
@@ -150,7 +154,7 @@ def _endpoints(lines: list[str]) -> tuple[Endpoint, ...]:
             raise ValueError(f"{where}: API_KEY_ENV is the name of an environment variable, not a key; the third field, "
                              f"{shape_of(key_env)}, is not shaped like one (e.g. GROQ_API_KEY), so it may be a key and "
                              "is not shown: put the key in a variable and name the variable here")
-        endpoints[name] = Endpoint(name, url, key_env)
+        endpoints[name] = Endpoint(name, url, key_env, api=api)
     return tuple(endpoints.values())
 
 
@@ -242,8 +246,10 @@ OPTIONS: tuple[Option, ...] = (
            _positive),
     Option("request_timeout", "--distill-request-timeout", "distill_request_timeout", 120.0, "bound in seconds on one model request",
            _seconds),
-    Option("endpoints", None, "distill_endpoints", (), "lines NAME BASE_URL [API_KEY_ENV]: servers that NAME:MODEL names", _endpoints,
-           each=False),
+    Option("endpoints", None, "distill_endpoints", (), "lines NAME BASE_URL [API_KEY_ENV] [api=chat|responses]: servers that "
+           "NAME:MODEL names", _endpoints, each=False),
+    Option("api", None, "distill_api", "chat", "how the default endpoint's models are asked: chat (POST /v1/chat/completions) "
+           "or responses (POST /v1/responses)", _choice(*APIS)),
     Option("cache", "--distill-cache", "distill_cache", "off",
            "reuse identical model calls from an on-disk cache; refresh calls again and rewrites it",
            _cache_mode, action="optional", metavar="on|off|refresh"),
@@ -378,6 +384,7 @@ class Settings:
     concurrency: int = 8
     request_timeout: float = 120.0
     endpoints: tuple[Endpoint, ...] = ()
+    api: str = "chat"
     cache: str = "off"
     batch: bool = False
     batch_poll: float | None = None

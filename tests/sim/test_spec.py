@@ -11,6 +11,7 @@ import pytest
 
 from pytest_distill.sim import SimServer
 from pytest_distill.sim.api import CHAT_PARAMS
+from pytest_distill.sim.responses import RESPONSE_PARAMS
 
 from ..openapi_check import schema_properties, validate_error, validate_request, validate_response
 from .data import item_rows, user, wait_for_job
@@ -130,3 +131,31 @@ def test_errors_have_the_real_error_shape(client: openai.OpenAI, call: Callable[
     body = raised.value.response.json()
     validate_error(body)
     assert set(body["error"]) == {"message", "type", "param", "code"}
+
+
+def test_the_response_parameters_are_the_specs() -> None:
+    assert schema_properties("CreateResponse") >= RESPONSE_PARAMS
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"model": "gpt-4o", "instructions": "Answer in one sentence."},
+        {"model": "gpt-4o-mini", "temperature": 0, "metadata": {"split": "test"}, "store": False},
+        {"model": "gpt-4o", "text": {"format": {"type": "json_schema", **JUDGE_FORMAT["json_schema"]}}},
+        {"model": "gpt-4o", "max_output_tokens": 16},
+        {"model": "o4-mini", "reasoning": {"effort": "low"}},
+    ],
+    ids=["plain", "unstored", "judge", "truncated", "reasoning"],
+)
+def test_responses_match_the_spec(client: openai.OpenAI, server: SimServer, params: dict[str, Any]) -> None:
+    question = "<output>Paris</output> <expected>Paris</expected> What is the capital of France?"
+    raw = client.responses.with_raw_response.create(input=[{"role": "user", "content": question}], **params)
+    body = check("/responses", raw)
+    validate_request("post", "/responses", server.requests[-1].body)
+    assert body["output"][0]["content"][0]["type"] == "output_text"
+    if params.get("store", True):
+        assert check("/responses/{response_id}", client.responses.with_raw_response.retrieve(body["id"])) == body
+    else:
+        with pytest.raises(openai.NotFoundError):
+            client.responses.retrieve(body["id"])

@@ -45,7 +45,7 @@ class ModelRuntime:
     """One process's model calls: bounded, deduplicated, retried with a back-off per endpoint.
 
     `endpoints` are the declared ones besides the default (`base_url`, `api_key`, else the OPENAI_*
-    environment). Counters for progress, each counting distinct calls (a request joined while under
+    environment; `api`: chat or responses). Counters for progress, each counting distinct calls (a request joined while under
     way or after it finished counts once): `started`, `done`, `in_flight` (on the wire now),
     `retries`, `cache_hits`.
 
@@ -57,7 +57,7 @@ class ModelRuntime:
 
     ahead: Callable[[], AbstractContextManager[None]] = staticmethod(CallTable.ahead)
 
-    def __init__(self, *, base_url: str | None = None, api_key: str | None = None, concurrency: int = 8,
+    def __init__(self, *, base_url: str | None = None, api_key: str | None = None, api: str = "chat", concurrency: int = 8,
                  request_timeout: float = 120.0, max_attempts: int = 6, cache: CompletionCache | None = None,
                  endpoints: Sequence[Endpoint] = (), batches: Batches | None = None) -> None:
         self.base_url = base_url
@@ -70,7 +70,7 @@ class ModelRuntime:
         self.on_settle: Callable[[], None] | None = None
         """With batches: waits until prefetch has queued what it can (see `_flush`)."""
         self.table = CallTable(cache, on_start=self._started)
-        everywhere = [Endpoint("", base_url, key=api_key), *endpoints]
+        everywhere = [Endpoint("", base_url, key=api_key, api=api), *endpoints]
         redacted = redactor(everywhere)
         self.router = Router({endpoint.name: Transport(endpoint, self.table, concurrency=concurrency,
                                                        request_timeout=request_timeout, max_attempts=max_attempts,
@@ -242,7 +242,5 @@ class ModelRuntime:
 
 
 def _chat_key(route: Route, model: str, messages: Sequence[dict[str, Any]], sample: int, params: Mapping[str, Any]) -> str:
-    """`chat_key`, plus the route's server when it has one."""
-    if route.server is not None:
-        return chat_key(model, messages, sample=sample, **params, _server=route.server)
-    return chat_key(model, messages, sample=sample, **params)
+    """`chat_key`, plus the route's salt (its server, its API) when it has one."""
+    return chat_key(model, messages, sample=sample, **params, **route.salt)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .types import LOCAL_PREFIX, RECORDED_PREFIX, Completion, ModelError
@@ -27,9 +27,9 @@ class Route(Protocol):
     """Where one model is answered."""
 
     @property
-    def server(self) -> str | None:
-        """Part of a request's key: the server of a declared endpoint, so that re-pointing it never
-        serves the old server's cached answers (None: the key is the request's alone)."""
+    def salt(self) -> Mapping[str, str]:
+        """What a request's key adds to the request: the server of a declared endpoint, so that
+        re-pointing it never serves the old server's cached answers; the API when it is not chat."""
 
     @property
     def cached(self) -> bool:
@@ -49,7 +49,7 @@ class Remote:
     transport: Transport
     model: str
     served_as: str
-    server: str | None = None
+    salt: Mapping[str, str] = field(default_factory=dict)
     cached: bool = True
 
     def chat(self, key: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Awaitable[Completion]:
@@ -67,7 +67,7 @@ class InProcess:
 
     answer: Callable[[str, list[dict[str, Any]], dict[str, Any]], Completion]
     model: str
-    server: str | None = None
+    salt: Mapping[str, str] = field(default_factory=dict)
     cached: bool = False
 
     async def chat(self, key: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
@@ -105,8 +105,8 @@ class Router:
             return provider(model)
         transport = self.transports.get(prefix) if sep and rest and prefix else None
         if transport is not None:
-            return Remote(transport, model, rest, server=transport.url)
-        return Remote(self.transports[""], model, model)
+            return Remote(transport, model, rest, _salt(transport, _server=transport.url))
+        return Remote(self.transports[""], model, model, _salt(self.transports[""]))
 
     def _local_chat(self, model: str, messages: list[dict[str, Any]], params: dict[str, Any]) -> Completion:
         """An `hf:` model answers from a process of its own (models/hf_process.py): its torch never holds
@@ -142,3 +142,9 @@ class Router:
         """Close every endpoint's async client (on the loop thread)."""
         for transport in self.transports.values():
             await transport.aclose()
+
+
+def _salt(transport: Transport, **salt: str) -> dict[str, str]:
+    """`salt`, and the API when it is not chat (a chat answer's key stays what it always was)."""
+    api = transport.line.endpoint.api
+    return {**salt, "_api": api} if api != "chat" else salt

@@ -28,7 +28,7 @@ from ..untrusted import capped, printable
 from .line import Gate, Line
 from .retirements import gone_hint
 from .types import Completion, Endpoint, ModelError
-from .wire import OffShape, explained, read_chat, request_of
+from .wire import OffShape, explained, read_chat, read_response, request_of, responses_request_of
 
 if TYPE_CHECKING:
     import openai
@@ -127,29 +127,32 @@ class Transport:
     async def chat(self, key: str, model: str, served_as: str, messages: list[dict[str, Any]],
                    params: dict[str, Any]) -> Completion:
         """A chat completion of `served_as` (what the server calls `model`)."""
-        line, label = self.line, "POST /chat/completions"
+        line = self.line
+        responses = line.endpoint.api == "responses"
+        path = "/responses" if responses else "/chat/completions"
+        label = f"POST {path}"
         client = self.client(model, label)
 
         import httpx2  # the SDK's HTTP library, loaded with it
 
-        body, options = request_of(served_as, messages, params, line.options)
+        body, options = (responses_request_of if responses else request_of)(served_as, messages, params, line.options)
 
         async def send() -> Any:
             """The answer's JSON as the server sent it: read here, not by the SDK's models, so that an
             answer off the API's shape is told apart from a good one (a body that is no JSON is retried).
             Sent with the SDK's documented `post`: the typed `create` would walk the request against its
             TypedDicts on every call (a millisecond a call) to change nothing in a body that is JSON already."""
-            response = await client.post("/chat/completions", cast_to=httpx2.Response, body=body, options=options)
+            response = await client.post(path, cast_to=httpx2.Response, body=body, options=options)
             return response.json()
 
-        if self.batches is not None:
+        if self.batches is not None and not responses:
             started = time.perf_counter()
             data = await self.batches.answer(key, client, line.url, model, body)
             latency = time.perf_counter() - started
         else:
             data, latency = await self._attempts(key, label, model, send)
         try:
-            text, refusal, usage, served = read_chat(data)
+            text, refusal, usage, served = (read_response if responses else read_chat)(data)
         except OffShape as exc:
             problem = str(exc)
         else:

@@ -20,6 +20,8 @@ RECORDED_PREFIX = "recorded:"
 """Models named `recorded:PATH` answer from a file of recorded answers (models/recorded.py), without a call."""
 RESERVED_ENDPOINT_NAMES = ("ft", "hf", "recorded")
 """`ft:` (a fine-tuned model's name), `hf:` and `recorded:` keep their meaning: no endpoint may be called so."""
+APIS = ("chat", "responses")
+"""How an endpoint's models are asked: POST /chat/completions or POST /responses."""
 ENDPOINT_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 KEY_ENV_NAME = re.compile(r"[A-Z][A-Z0-9]{0,15}(?:_[A-Z0-9]{1,16}){0,7}|[a-z][a-z0-9]{0,15}(?:_[a-z0-9]{1,16}){0,7}")
 """How an environment variable's name looks (GROQ_API_KEY: one case, words of at most 16 characters).
@@ -48,6 +50,8 @@ class Endpoint:
     base_url: str | None = None
     key_env: str | None = "OPENAI_API_KEY"
     key: str | None = field(default=None, repr=False, compare=False)
+    api: str = "chat"
+    """How its models are asked: `chat` (POST /chat/completions) or `responses` (POST /responses)."""
 
 
 def url_problem(url: str) -> str | None:

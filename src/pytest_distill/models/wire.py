@@ -95,3 +95,68 @@ def explained(message: str, body: object) -> str:
         return message
     text = " ".join(found.split())
     return f"{message} - {capped(text, EXPLANATION_CHARS)}"
+
+
+def responses_request_of(model: str, messages: list[dict[str, Any]], params: Mapping[str, Any],
+                         options: openai.RequestOptions) -> tuple[dict[str, Any], openai.RequestOptions]:
+    """The body and request options of the same call through the Responses API: system and developer
+    messages are its `instructions`, the others its `input`; the token limit is `max_output_tokens`,
+    `reasoning_effort` is `reasoning.effort` and a `response_format` is `text.format`."""
+    body, chosen = request_of(model, messages, params, options)
+    body.pop("messages")
+    instructions = [_content_text(m.get("content")) for m in messages if m.get("role") in ("system", "developer")]
+    if instructions:
+        body["instructions"] = "\n\n".join(instructions)
+    body["input"] = [{"role": m.get("role"), "content": _input_content(m.get("content"))}
+                     for m in messages if m.get("role") not in ("system", "developer")]
+    for name in ("max_tokens", "max_completion_tokens"):
+        if name in body:
+            body["max_output_tokens"] = body.pop(name)
+    if "reasoning_effort" in body:
+        body["reasoning"] = {"effort": body.pop("reasoning_effort")}
+    found = body.pop("response_format", None)
+    if isinstance(found, Mapping) and found.get("type") == "json_schema":
+        schema = found.get("json_schema") or {}
+        body["text"] = {"format": {"type": "json_schema", **{name: schema[name] for name in
+                                                             ("name", "schema", "strict", "description") if name in schema}}}
+    elif isinstance(found, Mapping):
+        body["text"] = {"format": dict(found)}
+    return body, chosen
+
+
+def _input_content(content: object) -> object:
+    """A chat message's content as Responses input: text stays text, text parts become `input_text`."""
+    if not isinstance(content, list):
+        return content if content is not None else ""
+    return [{"type": "input_text", "text": part.get("text")} if isinstance(part, dict) and part.get("type") == "text" else part
+            for part in content]
+
+
+def read_response(data: object) -> tuple[str, str | None, Usage, str]:
+    """Text, refusal, usage and served model of a Responses API `response`, read as hostile like `read_chat`:
+    the text is every `output_text` of the output messages, joined; a refusal part is the refusal; a
+    response that failed, or has no output list, raises `OffShape`."""
+    if not isinstance(data, dict):
+        raise OffShape("it is not a JSON object")
+    if data.get("status") == "failed":
+        error = data.get("error")
+        said = error.get("message") if isinstance(error, dict) else None
+        raise OffShape(f"the response failed: {capped(said) if isinstance(said, str) else 'no reason given'}")
+    output = data.get("output")
+    if not isinstance(output, list):
+        raise OffShape("it has no output list")
+    contents = [item.get("content") for item in output if isinstance(item, dict) and item.get("type") == "message"]
+    parts = [part for content in contents if isinstance(content, list) for part in content if isinstance(part, dict)]
+    texts = [part.get("text") for part in parts if part.get("type") == "output_text"]
+    refusals = [part.get("refusal") for part in parts if part.get("type") == "refusal"]
+    if not all(isinstance(found, str) for found in (*texts, *refusals)):
+        raise OffShape("an output text or refusal is not text")
+    if not texts and not refusals:
+        raise OffShape("its output holds no message with text")
+    text, refusal, served = "".join(map(str, texts)), "".join(map(str, refusals)) or None, data.get("model")
+    served = served if isinstance(served, str) else ""
+    where = strict_json.lone_surrogate({"output text": text, "refusal": refusal, "model": served})
+    if where is not None:
+        raise OffShape(f"its {where.removeprefix('$.')} is not Unicode text (it holds a lone surrogate)")
+    usage = data.get("usage")
+    return text, refusal, Usage(_count(usage, "input_tokens"), _count(usage, "output_tokens")), served

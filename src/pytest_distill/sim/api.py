@@ -23,6 +23,7 @@ from .jobs import JobBoard, check_job_files, hyperparameters_problem
 from .judge import judge
 from .models import FINE_TUNABLE, Knowledge, ModelCard, ModelZoo, embed, encode_base64, seeded_fine_tunes, snapshot
 from .registry import registry_answer
+from .responses import RESPONSE_PARAMS, chat_of, response_object
 from .store import CompletionStore, FileStore, StoredFile
 from .text import count_tokens, truncate_tokens
 
@@ -109,6 +110,8 @@ class SimApi:
         self.on_change: Callable[[], None] | None = None
         """Called after a request changed the files or the fine-tuning jobs (to keep them on disk)."""
         self.completions = CompletionStore()
+        self.responses: dict[str, dict[str, Any]] = {}
+        """Responses made with `store` (the API's default), by id, for GET /responses/{id}."""
         self.files = FileStore()
         self.jobs = JobBoard(job_seconds, clock)
         self.batches = BatchBoard(self.files, run_line or self.run_line, clock)
@@ -124,6 +127,8 @@ class SimApi:
             ("POST", "/chat/completions/{id}", self.update_chat_completion),
             ("DELETE", "/chat/completions/{id}", self.delete_chat_completion),
             ("GET", "/chat/completions/{id}/messages", self.list_chat_messages),
+            ("POST", "/responses", self.create_response),
+            ("GET", "/responses/{id}", self.get_response),
             ("POST", "/embeddings", self.create_embeddings),
             ("GET", "/models", self.list_models),
             ("GET", "/models/{id}", self.get_model),
@@ -198,6 +203,37 @@ class SimApi:
         if request.fault is not None and request.fault.kind in SHAPE_KINDS:
             return reshape(completion, request.fault.kind)
         return completion
+
+    def create_response(self, request: ApiRequest) -> dict[str, Any]:
+        """POST /responses: the same answer as the chat request it amounts to, as a `response` object."""
+        body = _json_object(request.body)
+        _reject_unknown(body, RESPONSE_PARAMS)
+        model = body.get("model")
+        if not model or not isinstance(model, str):
+            raise bad_request("you must provide a model parameter")
+        if body.get("stream"):
+            raise bad_request("The simulator does not stream: leave out stream or send stream=false.", param="stream")
+        messages, chat = chat_of(body)
+        card = self._chat_model(model)
+        if card.kind == "reasoning":
+            _check_reasoning_params(chat)
+        if body.get("metadata") is not None:
+            _check_metadata(body["metadata"])
+        content, refusal, finish_reason = self._reply(card, messages, chat, request.fault)
+        created = int(self.clock())
+        completion = chat_completion(completion_id="", created=created, model=snapshot(card.id), messages=messages,
+                                     content=content, refusal=refusal, finish_reason=finish_reason)
+        response = response_object(response_id=random_id("resp_", 48), message_id=random_id("msg_", 48),
+                                   created=created, model=snapshot(card.id), body=body, completion=completion)
+        if body.get("store", True):
+            self.responses[response["id"]] = response
+        return response
+
+    def get_response(self, request: ApiRequest, response_id: str) -> dict[str, Any]:
+        """GET /responses/{id}: a stored response."""
+        if response_id not in self.responses:
+            raise not_found(f"Response with id '{response_id}' not found.")
+        return self.responses[response_id]
 
     def list_chat_completions(self, request: ApiRequest) -> dict[str, Any]:
         """GET /chat/completions: stored ones, filtered by model (alias or snapshot) and metadata."""

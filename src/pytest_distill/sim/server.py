@@ -404,10 +404,12 @@ def _loggable(body: Any, uploads: Mapping[str, Upload]) -> dict[str, Any] | None
 
 
 def _is_judge(method: str, api_path: str, body: Any) -> bool:
-    """A chat completion asking for a `json_schema` answer: what the simulated judge answers."""
-    if method != "POST" or api_path != "/chat/completions" or not isinstance(body, dict):
+    """A chat completion or a response asking for a `json_schema` answer: what the simulated judge answers."""
+    if method != "POST" or api_path not in ("/chat/completions", "/responses") or not isinstance(body, dict):
         return False
-    response_format = body.get("response_format")
+    text = body.get("text")
+    chat = api_path == "/chat/completions"
+    response_format = body.get("response_format") if chat else text.get("format") if isinstance(text, dict) else None
     return isinstance(response_format, dict) and response_format.get("type") == "json_schema"
 
 
