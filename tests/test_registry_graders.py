@@ -161,3 +161,13 @@ def test_an_unreadable_judge_answer_is_the_registrys_invalid_choice_with_the_low
                               choice_scores={"Y": 1.0, "N": 0.25}, judge=judge)
     assert (grade.passed, grade.score) == (False, 0.25)
     assert "__invalid__" in grade.reason
+
+
+def test_registry_classify_takes_several_judges_and_keeps_each_verdict(judge: Model) -> None:
+    fields = {"input": "대한민국의 수도는?", "ideal": "서울"}
+    both = registry_classify("서울", fields, FACT, "ABCDE", eval_type="cot_classify", passing="ABCE",
+                             judge=[judge, Model("gpt-4o-mini")])
+    assert both.passed and both.votes == {"gpt-4o": True, "gpt-4o-mini": True}
+    assert both.reason.startswith("2 of 2 judges passed it. gpt-4o pass: the judge chose 'C'")
+    with pytest.raises(ValueError, match="names each judge once"):
+        registry_classify("서울", fields, FACT, "ABCDE", eval_type="cot_classify", judge=[judge, judge])

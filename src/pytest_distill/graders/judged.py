@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -231,14 +231,18 @@ def judged(template: Template, texts: Mapping[str, Any], judge: Judges, name: st
     scope = current()
     if "question" in template.sections and "question" not in given and scope is not None and scope.question:
         given["question"] = scope.question
-    panel = isinstance(judge, (list, tuple))
-    asked: Sequence[Model | str | None] = judge if isinstance(judge, (list, tuple)) else [judge]  # type: ignore[list-item]
-    models = [scope_model(template.name, one, "judge", "judge", DEFAULT_JUDGE) for one in asked]
-    if not models or len({model.name for model in models}) < len(models):
-        raise ValueError(f"{template.name}: judge= names each judge once, and at least one")
-    grades = [template.grade(*ask(model, template, given)) for model in models]
-    grade = majority([model.name for model in models], grades) if panel else grades[0]
+    grade = by_judges(template.name, judge, lambda model: template.grade(*ask(model, template, given)))
     return record(grade if name is None else dataclasses.replace(grade, name=name))
+
+
+def by_judges(helper: str, judge: Judges, grade: Callable[[Model], Grade]) -> Grade:
+    """The grade of one judge, or with several (`judge=[...]`) the majority's of each one's grade."""
+    asked: Sequence[Model | str | None] = judge if isinstance(judge, (list, tuple)) else [judge]  # type: ignore[list-item]
+    models = [scope_model(helper, one, "judge", "judge", DEFAULT_JUDGE) for one in asked]
+    if not models or len({model.name for model in models}) < len(models):
+        raise ValueError(f"{helper}: judge= names each judge once, and at least one")
+    grades = [grade(model) for model in models]
+    return majority([model.name for model in models], grades) if isinstance(judge, (list, tuple)) else grades[0]
 
 
 def majority(judges: Sequence[str], grades: Sequence[Grade]) -> Grade:

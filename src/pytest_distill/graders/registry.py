@@ -15,10 +15,11 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..grades import Grade, record, record_judging, replayable
+from ..grades import Grade, record, record_judging, record_transcript, replayable
 from ..models.client import chat_key
 from ..models.handle import Model
-from .judged import STEADY, scope_model
+from ..untrusted import capped
+from .judged import STEADY, Judges, by_judges
 
 PUNCTUATION = frozenset(string.punctuation)
 """What the registry's `normalize` and `get_choice` drop: ASCII punctuation only (a 。 or ، stays)."""
@@ -233,7 +234,7 @@ def registry_classify(output: Any, sample: Any, prompt: str | Sequence[Mapping[s
                       *, eval_type: str, spec_args: Mapping[str, Any] | None = None,
                       choice_scores: Mapping[str, float] | None = None, passing: Sequence[str] | None = None,
                       match_fn: str = "starts_or_endswith", answer_key: str = "completion", name: str = "registry_classify",
-                      judge: Model | str | None = None) -> Grade:
+                      judge: Judges = None) -> Grade:
     """The registry's model-graded classify (`ModelBasedClassify` with a modelgraded spec).
 
     The spec's `prompt` (a text, or chat messages) is filled with the `sample`'s fields (a case, or a
@@ -255,18 +256,22 @@ def registry_classify(output: Any, sample: Any, prompt: str | Sequence[Mapping[s
     values = {**sample_fields(sample, spec_args), answer_key: str(output)}
     messages = [{"role": "user", "content": fill(prompt, values)}] if isinstance(prompt, str) else \
         [{**message, "content": fill(str(message["content"]), values)} for message in prompt]
-    model = scope_model(name, judge, "judge", "judge", "gpt-4o")
-    completion = model.chat(messages, optional=STEADY)
-    if not completion.cached:
-        record_judging(chat_key(model.name, messages), model.name, completion.usage.prompt_tokens,
-                       completion.usage.completion_tokens)
-    answer = completion.text
-    choice = read_choice(answer, choices, eval_type, match_fn)
-    if choice_scores is not None:
-        score = float(min(choice_scores[c] for c in choices) if choice == INVALID else choice_scores[choice])
-    else:
-        score = 1.0 if choice in passing else 0.0
-    said = "the judge's answer names none of the choices (__invalid__)" if choice == INVALID else f"the judge chose {choice!r}"
-    shown = answer if len(answer) <= 2000 else answer[:2000] + "…"
     rule = f"choice in {', '.join(passing)}" if len(passing) > 1 else f"choice is {passing[0]}"
-    return record(Grade(name, score, choice in passing, f"{said}. Judge's answer: {shown}", rule))
+
+    def graded(model: Model) -> Grade:
+        completion = model.chat(messages, optional=STEADY)
+        if not completion.cached:
+            record_judging(chat_key(model.name, messages), model.name, completion.usage.prompt_tokens,
+                           completion.usage.completion_tokens)
+        answer = completion.text
+        record_transcript({"grader": name, "judge": model.name, "attempt": 1, "messages": messages, "reply": capped(answer)})
+        choice = read_choice(answer, choices, eval_type, match_fn)
+        if choice_scores is not None:
+            score = float(min(choice_scores[c] for c in choices) if choice == INVALID else choice_scores[choice])
+        else:
+            score = 1.0 if choice in passing else 0.0
+        said = "the judge's answer names none of the choices (__invalid__)" if choice == INVALID else f"the judge chose {choice!r}"
+        shown = answer if len(answer) <= 2000 else answer[:2000] + "…"
+        return Grade(name, score, choice in passing, f"{said}. Judge's answer: {shown}", rule)
+
+    return record(by_judges(name, judge, graded))
