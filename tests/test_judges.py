@@ -71,7 +71,7 @@ def test_the_majority_decides_a_tie_fails_and_each_judges_verdict_and_call_is_ke
     assert most["votes"] == {"gpt-4o": True, "gpt-4o-mini": True, "local:contrarian": False} and most["passed"] is True
     transcripts = records["test_three[q001-gpt-4o]"]["judge_transcripts"]
     assert [t["judge"] for t in transcripts] == ["gpt-4o", "gpt-4o-mini", "local:contrarian"]
-    assert all([m["role"] for m in t["messages"]] == ["system", "user"] and "<output>" in t["messages"][1]["content"]
+    assert all([m["role"] for m in t["messages"]] == ["system", "user"] and "Item q1 is number 1." in t["messages"][1]["content"]
                for t in transcripts)
     assert json.loads(transcripts[2]["reply"]) == {"reasoning": "I disagree with everything.", "choice": "D"}
     panels = read_results(suite.path / "r.json")["panels"]["factuality"]

@@ -112,7 +112,8 @@ def test_a_grade_recorded_outside_any_test_is_an_error_that_says_so(pytester: py
     assert outside.returncode == 1
     assert outside.stderr.strip().splitlines()[-1] == (
         "RuntimeError: record_grade('mine') was called outside any test: a grade counts in the test that makes it "
-        "(call it in the test function, or in a thread or task it starts)")
+        "(call it in the test function, or in a thread or task it starts; the test uses the plugin: a `case`, `model` or "
+        "`judge` fixture, or a distill option or ini setting)")
     pytester.makepyfile("""
         import pytest
         from pytest_distill import Grade, record_grade

@@ -149,7 +149,8 @@ def record_grade(grade: Grade) -> Grade:
     scope = current()
     if scope is None:
         raise RuntimeError(f"record_grade({grade.name!r}) was called outside any test: a grade counts in the test "
-                           "that makes it (call it in the test function, or in a thread or task it starts)")
+                           "that makes it (call it in the test function, or in a thread or task it starts; the test "
+                           "uses the plugin: a `case`, `model` or `judge` fixture, or a distill option or ini setting)")
     return record(grade)
 
 
