@@ -272,3 +272,17 @@ def test_a_transport_asks_for_a_model_the_server_does_not_know_once() -> None:
         first, second = run(transport, twice)
     assert isinstance(first, ModelError) and isinstance(second, ModelError) and str(first) == str(second)
     assert (asks.sent, transport.unsent, first.status) == (["a"], 1, 404)
+
+
+def test_a_transport_asks_again_for_a_fine_tune_that_was_not_there_a_job_may_make_it(sim: SimServer) -> None:
+    asks = Asks()
+    transport = Transport(Endpoint("", sim.url, key=TEST_KEY), asks, concurrency=1)
+    model = "ft:gpt-4o-mini-2024-07-18:org::notyet"
+
+    async def twice() -> list[BaseException | Completion]:
+        return [*await asyncio.gather(*(transport.chat(key, model, model, QUESTION, {}) for key in "ab"),
+                                      return_exceptions=True)]
+
+    first, second = run(transport, twice)
+    assert isinstance(first, ModelError) and isinstance(second, ModelError) and first.status == 404
+    assert (asks.sent, transport.unsent) == (["a", "b"], 0)

@@ -92,7 +92,8 @@ class _Failure:
 
 class Transport:
     """The calls to one endpoint: bounded, retried with a back-off, paused together on a 429, failed
-    together once the endpoint is down, and a model the server answered 404 fails at once afterwards.
+    together once the endpoint is down, and a model the server answered 404 fails at once afterwards (but a
+    fine-tune, which a job under way may yet make).
     Counters: `retries`, `in_flight` (on the wire now), `unsent` (calls of a model known to be gone)."""
 
     def __init__(self, endpoint: Endpoint, asking: Asking, *, concurrency: int = 8, request_timeout: float = 120.0,
@@ -228,7 +229,7 @@ class Transport:
             if failure.status == 429 and failure.delay is not None:
                 line.resume_at = max(line.resume_at, time.monotonic() + failure.delay)
             if failure.delay is None:
-                if failure.status == 404 and failure.answered:
+                if failure.status == 404 and failure.answered and not model.startswith("ft:"):  # a fine-tune may yet be made
                     if (endpoint, model) not in self.gone:
                         self.gone[(endpoint, model)] = asyncio.ensure_future(self._gone(model, failure))
                     failure = await asyncio.shield(self.gone[(endpoint, model)])
