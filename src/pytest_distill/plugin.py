@@ -94,7 +94,7 @@ def activate(config: pytest.Config) -> DistillSession:
                                          batch=settings.batch), PREFETCHER)
     if not is_worker(config):
         pass_rate = PassRateCheck(settings, recorder) if settings.pass_rate else None
-        reporter = Reporter(settings, recorder, session.endpoints, pass_rate)
+        reporter = Reporter(settings, recorder, session.endpoints, pass_rate, session.cases.for_option)
         plugins.register(reporter, REPORTER)
         if pass_rate is not None:
             plugins.register(pass_rate, PASS_RATE)

@@ -299,6 +299,12 @@ OPTIONS: tuple[Option, ...] = (
     Option("keep_transcripts", "--distill-keep-transcripts", "distill_keep_transcripts", False, "the results file keeps each "
            "judge call's messages and raw reply, so a disputed verdict can be read later (large)", _flag, action="store_true",
            group="reports"),
+    Option("balance", "--distill-balance", "distill_balance", None, "show how KEY (a metadata key, or 'length' for the "
+           "input's length bucket) spreads over the training and test data, its rare and unseen values, and every model's "
+           "pass rate per value", group="reports", metavar="KEY"),
+    Option("balance_against", "--distill-balance-against", "distill_balance_against", None, "--distill-balance compares "
+           "the training data with this dataset instead of the test split (e.g. recent production traffic)", group="reports",
+           metavar="SPEC"),
     Option("baseline_models", "--distill-baseline-model", None, (), "compare baseline model OLD with this run's NEW; repeatable",
            action="append", group="reports", metavar="OLD=NEW"),
     Option("distill", "--distill", None, False, "after the run, apply the gate and, if met, start a fine-tuning job", action="store_true",
@@ -380,6 +386,8 @@ class Settings:
     pass_rate_ci: bool = False
     markdown: Path | None = None
     keep_transcripts: bool = False
+    balance: str | None = None
+    balance_against: str | None = None
     gate_test: str = "gap"
     concurrency: int = 8
     request_timeout: float = 120.0

@@ -12,6 +12,7 @@ from typing import Any
 from ..grades import Grade
 from ..ledger import Entry, by_case, summarize
 from ..significance import rate_with_interval
+from .balance import Balance
 from .baseline import Comparison
 from .table import SummaryTable
 
@@ -44,6 +45,14 @@ STYLE = """<style>
 .distill-matrix td.error { background: #ececec; }
 .distill-matrix tr.disagree td:first-child { border-left: 4px solid #b00020; }
 .distill-matrix .test { color: #777; font-size: 11px; }
+.distill-balance { color: #222; margin-bottom: 14px; }
+.distill-balance table { border-collapse: collapse; margin: 6px 0 10px; }
+.distill-balance th, .distill-balance td { border: 1px solid #d0d0d0; padding: 3px 8px; text-align: right; }
+.distill-balance td:first-child, .distill-balance th:first-child { text-align: left; }
+.distill-balance th { background: #f2f2f2; }
+.distill-balance .bar { display: inline-block; height: 8px; background: #5b8dd9; margin-right: 4px; }
+.distill-balance .rate .bar { background: #1b7f3b; }
+.distill-balance .flag { color: #b00020; font-weight: bold; text-align: left; }
 .distill-matrix pre { white-space: pre-wrap; word-break: break-word; max-width: 40em; font-size: 12px; margin: 4px 0; }
 </style>"""
 HOVER = 500
@@ -70,6 +79,30 @@ def summary_html(table: SummaryTable, lines: Sequence[str], comparison: Comparis
         parts.append(f'<p class="{css}">{escape(comparison.verdict())}</p>')
     parts.append("</div>")
     return "".join(parts)
+
+
+def balance_html(balance: Balance) -> str:
+    """--distill-balance as a table: each side's count with a bar of its share, each model's pass rate
+    with a bar, the rare and unseen flags; every value escaped (it comes from the data)."""
+    sides = [balance.train, balance.test, *([balance.against] if balance.against is not None else [])]
+    totals = [sum(side.values()) or 1 for side in sides]
+    head = "".join(f"<th>{escape(cell)}</th>" for cell in balance.header())
+    rows = []
+    for value in balance.values():
+        cells = [f"<td>{escape(value)}</td>"]
+        cells += [f"<td>{_bar(side[value] / total)}{side[value]}</td>" for side, total in zip(sides, totals, strict=True)]
+        for model in balance.models:
+            rate = balance.rate(value, model)
+            cells.append('<td class="rate">-</td>' if rate is None else f'<td class="rate">{_bar(rate)}{rate:.0%}</td>')
+        cells.append(f'<td class="flag">{escape(", ".join(balance.flags(value)))}</td>')
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    notes = "".join(f"<p>{escape(line)}</p>" for line in balance.lines())
+    return (f'<div class="distill-balance"><h3>Balance by {escape(balance.key)}</h3>'
+            f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{notes}</div>")
+
+
+def _bar(share: float) -> str:
+    return f'<span class="bar" style="width: {round(share * 60)}px"></span>'
 
 
 def add_header_cells(cells: list[str]) -> None:

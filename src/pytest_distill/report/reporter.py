@@ -16,9 +16,13 @@ from typing import Any
 import pytest
 
 from ..atomic import write_atomic
+from ..datasets import BrokenCase, Case, DatasetError
 from ..ledger import Entry, EntrySource, in_order
+from ..models.types import ModelError
 from ..settings import Settings
+from ..untrusted import printable
 from . import agreement, baseline, html, markdown, results, run, table, terminal
+from .balance import Balance, measure
 from .baseline import Baseline, Comparison
 from .cost import PriceTable
 from .threshold import PassRateCheck
@@ -44,6 +48,9 @@ class Reporter:
     """Each endpoint's name and base URL, asked at the end (the simulator starts after the reporter)."""
     pass_rate: PassRateCheck | None = None
     """The --distill-pass-rate verdict (decided before this reporter's end of run), when asked for."""
+    load: Callable[[str], Sequence[Case | BrokenCase]] | None = None
+    """The cases of a dataset spec (the session's), for --distill-balance's training and other datasets."""
+    balance: Balance | None = field(init=False, default=None)
     prices: PriceTable = field(init=False)
     started: float = field(init=False, default_factory=time.time)
     run_record: dict[str, Any] | None = field(init=False, default=None)
@@ -69,6 +76,8 @@ class Reporter:
             results.check_destination(s.markdown, "--distill-markdown")
         if s.judge_labels is not None:
             self.labels = agreement.load_labels(s.judge_labels)
+        if s.balance_against is not None and s.balance is None:
+            raise pytest.UsageError("--distill-balance-against needs --distill-balance KEY")
         if s.baseline is None:
             if s.baseline_models:
                 raise pytest.UsageError("--distill-baseline-model needs --distill-baseline")
@@ -111,9 +120,12 @@ class Reporter:
                 self.lines.append("distill: the run was interrupted: no results file written, no baseline comparison")
             return
         entries = self.ledger()
+        self.measure_balance(entries)
         self.run_record = run.describe(self.settings, entries, self.started, time.time(), self.endpoints())
         document = results.document(entries, self.training.record if self.training else {}, self.run_record, self.judges(),
                                     agreement.panels(entries))
+        if self.balance is not None:
+            document["balance"] = {self.balance.key: self.balance.to_dict()}
         if self.pass_rate is not None and self.pass_rate.verdict is not None:
             document["threshold"] = self.pass_rate.verdict.to_dict()
         if self.settings.results:
@@ -127,6 +139,26 @@ class Reporter:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.settings.markdown:
             self.write_markdown(session.config, entries)
+
+    def measure_balance(self, entries: Sequence[Entry]) -> None:
+        """--distill-balance: the training spec's cases (and the other dataset's) against the tested ones; a
+        dataset that cannot be read is said, and the rest of the run's report stands."""
+        s = self.settings
+        if s.balance is None or self.load is None:
+            return
+        try:
+            train = self.load(s.train)
+            against = self.load(s.balance_against) if s.balance_against is not None else None
+        except (DatasetError, ModelError) as exc:
+            self.lines.append(f"distill: no balance by {s.balance!r}: {exc}")
+            return
+        self.balance = measure(s.balance, train, entries, s.models_under_test, s.train, against, s.balance_against)
+
+    def balance_lines(self) -> list[str]:
+        """The balance table and what it shows, for the terminal (the HTML draws it with bars)."""
+        if self.balance is None:
+            return []
+        return [*terminal.render_table(self.balance.header(), self.balance.rows()), *self.balance.lines()]
 
     def write_markdown(self, config: pytest.Config, entries: list[Entry]) -> None:
         """The Markdown page, its test counts the terminal's own (pytest's categories, each report once)."""
@@ -142,6 +174,9 @@ class Reporter:
         if self.recorder.entries:
             terminal.write_summary(terminalreporter, self.summary())
             terminal.write_lines(terminalreporter, self.judge_lines())
+        if self.balance is not None:
+            terminalreporter.write_sep("-", printable(f"distill balance by {self.balance.key}"))
+            terminal.write_lines(terminalreporter, self.balance_lines())
         if self.training is not None:
             terminalreporter.write_sep("-", "distillation")
             terminal.write_lines(terminalreporter, self.training.lines)
@@ -164,6 +199,8 @@ class Reporter:
             said = [verdict.line()] if verdict is not None else []
             summary.append(html.summary_html(self.summary(), [*self.judge_lines(), *self.lines, *said], self.comparison,
                                              run.lines(self.run_record) if self.run_record else []))
+            if self.balance is not None:
+                summary.append(html.balance_html(self.balance))
             summary.append(html.matrix_html(self.ledger(), self.settings.models_under_test))
 
     @pytest.hookimpl(optionalhook=True)

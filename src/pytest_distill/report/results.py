@@ -65,6 +65,9 @@ SCHEMA: dict[str, Any] = {
         "run": {"type": "object"},
         "repeats": {"type": "object"},
         "judges": {"type": "object"},
+        "balance": {"type": "object", "additionalProperties": {"type": "object", "additionalProperties": {
+            "type": "object", "required": ["train", "test"],
+            "properties": {"train": {"type": "integer"}, "test": {"type": "integer"}}}}},
     },
 }
 
