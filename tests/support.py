@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -91,42 +92,59 @@ def serve_missing() -> str | None:
     return f"`transformers serve` needs {', '.join(missing)} (pip install 'transformers[serving]')" if missing else None
 
 
-@contextmanager
-def transformers_serve(folder: Path, timeout: float = 180.0) -> Iterator[str]:
-    """`transformers serve FOLDER` on 127.0.0.1 (a free port): its base URL while the block runs. It is
-    ready when Uvicorn says so on its log (read, not polled); it is stopped, and waited for, after."""
-    import shutil
+def free_port() -> int:
     import socket
-    import subprocess
-    import sys
-    import threading
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    command = [str(shutil.which("transformers", path=str(Path(sys.executable).parent))), "serve", str(folder),
-               "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        return int(probe.getsockname()[1])
+
+
+def start_server(argv: list[str], ready_when: tuple[str, ...], cwd: Path | None = None,
+                 env: dict[str, str] | None = None, timeout: float = 300.0) -> subprocess.Popen[str]:
+    """Start a server process; return once a line of its log holds one of `ready_when` (read, not
+    polled). One that ends or stays silent that long is killed and fails the test with its log."""
+    import threading
+
+    process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     ready, log = threading.Event(), []
 
     def read() -> None:
         assert process.stdout is not None
         for line in process.stdout:
             log.append(line)
-            if "Uvicorn running on" in line:
+            if any(marker in line for marker in ready_when):
                 ready.set()
         ready.set()  # it ended: let the waiter see that
 
     threading.Thread(target=read, daemon=True).start()
+    if not ready.wait(timeout) or process.poll() is not None:
+        stop_server(process)
+        raise AssertionError(f"{argv} did not start:\n" + "".join(log[-30:]))
+    return process
+
+
+def stop_server(process: subprocess.Popen[str]) -> None:
+    process.terminate()
     try:
-        if not ready.wait(timeout) or process.poll() is not None:
-            raise AssertionError("transformers serve did not start:\n" + "".join(log[-30:]))
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextmanager
+def transformers_serve(folder: Path, timeout: float = 180.0) -> Iterator[str]:
+    """`transformers serve FOLDER` on 127.0.0.1 (a free port): its base URL while the block runs; it is
+    stopped, and waited for, after."""
+    import shutil
+    import sys
+
+    port = free_port()
+    command = [str(shutil.which("transformers", path=str(Path(sys.executable).parent))), "serve", str(folder),
+               "--host", "127.0.0.1", "--port", str(port), "--device", "cpu"]
+    process = start_server(command, ("Uvicorn running on",), env={**os.environ, "HF_HUB_OFFLINE": "1"}, timeout=timeout)
+    try:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_server(process)

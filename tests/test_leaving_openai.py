@@ -13,17 +13,15 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from .support import HOBANNU, REPO, serve_missing, write_jsonl
+from .support import HOBANNU, REPO, free_port, serve_missing, start_server, stop_server, write_jsonl
 
 PAGE = REPO / "docs" / "leaving-openai.md"
 READY = ("Press Ctrl-C to stop.", "Uvicorn running on")
@@ -48,12 +46,6 @@ def files_and_commands(part: str) -> tuple[dict[str, str], list[str]]:
     return files, commands
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def shell(folder: Path, replace: dict[str, str]) -> Iterator[Callable[[str], subprocess.CompletedProcess[str]]]:
     """Run the page's commands in `folder`, one after another; servers stop when the block ends."""
@@ -68,7 +60,7 @@ def shell(folder: Path, replace: dict[str, str]) -> Iterator[Callable[[str], sub
             env.update(assignment.split("=", 1) for assignment in shlex.split(command)[1:])  # type: ignore[misc]
             return subprocess.CompletedProcess(command, 0, "", "")
         if command.endswith("&"):
-            servers.append(start(shlex.split(command[:-1]), folder, env))
+            servers.append(start_server(shlex.split(command[:-1]), READY, folder, env))
             return subprocess.CompletedProcess(command, 0, "", "")
         done = subprocess.run(command, shell=True, cwd=folder, env=env, capture_output=True, text=True, timeout=1500)
         allowed = (0, 1) if command.startswith("pytest") else (0,)  # 1: some cases failed, which the page expects
@@ -79,31 +71,7 @@ def shell(folder: Path, replace: dict[str, str]) -> Iterator[Callable[[str], sub
         yield run
     finally:
         for server in servers:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-
-
-def start(argv: list[str], folder: Path, env: dict[str, str]) -> subprocess.Popen[str]:
-    server = subprocess.Popen(argv, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    ready, log = threading.Event(), []
-
-    def read() -> None:
-        assert server.stdout is not None
-        for line in server.stdout:
-            log.append(line)
-            if any(marker in line for marker in READY):
-                ready.set()
-        ready.set()
-
-    threading.Thread(target=read, daemon=True).start()
-    if not ready.wait(300) or server.poll() is not None:
-        server.kill()
-        raise AssertionError(f"{argv} did not start:\n{''.join(log[-30:])}")
-    return server
+            stop_server(server)
 
 
 def write(folder: Path, files: dict[str, str], replace: dict[str, str] | None = None) -> None:
