@@ -96,6 +96,7 @@ def test_path_1_registry_evals_become_a_suite_that_runs_offline(tmp_path: Path) 
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # five commands, a training among them: minutes on a busy CPU
 @pytest.mark.skipif(serve_missing() is not None, reason=str(serve_missing()))
 def test_path_2_a_fine_tune_is_recorded_distilled_served_and_run_beside_its_recording(tmp_path: Path, toy_model: Path) -> None:
     pytest.importorskip("trl")
