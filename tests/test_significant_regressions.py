@@ -105,3 +105,36 @@ def test_the_gate_by_mcnemar_needs_the_teacher_significantly_better(flips: tuple
     gap = decision.measures[1]
     assert gap.met is met and decision.met is met
     assert f"p={p}" in gap.reason and gap.threshold == 0.05
+
+
+def test_the_gate_by_mcnemar_in_a_session_is_met_only_when_the_teacher_is_significantly_better(
+        pytester: pytest.Pytester, tmp_path: Path, make_sim: Callable[..., SimServer]) -> None:
+    tests = write_jsonl(tmp_path / "cases.jsonl", qa_rows(10))
+    train = write_jsonl(tmp_path / "train.jsonl", qa_rows(10, split="train", prefix="t"))
+    make_sim(seed=[tests, train])
+    pytester.makepyfile(f"""
+        import pathlib
+        import pytest
+        from pytest_distill import string_check
+
+        WRONG = int(pathlib.Path("wrong.txt").read_text())
+
+        @pytest.mark.distill_dataset({str(tests)!r})
+        def test_reply(case, model):
+            # the student gets the first WRONG cases wrong, the teacher none
+            wrong = model.name == "gpt-4o-mini" and int(case.id[1:]) < WRONG
+            model.complete(case)
+            string_check("right", "wrong" if wrong else "right")  # the verdict is the test's, not the simulator's
+    """)
+    args = ("--distill-dry-run", "--distill-train", str(train), "--distill-min-examples", "1", "--distill-gate-test", "mcnemar")
+    (pytester.path / "wrong.txt").write_text("5", encoding="utf-8")
+    # 5 cases only the teacher passed, none only the student: 1/2^5 = 0.03125 < 0.05
+    met = pytester.runpytest(*args)
+    met.stdout.fnmatch_lines(["distillation gate: MET", "  [[]x[]] teacher better than student gpt-4o-mini on the cases they "
+                              "disagree on (5 only the teacher passed, 0 only the student): p=0.0312 < 0.05"])
+    (pytester.path / "wrong.txt").write_text("4", encoding="utf-8")
+    # 4 and 0: 1/16 = 0.0625, though the gap (40%) is far above --distill-gap-min
+    missed = pytester.runpytest(*args)
+    missed.stdout.fnmatch_lines(["distillation gate: NOT MET", "  [[] []] teacher better than student gpt-4o-mini on the cases "
+                                 "they disagree on (4 only the teacher passed, 0 only the student): p=0.0625, "
+                                 "not significant at 0.05"])
