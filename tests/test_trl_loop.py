@@ -34,6 +34,7 @@ def pass_rates(results: Path) -> dict[str, float]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1200)  # two sessions and a training on the CPU: 300 s is not enough on a busy 2-core machine
 def test_the_trl_backend_distills_the_tiny_student_until_it_knows_its_training_answers(
         pytester: pytest.Pytester, sim: SimServer, toy_model: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     pytest.importorskip("trl")
