@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import subprocess
@@ -10,6 +11,7 @@ import time
 
 import pytest
 
+from pytest_distill.models.batches import MAX_LINES, _Call, _chunks, _line
 from pytest_distill.sim import SimServer
 from pytest_distill.sim.faults import Fault
 
@@ -89,3 +91,17 @@ def test_a_failed_or_expired_line_is_an_error_of_its_case(pytester: pytest.Pytes
     assert expired.parseoutcomes()["errors"] == 6, "the half of the batch that never ran"
     expired.stdout.fnmatch_lines(["*batch batch_* failed: This request could not be executed before the completion window expired*"])
     expired.stdout.no_fnmatch_line("*INTERNALERROR*")
+
+
+def test_batch_files_are_cut_at_50000_lines_and_at_the_byte_limit() -> None:
+    loop = asyncio.new_event_loop()
+    try:
+        future = loop.create_future()
+        calls = [_Call(f"k{index}", "", "m", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}, future)
+                 for index in range(MAX_LINES + 1)]
+        assert [len(chunk) for chunk in _chunks(calls)] == [MAX_LINES, 1]
+        size = len(_line(calls[0]))
+        assert [len(chunk) for chunk in _chunks(calls[:5], max_bytes=2 * size)] == [2, 2, 1]
+        assert [len(chunk) for chunk in _chunks(calls[:1], max_bytes=1)] == [1], "a line longer than a file goes alone"
+    finally:
+        loop.close()

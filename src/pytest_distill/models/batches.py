@@ -246,13 +246,13 @@ def _line(call: _Call) -> bytes:
     return json.dumps(line, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n"
 
 
-def _chunks(calls: list[_Call]) -> Iterable[list[_Call]]:
-    """The calls in files of at most MAX_LINES lines and MAX_BYTES bytes."""
+def _chunks(calls: list[_Call], max_lines: int = MAX_LINES, max_bytes: int = MAX_BYTES) -> Iterable[list[_Call]]:
+    """The calls in files of at most `max_lines` lines and `max_bytes` bytes."""
     chunk: list[_Call] = []
     size = 0
     for call in calls:
         length = len(_line(call))
-        if chunk and (len(chunk) == MAX_LINES or size + length > MAX_BYTES):
+        if chunk and (len(chunk) == max_lines or size + length > max_bytes):
             yield chunk
             chunk, size = [], 0
         chunk.append(call)
