@@ -56,6 +56,16 @@ def test_a_batch_run_gives_the_table_of_an_ordinary_run_at_half_the_price(pytest
     assert requests_to(sim, "POST", "/chat/completions") == [] and len(requests_to(sim, "POST", "/batches")) >= 2
 
 
+def test_with_the_responses_api_the_batches_call_it(pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(JUDGED_SUITE)
+    ordinary = pytester.runpytest(*RUN, "-o", "distill_api=responses")
+    sim.clear_requests()
+    batched = pytester.runpytest(*RUN, *BATCH, "-o", "distill_api=responses")
+    batched.assert_outcomes(**ordinary.parseoutcomes())
+    assert [r.body["endpoint"] for r in requests_to(sim, "POST", "/batches")] == ["/v1/responses", "/v1/responses"]
+    assert requests_to(sim, "POST", "/responses") == [] and requests_to(sim, "POST", "/chat/completions") == []
+
+
 def test_a_killed_session_is_resumed_by_its_rerun_and_pays_for_no_call_twice(pytester: pytest.Pytester, sim: SimServer) -> None:
     pytester.makepyfile(JUDGED_SUITE)
     pytester.makeini("[pytest]\n")
@@ -97,8 +107,8 @@ def test_batch_files_are_cut_at_50000_lines_and_at_the_byte_limit() -> None:
     loop = asyncio.new_event_loop()
     try:
         future = loop.create_future()
-        calls = [_Call(f"k{index}", "", "m", {"model": "m", "messages": [{"role": "user", "content": "hi"}]}, future)
-                 for index in range(MAX_LINES + 1)]
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        calls = [_Call(f"k{index}", "", "/v1/chat/completions", "m", body, future) for index in range(MAX_LINES + 1)]
         assert [len(chunk) for chunk in _chunks(calls)] == [MAX_LINES, 1]
         size = len(_line(calls[0]))
         assert [len(chunk) for chunk in _chunks(calls[:5], max_bytes=2 * size)] == [2, 2, 1]

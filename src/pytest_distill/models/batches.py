@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..atomic import write_atomic
 from ..untrusted import capped, printable
@@ -34,7 +34,7 @@ MAX_LINES = 50_000
 MAX_BYTES = 200_000_000
 """The Batch API's limits on one input file (200 MB)."""
 ENDED = frozenset({"completed", "failed", "expired", "cancelled"})
-CHAT: Final = "/v1/chat/completions"
+Endpoint = Literal["/v1/chat/completions", "/v1/responses"]
 LABEL = "POST /v1/batches"
 _BATCH_ID = re.compile(r"[A-Za-z0-9_-]{1,200}")
 
@@ -52,6 +52,8 @@ class InBatch(Exception):
 class _Call:
     key: str
     server: str
+    endpoint: Endpoint
+    """What the line calls: chat completions, or the Responses API (`distill_api = responses`)."""
     model: str
     """The name the caller used (errors name it)."""
     body: dict[str, Any]
@@ -60,9 +62,10 @@ class _Call:
 
 @dataclass
 class _Group:
-    """The calls of one batch file: one server (its client) and one model."""
+    """The calls of one batch file: one server (its client), one endpoint and one model."""
 
     server: str
+    endpoint: Endpoint
     client: openai.AsyncOpenAI
     calls: dict[str, _Call] = field(default_factory=dict)
 
@@ -129,12 +132,13 @@ class Batches:
         """Whether the call waits for a flush (from any thread: a read of a dict)."""
         return key in self._queue
 
-    async def answer(self, key: str, client: openai.AsyncOpenAI, server: str, model: str, body: dict[str, Any]) -> Any:
+    async def answer(self, key: str, client: openai.AsyncOpenAI, server: str, model: str, body: dict[str, Any],
+                     endpoint: Endpoint = "/v1/chat/completions") -> Any:
         """The answer body of a call, once its batch has ended; a ModelError for a line that failed."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         if server not in self._clients:  # files and batches with the SDK's retries: a lost look is no lost batch
             self._clients[server] = client.with_options(max_retries=3)
-        self._queue[key] = _Call(key, server, model, body, future)
+        self._queue[key] = _Call(key, server, endpoint, model, body, future)
         try:
             return await future
         finally:
@@ -143,9 +147,10 @@ class Batches:
     async def flush(self) -> None:
         """Send every queued call: those a noted batch holds wait for it, the others go in new batches."""
         calls = [call for call in self._queue.values() if not call.future.done() and call.key not in self._sent]
-        groups: dict[tuple[str, str], _Group] = {}
+        groups: dict[tuple[str, str, str], _Group] = {}
         for call in calls:
-            group = groups.setdefault((call.server, str(call.body.get("model"))), _Group(call.server, self._clients[call.server]))
+            group = groups.setdefault((call.server, call.endpoint, str(call.body.get("model"))),
+                                      _Group(call.server, call.endpoint, self._clients[call.server]))
             group.calls[call.key] = call
             self._sent.add(call.key)
         outcomes = await asyncio.gather(*(self._send(group) for group in groups.values()), return_exceptions=True)
@@ -164,17 +169,18 @@ class Batches:
             if mine:
                 waits.append(self._follow(group.client, batch_id, mine, resumed=True))
         for chunk in _chunks(list(group.calls.values())):
-            waits.append(self._create(group.client, group.server, chunk))
+            waits.append(self._create(group, chunk))
         await asyncio.gather(*waits)
 
-    async def _create(self, client: openai.AsyncOpenAI, server: str, calls: list[_Call]) -> None:
+    async def _create(self, group: _Group, calls: list[_Call]) -> None:
         """Upload one batch file and start its batch; a failure here fails its calls."""
         import openai
 
+        client = group.client
         data = b"".join(_line(call) for call in calls)
         try:
             uploaded = await client.files.create(file=("distill-batch.jsonl", io.BytesIO(data)), purpose="batch")
-            batch = await client.batches.create(input_file_id=uploaded.id, endpoint=CHAT, completion_window="24h",
+            batch = await client.batches.create(input_file_id=uploaded.id, endpoint=group.endpoint, completion_window="24h",
                                                 metadata={"made_by": "pytest-distill"})
         except openai.OpenAIError as exc:
             _fail(calls, ModelError(calls[0].model, LABEL, self.explain(exc), getattr(exc, "status_code", None)))
@@ -184,7 +190,7 @@ class Batches:
             _fail(calls, ModelError(calls[0].model, LABEL, f"the server's batch id {batch_id[:80]!r} is not an id"))
             return
         self.created += 1
-        self.record.save(server, batch_id, (call.key for call in calls))
+        self.record.save(group.server, batch_id, (call.key for call in calls))
         await self._follow(client, batch_id, {call.key: call for call in calls}, resumed=False)
 
     async def _follow(self, client: openai.AsyncOpenAI, batch_id: str, calls: dict[str, _Call], resumed: bool) -> None:
@@ -242,7 +248,7 @@ class Batches:
 
 
 def _line(call: _Call) -> bytes:
-    line = {"custom_id": call.key, "method": "POST", "url": CHAT, "body": call.body}
+    line = {"custom_id": call.key, "method": "POST", "url": call.endpoint, "body": call.body}
     return json.dumps(line, ensure_ascii=False).encode("utf-8", "backslashreplace") + b"\n"
 
 

@@ -146,9 +146,9 @@ class Transport:
             response = await client.post(path, cast_to=httpx2.Response, body=body, options=options)
             return response.json()
 
-        if self.batches is not None and not responses:
+        if self.batches is not None:
             started = time.perf_counter()
-            data = await self.batches.answer(key, client, line.url, model, body)
+            data = await self.batches.answer(key, client, line.url, model, body, "/v1/responses" if responses else "/v1/chat/completions")
             latency = time.perf_counter() - started
         else:
             data, latency = await self._attempts(key, label, model, send)
