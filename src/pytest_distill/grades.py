@@ -13,7 +13,10 @@ count too. The context variable wins where both are set (prefetch grades ahead i
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import inspect
+import json
 import math
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
@@ -39,8 +42,9 @@ class Grade:
     threshold: str = ""
     """How the score passes, in words (`>= 4 of 1-5`, `choice in A, B, C, E`); shown on failure."""
     args: dict[str, Any] | None = field(default=None, hash=False)
-    """A deterministic helper's arguments besides the output, so the check can be replayed on another
-    output (the distillation filter grades the teacher's training answers with it); None for judges."""
+    """A helper's arguments besides the output (a model-graded one's with `helper`, its judges by name), so
+    the check can be replayed on another output (the distillation filter grades the teacher's training
+    answers with it); None for a grade made by hand or with arguments that are no JSON."""
     votes: dict[str, bool] | None = field(default=None, hash=False)
     """With several judges (`judge=[...]`): each judge's own verdict, by its name; the grade is the majority's."""
 
@@ -219,12 +223,49 @@ def replayable(helper: F) -> F:
             return helper(*args, **kwargs)
         token = _inside.set(True)
         try:
-            return helper(*args, **kwargs)
+            result = helper(*args, **kwargs)
         finally:
             _inside.reset(token)
             record_call(Call(told, args, kwargs))
+        if isinstance(result, Grade) and result.args is None:
+            replay = _replay_args(helper, args, kwargs)
+            if replay is not None:
+                result = _rerecorded(result, dataclasses.replace(result, args=replay))
+        return result
 
     return told  # type: ignore[return-value]
+
+
+@functools.cache
+def _signature(helper: Callable[..., Any]) -> inspect.Signature:
+    return inspect.signature(helper)
+
+
+def _replay_args(helper: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
+    """The helper's name and its arguments after the output, judges by name; None when they are no JSON."""
+    try:
+        bound = dict(_signature(helper).bind(*args, **kwargs).arguments)
+    except TypeError:
+        return None
+    bound.pop(next(iter(_signature(helper).parameters)), None)
+    judge = bound.get("judge")
+    if judge is not None:
+        bound["judge"] = [getattr(one, "name", one) for one in judge] if isinstance(judge, (list, tuple)) \
+            else getattr(judge, "name", judge)
+    replay = {"helper": helper.__name__, **bound}
+    try:
+        json.dumps(replay, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return None
+    return replay
+
+
+def _rerecorded(old: Grade, new: Grade) -> Grade:
+    """`new` in place of `old` (the very object) in the running test's log, if `old` is there."""
+    scope = current()
+    if scope is not None:
+        scope.grades[:] = [new if kept is old else kept for kept in scope.grades]
+    return new
 
 
 @contextmanager

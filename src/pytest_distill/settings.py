@@ -75,7 +75,7 @@ class Option:
             return "linelist"
         if self.action == "store_true":
             return "bool"
-        types: dict[Callable[[Any], Any], str] = {_positive: "int", _rate: "float", _seconds: "float", _above_zero: "float"}
+        types: dict[Callable[[Any], Any], str] = {_positive: "int", _count: "int", _rate: "float", _seconds: "float", _above_zero: "float"}
         return types.get(self.convert, "string")
 
     def help_text(self) -> str:
@@ -94,7 +94,7 @@ class Option:
 
     @property
     def shown_metavar(self) -> str:
-        return self.metavar or {_positive: "N", _rate: "RATE", _seconds: "SECONDS", Path: "PATH"}.get(
+        return self.metavar or {_positive: "N", _count: "N", _rate: "RATE", _seconds: "SECONDS", Path: "PATH"}.get(
             self.convert, "TEXT")
 
 
@@ -215,6 +215,20 @@ def _choice(*choices: str) -> Callable[[str], str]:
     return choose
 
 
+def _filter_mode(text: str) -> str:
+    """--distill-filter: bare (or an ini `true`) replays the deterministic checks; `judged` the judges too."""
+    mode = {"": "checks", "1": "checks", "true": "checks", "on": "checks", "yes": "checks", "checks": "checks",
+            "judged": "judged", "0": "off", "false": "off", "off": "off", "no": "off"}.get(text.strip().lower())
+    if mode is None:
+        raise ValueError(f"{text!r} is not one of checks, judged, off")
+    return mode
+
+
+def _count(text: str) -> int:
+    value = _number(text, "a whole number of at least 0", lambda value: value >= 0 and value.is_integer())
+    return int(value)
+
+
 def _flag(text: str) -> bool:
     return text.strip().lower() in {"1", "true", "yes", "on"}
 
@@ -326,8 +340,13 @@ OPTIONS: tuple[Option, ...] = (
            group="distillation"),
     Option("train", "--distill-train", "distill_train", "stored:split=train", "where the training examples come from",
            group="distillation", metavar="SPEC"),
-    Option("filter", "--distill-filter", "distill_filter", False,
-           "train only on teacher answers that pass the suite's deterministic checks", _flag, action="store_true", group="distillation"),
+    Option("filter", "--distill-filter", "distill_filter", "off",
+           "train only on teacher answers that pass the suite's deterministic checks (bare flag, or 'checks'), or these "
+           "and its model-graded checks too ('judged': the same helpers, prompts, thresholds and judge)", _filter_mode,
+           action="optional", group="distillation", metavar="checks|judged"),
+    Option("repair", "--distill-repair", "distill_repair", 0, "with --distill-filter: re-ask the teacher up to N times with "
+           "its failing answer and the check's reason before leaving an example out (default: 0, never)", _count,
+           group="distillation"),
     Option("suffix", "--distill-suffix", "distill_suffix", None, "suffix of the fine-tuned model's name", group="distillation"),
     Option("student_system", "--distill-student-system", "distill_student_system", None,
            "train and run the student with this system prompt", group="distillation"),
@@ -397,7 +416,9 @@ class Settings:
     batch: bool = False
     batch_poll: float | None = None
     sim: bool = False
-    filter: bool = False
+    filter: str = "off"
+    """off, checks (the deterministic ones) or judged (the model-graded ones too)."""
+    repair: int = 0
     timeout: float = 7200.0
     repeat: int = 1
     gate_metric: str = "pass-rate"

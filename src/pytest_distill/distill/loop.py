@@ -18,11 +18,13 @@ from typing import Any
 from ..atomic import write_atomic
 from ..datasets import BrokenCase, Case, DatasetError
 from ..ledger import Entry, disagreements, summarize, verdict_changes
+from ..models.client import ModelRuntime
+from ..models.handle import Model
 from ..models.types import ModelError
 from ..settings import Settings
 from . import training
 from .backends import FINGERPRINT, Trainer, TrainingError, TrainingRequest, TrainingRun
-from .filter import evaluates_training, flipped_answers, suite_checks
+from .filter import Vetting, evaluates_training, flipped_answers, suite_checks
 from .gate import Decision, Thresholds, decide
 from .record import TrainingRecord, fingerprint
 from .training import TrainingSet
@@ -46,6 +48,8 @@ class LoopInputs:
     args: Sequence[str]
     """The command line of this run, for the commands we print."""
     say: Callable[[str], None]
+    runtime: Callable[[], ModelRuntime] | None = None
+    """The session's runtime: the judge of --distill-filter judged and the teacher of --distill-repair call through it."""
 
 
 @dataclass
@@ -125,15 +129,29 @@ def _build(inputs: LoopInputs, spec: str, held_out: set[str],
            held_out_what: str) -> tuple[training.TrainingSet | None, str | None]:
     """One dataset as a checked training set, or why it could not be read."""
     s = inputs.settings
-    checks = suite_checks(inputs.entries) if s.filter else None
     try:
         cases = inputs.load(spec)
     except (DatasetError, ModelError) as exc:
         return None, f"could not be read: {exc}"
-    return training.build(cases, source=spec, teacher=s.teacher, held_out=held_out, held_out_what=held_out_what,
-                          system=s.student_system, answer_problems=checks.problems if checks else None,
-                          filter_note=checks.describe() if checks else "",
-                          flipped=flipped_answers(inputs.entries, spec) if s.filter else ()), None
+    vetting = _vetting(inputs)
+    built = training.build(cases, source=spec, teacher=s.teacher, held_out=held_out, held_out_what=held_out_what,
+                           system=s.student_system, vet=vetting.vet if vetting else None,
+                           filter_note=vetting.checks.describe() if vetting else "",
+                           flipped=flipped_answers(inputs.entries, spec) if vetting else ())
+    if vetting is not None:
+        built.filter_lines, built.filter_record = vetting.lines(), vetting.to_dict()
+    return built, None
+
+
+def _vetting(inputs: LoopInputs) -> Vetting | None:
+    """--distill-filter's checks, with the session's judge (judged) and teacher (--distill-repair)."""
+    s = inputs.settings
+    if s.filter == "off":
+        return None
+    runtime = inputs.runtime() if inputs.runtime is not None else None
+    return Vetting(suite_checks(inputs.entries, judged=s.filter == "judged"),
+                   judge=Model(s.judge, runtime, role="judge") if runtime and s.filter == "judged" else None,
+                   teacher=Model(s.teacher, runtime, role="teacher") if runtime and s.repair else None, repairs=s.repair)
 
 
 def _write(out_dir: Path, outcome: Outcome) -> None:

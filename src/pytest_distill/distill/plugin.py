@@ -48,7 +48,7 @@ class DistillStep:
         out_dir: Path = s.results.parent if s.results else cache.mkdir("distill") if cache else self.config.rootpath / ".distill"
         outcome = loop.run_loop(loop.LoopInputs(
             settings=s, entries=self.entries, load=self.load, out_dir=out_dir,
-            record=TrainingRecord(cache), args=self.config.invocation_params.args, say=self.say,
+            record=TrainingRecord(cache), args=self.config.invocation_params.args, say=self.say, runtime=self.runtime,
             trainer=lambda: backends.make_trainer(s.backend, backends.TrainerContext(s, self.runtime(), self.say))))
         self.publish(outcome.lines(), outcome.to_dict(), outcome.interrupted, outcome.closing)
         if outcome.interrupted:

@@ -54,6 +54,9 @@ class TrainingSet:
     flipped: list[str] = field(default_factory=list)
     """Examples whose teacher answer passed the suite in some repeats and failed in others (--distill-filter)."""
     filter_note: str = ""
+    filter_lines: list[str] = field(default_factory=list)
+    """What the filter let through per check and what it cost (--distill-filter)."""
+    filter_record: dict[str, Any] | None = None
     held_out_what: str = "a test case"
 
     def jsonl(self) -> str:
@@ -86,6 +89,7 @@ class TrainingSet:
         if self.filter_note:
             dropped = f", dropped: {_some(self.filtered)}" if self.filtered else ""
             rows.append(f"  {len(self.filtered)} failed {self.filter_note}{dropped}")
+            rows += self.filter_lines
         if self.flipped:
             rows.append(f"  {len(self.flipped)} whose teacher answer's verdict flipped between repeats, "
                         f"dropped: {_some(self.flipped)}")
@@ -94,17 +98,19 @@ class TrainingSet:
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "examples": len(self.examples), "tokens_estimate": self.tokens,
                 "sha256": self.sha256, "invalid": self.invalid, "other_model": self.other_model,
-                "leaked": self.leaked, "duplicates": self.duplicates, "filtered": self.filtered, "flipped": self.flipped}
+                "leaked": self.leaked, "duplicates": self.duplicates, "filtered": self.filtered, "flipped": self.flipped,
+                **({"filter": self.filter_record} if self.filter_record is not None else {})}
 
 
 def build(cases: Sequence[Case | BrokenCase], *, source: str, teacher: str, held_out: set[str],
           held_out_what: str = "a test case", system: str | None = None,
-          answer_problems: Callable[[str], list[str]] | None = None, filter_note: str = "",
+          vet: Callable[[Example], Example | str] | None = None, filter_note: str = "",
           flipped: Collection[str] = ()) -> TrainingSet:
     """Check every case and keep the good ones as examples.
 
     `held_out` are the input keys that must not be trained on (the test cases' inputs, `held_out_what`
-    in the summary); `system` replaces the teacher's system prompt; `answer_problems` is the filter, and
+    in the summary); `system` replaces the teacher's system prompt; `vet` is the filter (the example to keep, its answer maybe
+    repaired, or why it is left out), and
     `flipped` the ids of examples whose teacher answer's verdict changed between repeats.
     """
     result = TrainingSet(source, filter_note=filter_note, held_out_what=held_out_what)
@@ -133,11 +139,11 @@ def build(cases: Sequence[Case | BrokenCase], *, source: str, teacher: str, held
         if case.id in flipped:
             result.flipped.append(case.id)
             continue
-        failures = answer_problems(example.answer) if answer_problems else []
-        if failures:
-            result.filtered.append(f"{case.id} ({failures[0]})")
+        kept = vet(example) if vet else example
+        if isinstance(kept, str):
+            result.filtered.append(f"{case.id} ({kept})")
             continue
-        result.examples.append(example)
+        result.examples.append(kept)
     return result
 
 
