@@ -15,6 +15,8 @@ import jsonschema
 import pytest
 
 from pytest_distill.datasets import BrokenCase, Case, load_jsonl
+from pytest_distill.lines import DEFAULT_MAX_LINE_BYTES
+from pytest_distill.models.recorded import Recording
 from pytest_distill.report.results import SCHEMA
 from pytest_distill.report.schema_check import matches
 
@@ -128,3 +130,14 @@ def test_a_large_baseline_is_read_and_compared(pytester: pytest.Pytester, tmp_pa
     result = pytester.runpytest("--model", "gpt-4o", "--distill-baseline", "base.json")
     result.assert_outcomes(passed=2)
     result.stdout.fnmatch_lines(["gpt-4o: 20000 cases of the baseline did not run (not compared):*"])
+
+
+def test_a_recorded_answers_file_is_read_a_line_at_a_time_and_an_over_long_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "answers.jsonl"
+    path.write_text("\n".join([chat_line("a"), chat_line("huge", DEFAULT_MAX_LINE_BYTES), chat_line("b", 10)]) + "\n",
+                    encoding="utf-8")
+    recording = Recording.read(path)
+    assert len(recording.answers) == 2 and recording.unreadable is None
+    assert recording.problems == [f"line 2: the line is {len(chat_line('huge', DEFAULT_MAX_LINE_BYTES)):,} bytes, more than "
+                                  "distill_max_line_bytes (5,000,000): a case this long cannot be sent to a model; raise the "
+                                  "ini setting distill_max_line_bytes to read it anyway"]

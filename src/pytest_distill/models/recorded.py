@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import strict_json
+from ..lines import DEFAULT_MAX_LINE_BYTES, LongLine, jsonl_lines
 from .hf import chat_messages
 from .types import RECORDED_PREFIX, Completion, ModelError, Usage
 
@@ -59,18 +60,19 @@ class Recording:
     def read(cls, path: Path) -> Recording:
         recording = cls(path)
         try:
-            raw = path.read_bytes()
+            for number, line in jsonl_lines(path):  # a line at a time, each capped
+                if isinstance(line, LongLine):
+                    recording.problems.append(f"line {number}: {line.problem(DEFAULT_MAX_LINE_BYTES)}")
+                    continue
+                if line.strip():
+                    try:
+                        key, answer = _parse(line, number)
+                    except ValueError as exc:
+                        recording.problems.append(f"line {number}: {exc}")
+                    else:
+                        recording.answers.setdefault(key, []).append(answer)
         except OSError as exc:
             recording.unreadable = f"{path}: cannot be read ({exc.strerror or type(exc).__name__})"
-            return recording
-        for number, line in enumerate(raw.split(b"\n"), 1):
-            if line.strip():
-                try:
-                    key, answer = _parse(line, number)
-                except ValueError as exc:
-                    recording.problems.append(f"line {number}: {exc}")
-                else:
-                    recording.answers.setdefault(key, []).append(answer)
         return recording
 
     def answer(self, name: str, messages: Sequence[dict[str, Any]]) -> Completion:
