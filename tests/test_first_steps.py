@@ -99,6 +99,6 @@ def test_sim_seeds_on_the_command_line_replace_the_inis_and_an_unreadable_one_st
 def test_pytest_examples_with_the_simulator_runs_every_example_at_once(pytester: pytest.Pytester, workers: list[str]) -> None:
     shutil.copytree(REPO / "examples", pytester.path / "examples")
     result = pytester.runpytest("examples", "--distill-sim", "--model", "gpt-4o", "-v", *workers)
-    result.assert_outcomes(passed=24)
-    for example in ("hobannu", "json_extraction", "quick_reply"):
+    result.assert_outcomes(passed=40)
+    for example in ("hobannu", "json_extraction", "quick_reply", "judged_data"):
         assert f"examples/{example}/test_{example}.py" in result.stdout.str()

@@ -4,6 +4,8 @@ model-graded check finds them.
 `pytest --distill-sim --distill-dry-run --distill-filter judged --distill-teacher-min 0.7` replays the
 `criteria_match` below on every training answer (same prompt, same judge) and leaves the four shrugs
 out of the training file; the bare `--distill-filter` (deterministic checks only) keeps them.
+The test grades without asserting: the teacher is meant to fail a quarter of the test questions, and
+the pass rates (the summary, the gate) are measured from the grades while the session stays green.
 """
 
 import pytest
@@ -14,5 +16,5 @@ from pytest_distill import criteria_match, factuality
 @pytest.mark.distill_dataset("data/facts-test.jsonl")
 def test_fact(case, model):
     answer = model.complete(case)
-    assert criteria_match(answer, "The answer states a fact")
-    assert factuality(answer, case.expected)
+    criteria_match(answer, "The answer states a fact")
+    factuality(answer, case.expected)
