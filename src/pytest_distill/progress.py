@@ -96,6 +96,7 @@ def _terminal(config: pytest.Config) -> tuple[Any, Any] | None:
     reads (never an xdist worker's, never a CI log)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     capture = config.pluginmanager.get_plugin("capturemanager")
-    if reporter is not None and capture is not None and reporter.isatty() and not is_worker(config):
-        return reporter, capture
-    return None
+    if reporter is None or capture is None or is_worker(config):
+        return None
+    tty = reporter.isatty  # a method since pytest 9, an attribute before
+    return (reporter, capture) if (tty() if callable(tty) else tty) else None

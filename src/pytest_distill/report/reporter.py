@@ -40,7 +40,7 @@ class TrainingReport:
     """The trained model's name and the command that re-runs the suite on it: the terminal's last lines."""
 
 
-@dataclass
+@dataclass(eq=False)  # a plugin object: pytest keeps registered plugins in sets, so it must stay hashable
 class Reporter:
     settings: Settings
     recorder: EntrySource
