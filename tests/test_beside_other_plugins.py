@@ -167,6 +167,21 @@ def test_a_session_that_only_uses_the_fixtures_gets_its_summary(pytester: pytest
     result.stdout.fnmatch_lines(["*distill summary*", "model*string_check rate/mean/n*", "-  *100%*1*0*100%*/ 1.00 / 1*"])
 
 
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_a_module_that_only_imports_a_helper_gets_the_session_and_its_summary(
+        pytester: pytest.Pytester, workers: list[str]) -> None:
+    """No option, no fixture: importing a helper is use enough (a model-graded one needs the session's judge)."""
+    pytester.makepyfile("""
+        from pytest_distill import string_check
+
+        def test_plain():
+            assert string_check("hello world", "world", "like")
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *workers)
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*distill summary*", "model*string_check rate/mean/n*"])
+
+
 def test_a_plain_session_gets_no_plugin_columns_in_its_html_report(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(PLAIN_SUITE)
     result = pytester.runpytest("--html", "report.html")

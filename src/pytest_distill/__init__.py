@@ -60,10 +60,21 @@ __all__ = [
 ]
 
 
+_asked = False
+
+
+def asked() -> bool:
+    """Whether this process has taken a public name from the package (a test module imported a helper):
+    then a session uses the plugin even where no test asks for its fixtures (`plugin.py`)."""
+    return _asked
+
+
 def __getattr__(name: str) -> Any:
+    global _asked
     home = _HOMES.get(name)
     if home is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _asked = True
     value = getattr(importlib.import_module(f".{home}", __name__), name)
     globals()[name] = value
     return value

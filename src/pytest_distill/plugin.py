@@ -1,6 +1,7 @@
 """The pytest hooks of pytest-distill, and the one place where its plugin objects are registered.
 
-A session that uses the plugin (an option or ini setting of it, or a test that asks for its fixtures)
+A session that uses the plugin (an option or ini setting of it, a test that asks for its fixtures, or a
+test module that imports its helpers)
 gets, per process, the session (`config.stash[SESSION]`: settings, runtime, datasets, fixtures), the
 `Recorder` (each test's grades and outcome) and the `Prefetcher` (calls started ahead); on the
 controller only, like pytest's junitxml, the `Reporter` (summary, results file, baseline, HTML) and,
@@ -16,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pytest
 
+from . import asked
 from .errors import DistillError
 from .settings import DIST, SIM_SEED, SIM_URL, add_model_flags, add_options, is_worker, resolve
 
@@ -164,6 +166,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     session = config.stash.get(SESSION, None)
     return session.header() if session is not None else []
+
+
+def pytest_collection_modifyitems(config: pytest.Config) -> None:
+    """A test module that imported a helper uses the plugin though it asks for none of its fixtures: its
+    model-graded checks need the session's judge, and its grades belong in the reports."""
+    if SESSION not in config.stash and asked():
+        activate(config)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
