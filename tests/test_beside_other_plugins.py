@@ -213,7 +213,7 @@ def test_help_groups_the_options_with_readable_placeholders_and_defaults(pyteste
         "*--distill-sim *",
     ])
     result.stdout.fnmatch_lines(["*distill_model (linelist):*", "*distill_concurrency (int):*", "*distill_gap_min (float):*",
-                                 "*distill_filter (bool):*", "*distill_sim_seed (paths):*"])
+                                 "*distill_filter (string):*", "*distill_sim_seed (paths):*"])
     assert "DISTILL_" not in result.stdout.str()
 
 
