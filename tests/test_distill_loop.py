@@ -205,7 +205,7 @@ def test_after_wait_the_distilled_model_and_the_rerun_command_are_the_last_lines
     last = [line for line in result.stdout.lines if line.strip()][-2:]
     model = re.search(r"distilled model (ft:\S+)", result.stdout.str()).group(1)
     assert last[0] == f"distill: distilled model {model}", last
-    assert re.fullmatch(rf"distill: re-run the suite on it: pytest .*--distill-results r.json .*--model {re.escape(model)}",
+    assert re.fullmatch(rf"distill: re-run the suite on it: pytest .*--distill-results r-rerun\.json .*--model {re.escape(model)}",
                         last[1]), last
     results = json.loads((pytester.path / "r.json").read_text(encoding="utf-8"))
     assert results["run"]["simulator"] is False and results["run"]["training_data"] == "stored:split=train"
