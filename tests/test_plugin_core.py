@@ -84,7 +84,8 @@ def test_metadata_filters_and_limit_select_cases(pytester: pytest.Pytester, sim:
     if count:
         result.stdout.fnmatch_lines([f"{count} tests collected*"])
     else:
-        result.stdout.fnmatch_lines(["*has no cases: no stored completion matches its filters*"])
+        result.stdout.fnmatch_lines(["*has no cases: no stored completion matches its filters; among the latest 100 stored "
+                                     "completions, app is one of 'hobannu'*"])
         result.assert_outcomes(errors=1)
     listing = [r for r in requests_to(sim, "GET", "/chat/completions") if r.path.endswith("/chat/completions")]
     first = listing[0].query
@@ -100,6 +101,15 @@ def test_stored_content_is_cached_so_a_second_collection_only_lists(pytester: py
     assert first == 12
     assert [r for r in sim.requests if r.path.endswith("/messages")] == []
     assert len(requests_to(sim, "GET", "/chat/completions")) == 1
+
+
+def test_a_filter_that_selects_nothing_names_the_values_the_latest_completions_have(
+        pytester: pytest.Pytester, sim: SimServer) -> None:
+    pytester.makepyfile(STUDENT_SUITE.format(spec="stored:split=tset,tier=gold"))
+    result = pytester.runpytest("-p", "no:cacheprovider")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*no stored completion matches its filters; among the latest 100 stored completions, "
+                                 "split is one of 'test', 'train'; none of them has tier*"])
 
 
 def test_the_first_collection_fetches_messages_several_at_once_within_the_bound(

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from . import progress
-from .datasets import BrokenCase, Case, DatasetError, StoredCompletions, load_jsonl, parse_spec
+from .datasets import PAGE_SIZE, BrokenCase, Case, DatasetError, DatasetSpec, StoredCompletions, load_jsonl, parse_spec
 from .models.client import ModelRuntime
-from .models.types import ModelError
+from .models.types import ModelError, shorten
 from .settings import Settings
 
 
@@ -64,16 +64,26 @@ class CaseSource:
             else:
                 cases = load_jsonl(spec.path, text, self.settings.max_line_bytes)
             if not cases:
-                raise DatasetError(f"dataset {text!r} has no cases" + (f": {self._no_stored_cases()}" if spec.stored else ""))
+                raise DatasetError(f"dataset {text!r} has no cases" + (f": {self._no_stored_cases(spec)}" if spec.stored else ""))
             self._loaded[key] = cases
         return self._loaded[key]
 
-    def _no_stored_cases(self) -> str:
-        """Why a stored spec found nothing; an unseeded simulator stores nothing, so say how to seed it."""
+    def _no_stored_cases(self, spec: DatasetSpec) -> str:
+        """Why a stored spec found nothing: an unseeded simulator stores nothing, so say how to seed it; a
+        metadata filter may name a value no completion has, so say the values the latest ones have."""
         if self.settings.sim and not self.settings.sim_seed:
             return ("the simulator (--distill-sim) holds no stored completions: seed it with --distill-sim-seed "
                     "FILE.jsonl (repeatable) or the ini setting distill_sim_seed, one chat-format case a line")
-        return "no stored completion matches its filters"
+        why = "no stored completion matches its filters"
+        if not spec.metadata:
+            return why
+        try:
+            found = StoredCompletions(self.runtime(), None).values(spec)
+        except ModelError:
+            return why
+        said = [f"{key} is one of {', '.join(shorten(repr(value), 60) for value in values)}" if values else f"none of them has {key}"
+                for key, values in found.items()]
+        return f"{why}; among the latest {PAGE_SIZE} stored completions, {'; '.join(said)}"
 
 
 def shard_of(case_id: str, count: int) -> int:

@@ -7,6 +7,7 @@ the file and line (or the completion id), while the other cases still run.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -29,6 +30,8 @@ ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
 LIST_PARAMS = frozenset({"model", "limit", "order"})
 PAGE_SIZE = 100
 PROGRESS_TICK_S = 1.0
+SHOWN_VALUES = 10
+"""How many values of a metadata key a filter that selected nothing names."""
 REGISTRY_KEYS = frozenset({"input", "ideal", "id"})
 CHAT_FORMAT = 'the chat format {"messages": [...]}'
 REGISTRY_FORMAT = 'the OpenAI Evals registry format {"input": [...] or "text", "ideal": "answer" or [...]}'
@@ -411,6 +414,19 @@ class StoredCompletions:
                 count += 1
                 if wanted and count >= wanted:
                     return
+
+    def values(self, spec: DatasetSpec) -> dict[str, list[str]]:
+        """The values the latest stored completions (one page, the metadata filters left out) hold under each
+        key the spec filters on: what a filter that selected nothing could have said instead."""
+        seen: dict[str, set[str]] = {key: set() for key in spec.metadata}
+        unfiltered = dataclasses.replace(spec, metadata={}, list_params={**spec.list_params, "limit": PAGE_SIZE})
+        for completion in self._list(unfiltered):
+            metadata = completion.metadata if isinstance(completion.metadata, dict) else {}
+            for key, values in seen.items():
+                value = metadata.get(key)
+                if isinstance(value, str) and len(values) < SHOWN_VALUES:
+                    values.add(value)
+        return {key: sorted(values) for key, values in seen.items()}
 
     def _fetch(self, completion: Any) -> dict[str, Any]:
         """Input messages and answer of one stored completion from the API."""
