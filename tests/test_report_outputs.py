@@ -193,6 +193,28 @@ def test_the_html_report_shows_each_case_with_model_text_escaped(
     assert "Distill summary" in raw and "string_check rate/mean/n" in raw
 
 
+def test_a_failing_row_of_the_html_report_says_its_verdict_once(pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
+    """The failed grade and its reason are in the row's log; the details table holds the grades that passed."""
+    make_sim(seed=[write_jsonl(tmp_path / "cases.jsonl", qa_rows(1))])
+    pytester.makepyfile("""
+        import pytest
+        from pytest_distill import string_check
+
+        @pytest.mark.distill_dataset("stored")
+        def test_reply(case, model):
+            answer = model.complete(case)
+            assert string_check(answer, "Item", "like", name="mentions_item")
+            assert string_check(answer, "nothing like it", name="exact")
+    """)
+    result = pytester.runpytest("--model", "gpt-4o", "--html", "report.html")
+    result.assert_outcomes(failed=1)
+    (row,) = next(iter(html_data(pytester.path / "report.html")["tests"].values()))
+    extra = "".join(e["content"] for e in row["extras"] if e["format_type"] == "html")
+    shown = extra + row["log"]
+    assert shown.count("the output does not equal the reference") == 1 and "exact: FAILED" in row["log"]
+    assert "<td>mentions_item</td>" in extra and "<td>exact</td>" not in extra
+
+
 def test_the_html_hooks_are_harmless_without_pytest_html(pytester: pytest.Pytester, sim: SimServer) -> None:
     pytester.makepyfile(GRADED_SUITE.format(spec="stored:split=test,limit=2"))
     result = pytester.runpytest("-p", "no:html", "--model", "gpt-4o")

@@ -137,11 +137,14 @@ def entry_extra(entry: Entry) -> dict[str, Any]:
         parts.append(f"<h4>Output of {escape(entry.model or '')}</h4><pre>{escape(entry.output)}</pre>")
     if entry.expected is not None:
         parts.append(f"<h4>Reference</h4><pre>{escape(entry.expected)}</pre>")
-    if entry.grades:
+    # A failed test's failed grades, with their reasons, are already in its log (pytest's report of the
+    # failure): the table shows the rest, so that no verdict is said twice in one row.
+    grades = [g for g in entry.grades if g.passed or entry.outcome != "failed"]
+    if grades:
         rows = "".join(
             f'<tr><td>{escape(g.name)}</td><td>{g.score:g}</td>'
             f"<td>{_verdict(g)}</td>"
-            f"<td>{escape(g.threshold)}</td><td>{escape(g.reason)}</td></tr>" for g in entry.grades)
+            f"<td>{escape(g.threshold)}</td><td>{escape(g.reason)}</td></tr>" for g in grades)
         parts.append("<h4>Grades</h4><table><thead><tr><th>grader</th><th>score</th><th>result</th>"
                      f"<th>passes when</th><th>reason</th></tr></thead><tbody>{rows}</tbody></table>")
     if entry.error:
