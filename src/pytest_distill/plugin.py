@@ -32,6 +32,7 @@ RECORDER, PREFETCHER, REPORTER, ANSWERS, TRAINING, PASS_RATE, WATCHER = (
     "distill-recorder", "distill-prefetch", "distill-reporter", "distill-answer-record", "distill-training", "distill-pass-rate",
     "distill-watcher")
 PLUGINS = (RECORDER, PREFETCHER, REPORTER, ANSWERS, TRAINING, PASS_RATE, WATCHER)
+"""The names the plugin objects are registered under: `-p no:distill-prefetch` turns prefetching off."""
 
 
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:

@@ -47,13 +47,11 @@ from .models.types import Completion
 from .plan import CaseField, Constant, NamedModel, Observed, Output, Plan, Role, Step, WholeCase, answered, grade_markers, to_step
 from .settings import DIST, is_worker, item_params
 
-"""Registered under this name, so `-p no:distill-prefetch` turns prefetching off."""
 LOOKAHEAD_PER_SLOT = 4
 GRADED_AHEAD: Mapping[str, Callable[..., Any]] = {helper.__name__: helper for helper in (
     judged.factuality, judged.semantic_similarity, judged.sentiment, judged.criteria_match, judged.text_quality,
     judged.custom_prompt, embedding.embedding_similarity)}
 """The helpers a `distill_grade` marker may name: their model calls can start ahead of the test."""
-"""workerinput key: the controller's `--dist` mode (xdist sets a worker's own to "no")."""
 UNUSED = "distill_prefetch_unused"
 """workeroutput key: how many calls a worker made ahead that no test used."""
 
