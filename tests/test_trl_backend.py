@@ -176,7 +176,7 @@ def test_a_file_put_into_the_output_folder_during_training_is_never_deleted(toy_
     out = tmp_path / "out"
     training = write_jsonl(tmp_path / "train.jsonl", examples("train", 4))
     train(request(f"hf:{toy_model}", training), AdapterOptions(out, lora_rank=2), print)
-    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    before = files_in(out)
 
     def meanwhile(line: str) -> None:
         """At the first training step, someone saves a file into the output folder."""
@@ -186,9 +186,14 @@ def test_a_file_put_into_the_output_folder_during_training_is_never_deleted(toy_
     with pytest.raises(TrainingError, match=r"holds files pytest-distill did not write \(notes.txt\).* It changed during "
                                             r"the training: the new adapter is in .*\.out\.[0-9a-f]+\.new") as raised:
         train(request(f"hf:{toy_model}", training), AdapterOptions(out, lora_rank=4), meanwhile)
-    assert {path.name: path.read_bytes() for path in out.iterdir()} == {**before, "notes.txt": b"mine"}
+    assert files_in(out) == {**before, "notes.txt": b"mine"}
     kept = Path(str(raised.value).rsplit(" ", 1)[1])
     assert json.loads((kept / "distill.json").read_text(encoding="utf-8"))["lora_rank"] == 4
+
+
+def files_in(folder: Path) -> dict[str, bytes]:
+    """Every file under a folder (the adapter's, and the merged model's in merged/), by its relative path."""
+    return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*") if path.is_file()}
 
 
 def test_examples_longer_than_the_context_are_counted_and_left_out_only_when_asked(toy_model: Path,

@@ -426,11 +426,12 @@ def _remove_written(folder: Path) -> bool:
     for name, digest in _contents(folder).items():
         if written.get(name) == digest:
             (folder / name).unlink()
-    if not _foreign(folder):
-        (folder / RECORD).unlink(missing_ok=True)
+    # Folders emptied above (merged/) go before anything is judged foreign: an empty one would count.
     for path in sorted(folder.rglob("*"), key=lambda path: len(path.parts), reverse=True):
         if path.is_dir() and not path.is_symlink() and not any(path.iterdir()):
             path.rmdir()
+    if not _foreign(folder):
+        (folder / RECORD).unlink(missing_ok=True)
     if any(folder.iterdir()):
         return False
     folder.rmdir()
