@@ -34,7 +34,7 @@ def registry_answer(messages: Sequence[Mapping[str, Any]]) -> str | None:
         choice = "Y" if met else "N"
     else:
         return None
-    if "First, answer by printing" in text:
+    if "First, answer by printing" in text or "alone on the first line" in text:
         return f"{choice}\n{reason}"
     if text.rstrip().endswith("Reasoning:") or "repeat just" in text:
         return f"{reason}\n{choice}\n{choice}"
