@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import json
+import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -146,18 +149,39 @@ def test_a_suite_runs_on_an_hf_model(pytester: pytest.Pytester, toy_model: Path,
     result.assert_outcomes(passed=3)
 
 
+def hf_children() -> list[int]:
+    """The pids of this process's children that run hf: models (Linux: read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            command = (stat.parent / "cmdline").read_bytes()
+            if parent == os.getpid() and b"pytest_distill.models.hf_process" in command:
+                found.append(int(stat.parent.name))
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the child process through /proc")
 def test_api_calls_are_answered_while_an_hf_model_generates(toy_model: Path, make_sim) -> None:
-    """The hf: model generates in its own process: the API calls of the same runtime do not wait for it."""
+    """The hf: model generates in its own process: the API calls of the same runtime do not wait for it.
+
+    The child is stopped (SIGSTOP) before the hf: call is sent, so the call cannot end until the test
+    lets it: every API call made meanwhile is counted, with no race against the model's speed."""
     server = make_sim()
     runtime = ModelRuntime(base_url=server.url, api_key="sk-test")
     try:
         runtime.chat(f"hf:{toy_model}", QUESTION, max_tokens=1)
-        generating = runtime.submit_chat(f"hf:{toy_model}", QUESTION, sample=1, temperature=1.0, max_tokens=400)
-        answered_meanwhile = 0
-        for index in range(10):
-            runtime.chat("gpt-4o", [{"role": "user", "content": f"question {index}"}])
-            answered_meanwhile += not generating.done()
-        assert runtime.wait(generating).usage.completion_tokens > 10
+        [child] = hf_children()
+        os.kill(child, signal.SIGSTOP)
+        try:
+            generating = runtime.submit_chat(f"hf:{toy_model}", QUESTION, sample=1, temperature=1.0, max_tokens=40)
+            answered_meanwhile = 0
+            for index in range(10):
+                runtime.chat("gpt-4o", [{"role": "user", "content": f"question {index}"}])
+                answered_meanwhile += not generating.done()
+        finally:
+            os.kill(child, signal.SIGCONT)
+        assert runtime.wait(generating).usage.completion_tokens > 0
     finally:
         runtime.close()
-    assert answered_meanwhile >= 5
+    assert answered_meanwhile == 10
