@@ -13,22 +13,14 @@ count too. The context variable wins where both are set (prefetch grades ahead i
 
 from __future__ import annotations
 
-import dataclasses
-import functools
-import inspect
-import json
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 from .untrusted import printable
-
-F = TypeVar("F", bound=Callable[..., Any])
-COMPLETE = "complete"
-"""The `target` of a `Call` that is the model under test's `complete` (or `acomplete`)."""
 
 
 @dataclass(frozen=True)
@@ -76,18 +68,6 @@ class Grade:
                 f"  reason: {printable(self.reason)}"]
 
 
-@dataclass(frozen=True)
-class Call:
-    """A call made inside a test that prefetch may make ahead for the tests after it: a model-graded
-    helper with its arguments, or the model under test's `complete` (`target` COMPLETE, `result` the
-    future of its answer)."""
-
-    target: Any
-    args: tuple[Any, ...]
-    kwargs: Mapping[str, Any]
-    result: Any = None
-
-
 @dataclass
 class Scope:
     """What helpers called inside one test may use: its grade list, the session's judge, the case's question."""
@@ -99,8 +79,8 @@ class Scope:
     """The session's model for `embedding_similarity` (a `Model`, like `judge`)."""
     judging: dict[str, tuple[str, int, int]] = field(default_factory=dict)
     """The judge calls of the test's grading, by request: model, input and output tokens."""
-    listener: Callable[[Call], None] | None = None
-    """Told each `Call` the test makes (prefetch learns from it); None where nobody listens."""
+    listener: Callable[[Any], None] | None = None
+    """Told each `calls.Call` the test makes (prefetch learns from it); None where nobody listens."""
     transcripts: list[dict[str, Any]] | None = None
     """Each judge call's messages and raw reply (--distill-keep-transcripts); None where they are not kept."""
 
@@ -115,7 +95,6 @@ class _Running:
 
 
 _RUNNING = _Running()
-_inside: ContextVar[bool] = ContextVar("pytest_distill_inside_helper", default=False)
 _muted: ContextVar[bool] = ContextVar("pytest_distill_muted", default=False)
 
 
@@ -204,63 +183,7 @@ def record_transcript(transcript: dict[str, Any]) -> None:
         scope.transcripts.append(transcript)
 
 
-def record_call(call: Call) -> None:
-    """Tell the running test's listener (if any) about a call it makes."""
-    scope = current()
-    if scope is not None and scope.listener is not None:
-        scope.listener(call)
-
-
-def replayable(helper: F) -> F:
-    """Mark a model-graded helper: each call inside a test is told to the scope's listener, so that
-    prefetch can make the same call ahead for the next tests. Told once it is over, so that what it
-    taught the runtime (a judge that refuses `temperature`, an answer to ask again) serves the calls
-    made ahead."""
-
-    @functools.wraps(helper)
-    def told(*args: Any, **kwargs: Any) -> Any:
-        if _inside.get():  # a helper calling a helper (one call per reference): only the outer one is the test's
-            return helper(*args, **kwargs)
-        token = _inside.set(True)
-        try:
-            result = helper(*args, **kwargs)
-        finally:
-            _inside.reset(token)
-            record_call(Call(told, args, kwargs))
-        if isinstance(result, Grade) and result.args is None:
-            replay = _replay_args(helper, args, kwargs)
-            if replay is not None:
-                result = _rerecorded(result, dataclasses.replace(result, args=replay))
-        return result
-
-    return told  # type: ignore[return-value]
-
-
-@functools.cache
-def _signature(helper: Callable[..., Any]) -> inspect.Signature:
-    return inspect.signature(helper)
-
-
-def _replay_args(helper: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any] | None:
-    """The helper's name and its arguments after the output, judges by name; None when they are no JSON."""
-    try:
-        bound = dict(_signature(helper).bind(*args, **kwargs).arguments)
-    except TypeError:
-        return None
-    bound.pop(next(iter(_signature(helper).parameters)), None)
-    judge = bound.get("judge")
-    if judge is not None:
-        bound["judge"] = [getattr(one, "name", one) for one in judge] if isinstance(judge, (list, tuple)) \
-            else getattr(judge, "name", judge)
-    replay = {"helper": helper.__name__, **bound}
-    try:
-        json.dumps(replay, ensure_ascii=False)
-    except (TypeError, ValueError):
-        return None
-    return replay
-
-
-def _rerecorded(old: Grade, new: Grade) -> Grade:
+def replace_recorded(old: Grade, new: Grade) -> Grade:
     """`new` in place of `old` (the very object) in the running test's log, if `old` is there."""
     scope = current()
     if scope is not None:

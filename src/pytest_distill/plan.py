@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .grades import COMPLETE, Call
+from .calls import COMPLETE, Call
 from .models.handle import Model
 from .models.types import Completion
 

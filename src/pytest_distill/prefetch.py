@@ -4,7 +4,7 @@ one-at-a-time tests find their answers ready.
 pytest runs one test after another, and each waits for its model and then for its judge. The tests of
 one function differ only in their case, so the first test of a function shows what the others will
 ask: while it runs, every call it makes is noted (the model under test's `complete`, and each
-model-graded helper, see `grades.replayable`) as a plan in terms of the case: "complete the case with
+model-graded helper, see `calls.replayable`) as a plan in terms of the case: "complete the case with
 these parameters; then `factuality` of that answer against the case's reference". The plan is replayed
 for a window of `lookahead` tests ahead of the running one: their completions start at once, and each
 helper runs, in a worker thread and in the scope the test will have, as soon as the answers it grades
@@ -38,8 +38,8 @@ from typing import Any
 import pytest
 
 from . import grades
+from .calls import COMPLETE, Call
 from .graders import embedding, judged
-from .grades import COMPLETE, Call
 from .models.batches import InBatch
 from .models.client import SETTLE_S, ModelRuntime
 from .models.handle import Model

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from . import grades, progress
+from .calls import COMPLETE, Call, record_call
 from .cases import CaseSource
 from .datasets import BrokenCase, Case, DatasetError, model_ids, param_ids
 from .models import hf
@@ -247,4 +248,4 @@ def default_judge_note(settings: Settings) -> str | None:
 
 def told(asked: Any, params: dict[str, Any], answer: Any) -> None:
     """The model under test tells the running test's listener (prefetch) each call it starts."""
-    grades.record_call(grades.Call(grades.COMPLETE, (asked,), params, answer))
+    record_call(Call(COMPLETE, (asked,), params, answer))

@@ -10,7 +10,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from ..grades import Grade, record, replayable
+from ..calls import replayable
+from ..grades import Grade, record
 from ..models.handle import Model
 from ..models.types import ModelError
 from .judged import scope_model

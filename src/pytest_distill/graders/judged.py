@@ -22,8 +22,9 @@ from importlib import resources
 from typing import Any
 
 from .. import strict_json
+from ..calls import replayable
 from ..errors import DistillError
-from ..grades import Grade, current, record, record_judging, record_transcript, replayable
+from ..grades import Grade, current, record, record_judging, record_transcript
 from ..models.client import chat_key
 from ..models.handle import Model
 from ..models.types import Completion

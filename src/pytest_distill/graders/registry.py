@@ -15,7 +15,8 @@ import string
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from ..grades import Grade, record, record_judging, record_transcript, replayable
+from ..calls import replayable
+from ..grades import Grade, record, record_judging, record_transcript
 from ..models.client import chat_key
 from ..models.handle import Model
 from ..untrusted import capped
