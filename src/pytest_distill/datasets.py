@@ -214,9 +214,6 @@ def case_from_messages(case_id: str, messages: Any, metadata: Any, source: str) 
         raise ValueError("no user message before the assistant answer")
     if metadata is not None and not isinstance(metadata, dict):
         raise ValueError("'metadata' must be an object")
-    where = strict_json.lone_surrogate({"messages": messages, "metadata": metadata})
-    if where is not None:
-        raise ValueError(f"a lone surrogate in {where.removeprefix('$.')}: not Unicode text")
     return Case(id=case_id, messages=[dict(m) for m in messages[:-1]], expected=expected,
                 metadata=dict(metadata or {}), source=source)
 
@@ -394,6 +391,10 @@ class StoredCompletions:
     @staticmethod
     def _case(spec: DatasetSpec, completion: Any, content: dict[str, Any]) -> Case | BrokenCase:
         try:
+            # A dataset line was read as strict JSON; a stored completion's texts come from the SDK's parse.
+            where = strict_json.lone_surrogate({"messages": content.get("messages"), "metadata": completion.metadata})
+            if where is not None:
+                raise ValueError(f"a lone surrogate in {where.removeprefix('$.')}: not Unicode text")
             case = case_from_messages(completion.id, content.get("messages"), completion.metadata, spec.text)
             usage = _usage(content.get("usage"))
         except ValueError as exc:
