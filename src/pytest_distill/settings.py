@@ -376,66 +376,72 @@ MODEL_FLAG = pytest.StashKey[str]()
 """The flag that names the models under test in this session: `--model`, or `--distill-model` when the project owns `--model`."""
 
 
+_DEFAULT: dict[str, Any] = {opt.dest: opt.default for opt in OPTIONS}
+"""Each option's default by its `dest`: where the fields of `Settings` take theirs."""
+
+
 @dataclass(frozen=True)
 class Settings:
-    """The resolved options of one session; field names are the `dest` names of OPTIONS."""
+    """The resolved options of one session: one field per option, named by its `dest`, typed here (for mypy)
+    and defaulted from OPTIONS, so that a default is written once; and three fields `resolve` fills itself.
+    tests/test_settings.py holds the two together (every option a field of the type its reading gives)."""
 
-    models: tuple[str, ...] = ()
-    teacher: str = "gpt-4o"
-    student: str = "gpt-4o-mini"
-    grader_model: str | None = None
-    dataset: str | None = None
-    shard: tuple[int, int] | None = None
-    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
-    train: str = "stored:split=train"
-    distill: bool = False
-    dry_run: bool = False
-    wait: bool = False
-    suffix: str | None = None
-    teacher_min: float = 0.9
-    gap_min: float = 0.05
-    min_examples: int = 10
-    results: Path | None = None
-    baseline: Path | None = None
-    record: Path | None = None
-    tolerance: float = 0.0
-    baseline_test: str = "tolerance"
-    alpha: float = 0.05
-    pass_rate: tuple[RateRule, ...] = ()
-    pass_rate_ci: bool = False
-    markdown: Path | None = None
-    keep_transcripts: bool = False
-    balance: str | None = None
-    balance_against: str | None = None
-    gate_test: str = "gap"
-    concurrency: int = 8
-    request_timeout: float = 120.0
-    endpoints: tuple[Endpoint, ...] = ()
-    api: str = "chat"
-    cache: str = "off"
-    batch: bool = False
-    batch_poll: float | None = None
-    sim: bool = False
-    filter: str = "off"
+    models: tuple[str, ...] = _DEFAULT["models"]
+    teacher: str = _DEFAULT["teacher"]
+    student: str = _DEFAULT["student"]
+    grader_model: str | None = _DEFAULT["grader_model"]
+    dataset: str | None = _DEFAULT["dataset"]
+    shard: tuple[int, int] | None = _DEFAULT["shard"]
+    max_line_bytes: int = _DEFAULT["max_line_bytes"]
+    train: str = _DEFAULT["train"]
+    distill: bool = _DEFAULT["distill"]
+    dry_run: bool = _DEFAULT["dry_run"]
+    wait: bool = _DEFAULT["wait"]
+    suffix: str | None = _DEFAULT["suffix"]
+    teacher_min: float = _DEFAULT["teacher_min"]
+    gap_min: float = _DEFAULT["gap_min"]
+    min_examples: int = _DEFAULT["min_examples"]
+    results: Path | None = _DEFAULT["results"]
+    baseline: Path | None = _DEFAULT["baseline"]
+    record: Path | None = _DEFAULT["record"]
+    tolerance: float = _DEFAULT["tolerance"]
+    baseline_test: str = _DEFAULT["baseline_test"]
+    alpha: float = _DEFAULT["alpha"]
+    pass_rate: tuple[RateRule, ...] = _DEFAULT["pass_rate"]
+    pass_rate_ci: bool = _DEFAULT["pass_rate_ci"]
+    markdown: Path | None = _DEFAULT["markdown"]
+    keep_transcripts: bool = _DEFAULT["keep_transcripts"]
+    balance: str | None = _DEFAULT["balance"]
+    balance_against: str | None = _DEFAULT["balance_against"]
+    gate_test: str = _DEFAULT["gate_test"]
+    concurrency: int = _DEFAULT["concurrency"]
+    request_timeout: float = _DEFAULT["request_timeout"]
+    endpoints: tuple[Endpoint, ...] = _DEFAULT["endpoints"]
+    api: str = _DEFAULT["api"]
+    cache: str = _DEFAULT["cache"]
+    batch: bool = _DEFAULT["batch"]
+    batch_poll: float | None = _DEFAULT["batch_poll"]
+    sim: bool = _DEFAULT["sim"]
+    filter: str = _DEFAULT["filter"]
     """off, checks (the deterministic ones) or judged (the model-graded ones too)."""
-    repair: int = 0
-    timeout: float = 7200.0
-    repeat: int = 1
-    gate_metric: str = "pass-rate"
-    judge_labels: Path | None = None
-    baseline_models: tuple[str, ...] = ()
-    backend: str = "openai"
-    validation: str | None = None
-    epochs: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    lora_rank: int = 16
-    output: Path = Path("distilled")
-    drop_long: bool = False
-    student_system: str | None = None
-    prices: str = DEFAULT_PRICES
-    embedding_model: str = "text-embedding-3-small"
-    sim_seed: tuple[Path, ...] = ()
+    repair: int = _DEFAULT["repair"]
+    timeout: float = _DEFAULT["timeout"]
+    repeat: int = _DEFAULT["repeat"]
+    gate_metric: str = _DEFAULT["gate_metric"]
+    judge_labels: Path | None = _DEFAULT["judge_labels"]
+    baseline_models: tuple[str, ...] = _DEFAULT["baseline_models"]
+    backend: str = _DEFAULT["backend"]
+    validation: str | None = _DEFAULT["validation"]
+    epochs: int | None = _DEFAULT["epochs"]
+    lr: float | None = _DEFAULT["lr"]
+    batch_size: int | None = _DEFAULT["batch_size"]
+    lora_rank: int = _DEFAULT["lora_rank"]
+    output: Path = _DEFAULT["output"]
+    drop_long: bool = _DEFAULT["drop_long"]
+    student_system: str | None = _DEFAULT["student_system"]
+    prices: str = _DEFAULT["prices"]
+    embedding_model: str = _DEFAULT["embedding_model"]
+    sim_seed: tuple[Path, ...] = _DEFAULT["sim_seed"]
     rootpath: Path = field(default_factory=Path.cwd)
     model_flag: str = "--model"
     """How the user names a model under test here: `--distill-model` when the project owns `--model`."""
