@@ -15,7 +15,7 @@ import jsonschema
 import pytest
 
 from pytest_distill.datasets import BrokenCase, Case, load_jsonl
-from pytest_distill.lines import DEFAULT_MAX_LINE_BYTES
+from pytest_distill.jsonl import DEFAULT_MAX_LINE_BYTES
 from pytest_distill.models.recorded import Recording
 from pytest_distill.report.results import SCHEMA
 from pytest_distill.report.schema_check import matches
@@ -139,5 +139,4 @@ def test_a_recorded_answers_file_is_read_a_line_at_a_time_and_an_over_long_line_
     recording = Recording.read(path)
     assert len(recording.answers) == 2 and recording.unreadable is None
     assert recording.problems == [f"line 2: the line is {len(chat_line('huge', DEFAULT_MAX_LINE_BYTES)):,} bytes, more than "
-                                  "distill_max_line_bytes (5,000,000): a case this long cannot be sent to a model; raise the "
-                                  "ini setting distill_max_line_bytes to read it anyway"]
+                                  "the 5,000,000 bytes a line may hold"]

@@ -89,9 +89,8 @@ def test_a_share_or_count_out_of_range_is_refused(tmp_path: Path, args: list[str
     assert done.returncode == 2 and not (tmp_path / "d-train.jsonl").exists()
 
 
-def test_length_buckets_and_a_missing_key() -> None:
-    lines, skipped = read_lines("\n".join(json.dumps(row) for row in [
-        chat("short", None, "hi"), chat("long", None, "x" * 1500)]) + "\n\n")
+def test_length_buckets_and_a_missing_key(tmp_path: Path) -> None:
+    lines, skipped = read_lines(write(tmp_path / "d.jsonl", [chat("short", None, "hi"), chat("long", None, "x" * 1500)], extra="\n\n"))
     assert skipped == []
     assert [value_of(line.data, "length") for line in lines] == ["short (< 200 chars)", LONG]
     assert [value_of(line.data, "intent") for line in lines] == [NONE, NONE]

@@ -38,9 +38,9 @@ def project(pytester: pytest.Pytester) -> None:
     ("--distill-judge-labels", json.dumps(LABEL) + "\n" + DEEP + "\n", "judge labels base.json:2: not JSON: nested 100000 levels deep"),
     ("--distill-judge-labels", json.dumps({**LABEL, "grader": "g\ud800"}) + "\n",
      "judge labels base.json:1: not JSON: a lone surrogate in the string at $.grader"),
-    ("--distill-sim-seed", json.dumps(qa_rows(1)[0]) + "\n" + DEEP + "\n", "base.json:2: not valid JSON (nested too deep to read)"),
+    ("--distill-sim-seed", json.dumps(qa_rows(1)[0]) + "\n" + DEEP + "\n", "base.json:2: not JSON: nested 100000 levels deep"),
     ("--distill-sim-seed", json.dumps({"messages": [{"role": "user", "content": "q\ud800"}, {"role": "assistant", "content": "a"}]}),
-     "base.json:1: a lone surrogate in a string: not Unicode text"),
+     "base.json:1: not JSON: a lone surrogate in the string at $.messages[0].content"),
 ])
 def test_a_file_no_run_can_read_is_a_clean_start_up_error(
         pytester: pytest.Pytester, option: str, content: str, said: str) -> None:

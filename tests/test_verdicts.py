@@ -187,7 +187,7 @@ def test_a_label_naming_a_model_counts_only_that_models_verdict(
      "judge labels labels.jsonl:2: not JSON: *"),
     ('{"case_id": "q1", "grader": "factuality", "passed": "yes"}',
      "judge labels labels.jsonl:1: \"passed\" must be true or false, got 'yes'"),
-    ('[1]', "judge labels labels.jsonl:1: expected an object*"),
+    ('[1]', "judge labels labels.jsonl:1: not a JSON object*"),
     ('{"case_id": 3, "grader": "factuality", "passed": true}',
      "judge labels labels.jsonl:1: \"case_id\" must be a non-empty string, got 3"),
     ('{"case_id": "q1", "grader": "f", "passed": true}\n\n{"case_id": "q1", "grader": "f", "passed": false}',

@@ -21,7 +21,7 @@ from typing import Any
 from . import strict_json
 from .atomic import write_atomic
 from .errors import DistillError
-from .lines import DEFAULT_MAX_LINE_BYTES, LongLine, jsonl_lines
+from .jsonl import DEFAULT_MAX_LINE_BYTES, SETTING, BadLine, read_jsonl
 from .models.client import ModelRuntime
 from .models.types import Completion, ModelError, Usage
 from .sealed import opened, seal
@@ -268,17 +268,13 @@ def load_jsonl(path: Path, source: str, max_line_bytes: int = DEFAULT_MAX_LINE_B
     seen: dict[str, int] = {}
     recognised, first_keys = 0, None
     try:
-        for lineno, raw in jsonl_lines(path, max_line_bytes):
-            case_id = f"line{lineno}"
+        for line in read_jsonl(path, max_line_bytes, SETTING):
+            case_id = f"line{line.number}"
+            if isinstance(line, BadLine):
+                cases.append(BrokenCase(case_id, source, line.at(path)))
+                continue
+            data = line.data
             try:
-                if isinstance(raw, LongLine):
-                    raise ValueError(raw.problem(max_line_bytes))
-                line = raw.decode("utf-8").removesuffix("\r").removeprefix("\ufeff" if lineno == 1 else "")
-                if not line.strip():
-                    continue
-                data = strict_json.loads(line)
-                if not isinstance(data, dict):
-                    raise ValueError("expected a JSON object")
                 if "messages" not in data and "input" not in data:
                     first_keys = first_keys or sorted(data)
                     raise ValueError(f"neither {CHAT_FORMAT} nor {REGISTRY_FORMAT}: the line has keys {', '.join(sorted(data))}")
@@ -286,15 +282,10 @@ def load_jsonl(path: Path, source: str, max_line_bytes: int = DEFAULT_MAX_LINE_B
                 case_id = _case_id(data.get("id"), case_id)
                 if case_id in seen:
                     raise ValueError(f"id {case_id!r} is already used on line {seen[case_id]}")
-                seen[case_id] = lineno
+                seen[case_id] = line.number
                 cases.append(_case_from_line(case_id, data, source))
-            except UnicodeDecodeError as exc:
-                problem = f"not UTF-8: byte 0x{exc.object[exc.start]:02x} at column {exc.start + 1}"
-                cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: {problem}"))
-            except strict_json.NotJSON as exc:
-                cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: not JSON: {exc}"))
             except ValueError as exc:
-                cases.append(BrokenCase(case_id, source, f"{path}:{lineno}: {exc}"))
+                cases.append(BrokenCase(case_id, source, f"{path}:{line.number}: {exc}"))
     except OSError as exc:
         raise DatasetError(f"{path}: cannot be read: {exc}") from None
     if cases and not recognised:

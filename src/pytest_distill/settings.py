@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from .lines import DEFAULT_MAX_LINE_BYTES, SETTING
+from .jsonl import DEFAULT_MAX_LINE_BYTES, SETTING
 from .models.types import APIS, ENDPOINT_NAME, KEY_ENV_NAME, RESERVED_ENDPOINT_NAMES, Endpoint, shape_of, url_problem
 
 DEFAULT_PRICES = """\

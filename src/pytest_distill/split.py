@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import strict_json
 from .atomic import write_atomic
+from .jsonl import BadLine, Line, read_jsonl
 from .untrusted import printable
 
 LENGTH = "length"
@@ -63,13 +63,6 @@ def _input_text(data: dict[str, Any]) -> str:
 
 
 @dataclass
-class Line:
-    number: int
-    text: str
-    data: dict[str, Any]
-
-
-@dataclass
 class Split:
     train: list[str] = field(default_factory=list)
     test: list[str] = field(default_factory=list)
@@ -78,21 +71,15 @@ class Split:
     skipped: list[str] = field(default_factory=list)
 
 
-def read_lines(text: str) -> tuple[list[Line], list[str]]:
-    """The JSON-object lines of a file, and what was wrong with each other non-blank line."""
+def read_lines(path: Path) -> tuple[list[Line], list[str]]:
+    """The JSON-object lines of a file, and what was wrong with each other non-blank line; raises OSError
+    when the file cannot be read."""
     lines, skipped = [], []
-    for number, raw in enumerate(text.splitlines(), 1):
-        if not raw.strip():
-            continue
-        try:
-            data = strict_json.loads(raw)
-        except ValueError as exc:
-            skipped.append(f"line {number}: {exc}")
-            continue
-        if isinstance(data, dict):
-            lines.append(Line(number, raw, data))
+    for line in read_jsonl(path):
+        if isinstance(line, BadLine):
+            skipped.append(f"line {line.number}: {line.problem}")
         else:
-            skipped.append(f"line {number}: not a JSON object")
+            lines.append(line)
     return lines, skipped
 
 
@@ -149,10 +136,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0 <= args.min_per_value <= 1_000_000:
         parser.error(f"--min-per-value takes a whole number from 0 to 1000000, got {args.min_per_value}")
     try:
-        text = args.file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        lines, skipped = read_lines(args.file)
+    except OSError as exc:
         parser.error(f"{args.file}: cannot be read: {exc}")
-    lines, skipped = read_lines(text)
     if not lines:
         parser.error(f"{args.file}: no line is a JSON object" + (f" ({skipped[0]})" if skipped else ""))
     split = stratified(lines, args.by, args.test, args.seed, args.min_per_value)

@@ -36,7 +36,8 @@ class NotJSON(ValueError):
 
 
 def loads(text: str) -> Any:
-    """The value of a strict JSON text, or `NotJSON`."""
+    """The value of a strict JSON text, or `NotJSON`. Nesting is counted once, by `nesting` before
+    the parse (exact wherever the text is JSON), so the parser never recurses past `MAX_DEPTH`."""
     depth = nesting(text)
     if depth > MAX_DEPTH:
         raise NotJSON(f"nested {depth} levels deep (at most {MAX_DEPTH} are read)")
@@ -44,8 +45,6 @@ def loads(text: str) -> Any:
         value = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise NotJSON(f"{exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise NotJSON("nested too deep to read") from None
     except NotJSON:
         raise
     except ValueError as exc:  # e.g. an integer longer than Python reads (sys.set_int_max_str_digits)

@@ -11,7 +11,7 @@ import openai
 import pytest
 
 from pytest_distill.sim import SimServer
-from pytest_distill.sim.chatformat import parse_example
+from pytest_distill.sim.chatformat import example_of
 from pytest_distill.sim.jobs import JobBoard, check_training_file, fine_tuned_name
 from pytest_distill.sim.models import GENERIC_ANSWER
 
@@ -193,5 +193,5 @@ def test_the_job_timeline_follows_the_clock() -> None:
 
 def test_a_training_line_keeps_the_input_before_the_last_assistant_turn() -> None:
     turns = [user("q1"), {"role": "assistant", "content": "a1"}, user("q2"), {"role": "assistant", "content": "a2"}]
-    example = parse_example(json.dumps({"messages": turns}))
+    example = example_of({"messages": turns})
     assert (example.key, example.answer, len(example.input)) == ("q2", "a2", 3)

@@ -110,7 +110,7 @@ def ask_capital(client: openai.OpenAI, country: str) -> str:
 @pytest.mark.parametrize(
     "line, problem",
     [
-        ("{not json", "not valid JSON"),
+        ("{not json", "not JSON"),
         (json.dumps({"messages": [{"role": "user", "content": "q"}]}), "at least one message must be from the assistant"),
         (json.dumps({"messages": [{"role": "assistant", "content": "a"}]}), "no input messages"),
         (json.dumps({"messages": [{"role": "wizard", "content": "q"}, {"role": "assistant", "content": "a"}]}), "role"),

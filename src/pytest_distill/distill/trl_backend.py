@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ..atomic import fresh_name, share_like_new_files
+from ..jsonl import BadLine, read_jsonl
 from ..models.hf import INSTALL, HFName, chat_messages, context_length, load_base, missing_packages, resolve_base
 from ..models.types import LOCAL_PREFIX, ModelError
 from ..settings import Settings
@@ -136,19 +137,17 @@ def read_examples(path: Path) -> list[list[dict[str, str]]]:
     """The conversations of a chat-format JSONL file (checked already: a bad line is a plain error here)."""
     examples = []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        for line in read_jsonl(path):
+            if isinstance(line, BadLine):
+                raise TrainingError(line.at(path))
+            messages = line.data.get("messages")
+            if not (isinstance(messages, list) and messages and all(isinstance(m, dict) for m in messages)
+                    and messages[-1].get("role") == "assistant"):
+                raise TrainingError(f"{path}:{line.number}: not a chat-format training example (`messages`, objects, "
+                                    "the last the assistant's answer)")
+            examples.append(chat_messages(messages))
     except OSError as exc:
         raise TrainingError(f"{path}: cannot be read: {exc}") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            messages = json.loads(line)["messages"]
-            if not messages or messages[-1]["role"] != "assistant":
-                raise ValueError("the last message is not the assistant's answer")
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            raise TrainingError(f"{path}:{number}: not a chat-format training example ({exc})") from None
-        examples.append(chat_messages(messages))
     if not examples:
         raise TrainingError(f"{path}: no training examples")
     return examples

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..jsonl import BadLine, read_jsonl
 from ..strict_json import string_matching
 from .module import GeneratedCode, TestModule, comment, literal, text_literal
 from .runtime import TEMPLATE
@@ -274,23 +275,16 @@ def dig(value: Any, *keys: str) -> Any:
     return value
 
 
-def read_items(path: Path) -> Iterator[tuple[int, Any]]:
+def read_items(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """The items of an eval data file: one a line, `{"item": {...}}` or the bare item."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
+        for line in read_jsonl(path):
+            if isinstance(line, BadLine):
+                raise EvalsError(line.at(path))
+            item = line.data.get("item")
+            yield line.number, item if isinstance(item, dict) else line.data
+    except OSError as exc:
         raise EvalsError(f"{path}: cannot be read: {exc}") from None
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            data = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EvalsError(f"{path}:{number}: not JSON: {exc.msg}") from None
-        item = data.get("item") if isinstance(data, dict) and isinstance(data.get("item"), dict) else data
-        if not isinstance(item, dict):
-            raise EvalsError(f"{path}:{number}: an item must be a JSON object")
-        yield number, item
 
 
 def registry_lines(path: Path, input_field: str, reference_field: str) -> tuple[list[str], list[int]]:

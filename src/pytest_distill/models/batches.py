@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..atomic import write_atomic
+from ..jsonl import BadLine, parse_jsonl
 from ..untrusted import capped, printable
 from .types import ModelError
 
@@ -269,15 +270,15 @@ def _chunks(calls: list[_Call], max_lines: int = MAX_LINES, max_bytes: int = MAX
 
 def _answers(data: bytes, wanted: Iterable[str]) -> dict[str, tuple[int | None, Any]]:
     """The lines of an output or error file for the wanted keys: (status, body), or (None, error) for a
-    line the batch never ran. Lines off the API's shape are left out (their call errors as unanswered)."""
+    line the batch never ran. Lines off the API's shape (read as every JSONL file is: no JSON object, or too
+    long) are left out: their call errors as unanswered."""
     wanted = set(wanted)
     found: dict[str, tuple[int | None, Any]] = {}
-    for raw in data.splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
+    for parsed in parse_jsonl(data):
+        if isinstance(parsed, BadLine):
             continue
-        key = line.get("custom_id") if isinstance(line, dict) else None
+        line = parsed.data
+        key = line.get("custom_id")
         if not isinstance(key, str) or key not in wanted or key in found:
             continue
         response = line.get("response")

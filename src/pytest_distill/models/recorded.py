@@ -18,8 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import strict_json
-from ..lines import DEFAULT_MAX_LINE_BYTES, LongLine, jsonl_lines
+from ..jsonl import BadLine, read_jsonl
 from .hf import chat_messages
 from .types import RECORDED_PREFIX, Completion, ModelError, Usage
 
@@ -60,17 +59,16 @@ class Recording:
     def read(cls, path: Path) -> Recording:
         recording = cls(path)
         try:
-            for number, line in jsonl_lines(path):  # a line at a time, each capped
-                if isinstance(line, LongLine):
-                    recording.problems.append(f"line {number}: {line.problem(DEFAULT_MAX_LINE_BYTES)}")
+            for line in read_jsonl(path):  # a line at a time, each capped
+                if isinstance(line, BadLine):
+                    recording.problems.append(f"line {line.number}: {line.problem}")
                     continue
-                if line.strip():
-                    try:
-                        key, answer = _parse(line, number)
-                    except ValueError as exc:
-                        recording.problems.append(f"line {number}: {exc}")
-                    else:
-                        recording.answers.setdefault(key, []).append(answer)
+                try:
+                    key, answer = _parse(line.data, line.number)
+                except ValueError as exc:
+                    recording.problems.append(f"line {line.number}: {exc}")
+                else:
+                    recording.answers.setdefault(key, []).append(answer)
         except OSError as exc:
             recording.unreadable = f"{path}: cannot be read ({exc.strerror or type(exc).__name__})"
         return recording
@@ -101,14 +99,9 @@ class Recording:
         return f"{held}; {len(self.problems)} lines could not be read: {shown}{more}"
 
 
-def _parse(raw: bytes, number: int) -> tuple[str, Answer]:
+def _parse(data: dict[str, Any], number: int) -> tuple[str, Answer]:
     """One chat-format line: its input's key and its answer (the last message, the assistant's)."""
-    try:
-        text = raw.decode("utf-8").removesuffix("\r").removeprefix("\ufeff" if number == 1 else "")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"not UTF-8 (byte {exc.start + 1})") from None
-    data = strict_json.loads(text)
-    messages = data.get("messages") if isinstance(data, dict) else None
+    messages = data.get("messages")
     if not isinstance(messages, list) or len(messages) < 2 or not all(isinstance(m, dict) for m in messages):
         raise ValueError("not a chat-format line (an object whose `messages` hold the input and the answer)")
     *asked, answer = messages

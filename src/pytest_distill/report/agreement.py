@@ -13,10 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .. import strict_json
 from ..errors import ConfigError
+from ..jsonl import BadLine, read_jsonl
 from ..ledger import Entry
-from .inputs import read_input
+from .inputs import reading
 from .table import percent, some
 
 
@@ -32,32 +32,28 @@ class Label:
 
 def load_labels(path: Path) -> list[Label]:
     """The labels of a JSONL file, or a usage error naming the file and the line that is wrong."""
-    text = read_input(path, f"judge labels {path}")
     labels: list[Label] = []
     first: dict[tuple[str, str, str | None], int] = {}
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            label = _label(strict_json.loads(line))
-        except strict_json.NotJSON as exc:  # incl. nesting too deep to read and lone surrogates no report can hold
-            raise ConfigError(f"judge labels {path}:{lineno}: not JSON: {exc}") from None
-        except ValueError as exc:
-            raise ConfigError(f"judge labels {path}:{lineno}: {exc}") from None
-        key = (label.case_id, label.grader, label.model)
-        if key in first:
-            raise ConfigError(f"judge labels {path}:{lineno}: a second label for case {label.case_id!r} and "
-                                    f"grader {label.grader!r} (the first is on line {first[key]})")
-        first[key] = lineno
-        labels.append(label)
+    with reading(f"judge labels {path}"):
+        for line in read_jsonl(path):
+            if isinstance(line, BadLine):  # incl. nesting too deep to read and lone surrogates no report can hold
+                raise ConfigError(f"judge labels {line.at(path)}")
+            try:
+                label = _label(line.data)
+            except ValueError as exc:
+                raise ConfigError(f"judge labels {path}:{line.number}: {exc}") from None
+            key = (label.case_id, label.grader, label.model)
+            if key in first:
+                raise ConfigError(f"judge labels {path}:{line.number}: a second label for case {label.case_id!r} and "
+                                  f"grader {label.grader!r} (the first is on line {first[key]})")
+            first[key] = line.number
+            labels.append(label)
     if not labels:
         raise ConfigError(f'judge labels {path}: no labels (one a line: {{"case_id": ..., "grader": ..., "passed": true}})')
     return labels
 
 
-def _label(data: Any) -> Label:
-    if not isinstance(data, dict):
-        raise ValueError('expected an object {"case_id": ..., "grader": ..., "passed": true or false}')
+def _label(data: dict[str, Any]) -> Label:
     for name in ("case_id", "grader"):
         if not isinstance(data.get(name), str) or not data[name]:
             raise ValueError(f'"{name}" must be a non-empty string, got {data.get(name)!r}')

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..jsonl import BadLine, Line, parse_jsonl
 from .errors import bad_request, not_found
 from .ids import random_id
 from .store import FileStore, StoredFile
@@ -203,15 +204,8 @@ def _count(usage: Mapping[str, Any], *names: str) -> int:
 
 def _requests(data: bytes) -> list[dict[str, Any]]:
     """The input file's request lines, read leniently (validation said already what is wrong)."""
-    lines = []
-    for raw in data.splitlines():
-        try:
-            line = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(line, dict) and isinstance(line.get("custom_id"), str) and isinstance(line.get("body"), dict):
-            lines.append(line)
-    return lines
+    return [line.data for line in parse_jsonl(data) if isinstance(line, Line) and isinstance(line.data.get("custom_id"), str)
+            and isinstance(line.data.get("body"), dict)]
 
 
 def _problems(data: bytes, endpoint: str) -> list[dict[str, Any]]:
@@ -225,16 +219,14 @@ def _problems(data: bytes, endpoint: str) -> list[dict[str, Any]]:
     seen: set[str] = set()
     first_model: str | None = None
     count = 0
-    for number, raw in enumerate(data.splitlines(), 1):
-        if not raw.strip():
-            continue
+    for parsed in parse_jsonl(data):
         count += 1
-        try:
-            line = json.loads(raw)
-        except ValueError:
+        number = parsed.number
+        if isinstance(parsed, BadLine) and not parsed.is_json:
             problems.append(error("invalid_json_line", "This line is not parseable as valid JSON.", number))
             continue
-        if not isinstance(line, dict) or not isinstance(line.get("body"), dict):
+        line = parsed.data if isinstance(parsed, Line) else {}
+        if not isinstance(line.get("body"), dict):
             problems.append(error("invalid_request", "Each line must be an object with a 'body' object.", number, "body"))
             continue
         custom_id = line.get("custom_id")

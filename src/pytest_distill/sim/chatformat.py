@@ -95,27 +95,6 @@ class Example:
         return whole_key(self.input)
 
 
-def parse_example(line: str) -> Example:
-    """Parse one JSONL line; raise FormatError saying what is wrong with it."""
-    return example_of(json_object(line))
-
-
-def json_object(line: str) -> dict[str, Any]:
-    """One JSONL line's object; raise FormatError when it is no JSON object."""
-    try:
-        obj = json.loads(line)
-        json.dumps(obj, ensure_ascii=False).encode("utf-8")
-    except json.JSONDecodeError as exc:
-        raise FormatError(f"not valid JSON ({exc.msg})") from None
-    except RecursionError:
-        raise FormatError("not valid JSON (nested too deep to read)") from None
-    except UnicodeEncodeError:
-        raise FormatError("a lone surrogate in a string: not Unicode text") from None
-    if not isinstance(obj, dict):
-        raise FormatError("the line must be a JSON object")
-    return obj
-
-
 def example_of(obj: Mapping[str, Any]) -> Example:
     """A chat-format line's object as an example; raise FormatError saying what is wrong with it."""
     messages = obj.get("messages")

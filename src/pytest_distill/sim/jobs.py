@@ -15,7 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .chatformat import Example, FormatError, message_text, parse_example
+from ..jsonl import BadLine, parse_jsonl
+from .chatformat import Example, FormatError, example_of, message_text
 from .errors import bad_request, not_found
 from .ids import random_id, stable_id
 from .models import FineTune, TrainedAnswers
@@ -44,18 +45,14 @@ class TrainingCheck:
 def check_training_file(data: bytes, *, param: str, minimum: int) -> TrainingCheck:
     """Validate a chat-format JSONL file; the error is the job's `error` object `{code, message, param}`."""
     kind = "Training" if param == "training_file" else "Validation"
-    try:
-        lines = data.decode("utf-8").splitlines()
-    except UnicodeDecodeError:
-        return TrainingCheck([], _file_error("invalid_file_format", f"{kind} file is not UTF-8 text.", param))
     examples = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+    for line in parse_jsonl(data):
         try:
-            examples.append(parse_example(line))
+            if isinstance(line, BadLine):
+                raise FormatError(line.problem)
+            examples.append(example_of(line.data))
         except FormatError as exc:
-            message = f"Invalid file format. Line {number}: {exc}."
+            message = f"Invalid file format. Line {line.number}: {exc}."
             return TrainingCheck([], _file_error("invalid_file_format", message, param))
     if len(examples) < minimum:
         message = f"{kind} file has {len(examples)} example(s), but must have at least {minimum} examples"

@@ -12,10 +12,12 @@ import ast
 import json
 import os
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
-from .chatformat import Example, FormatError, example_of, json_object, message_problem
+from ..jsonl import BadLine, Line, read_jsonl
+from .chatformat import Example, FormatError, example_of, message_problem
 from .ids import stable_id
 
 
@@ -33,16 +35,10 @@ def load_seeds(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, Examp
     where: dict[str, str] = {}
     occurrences: Counter[str] = Counter()
     for path in (found for given in map(Path, paths) for found in _seed_files(given)):
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise SeedError(f"{path}: cannot read the seed file ({exc})") from None
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            location = f"{path}:{number}"
+        for line in _seed_lines(path):
+            location = f"{path}:{line.number}"
             try:
-                example = _seed_example(line)
+                example = _seed_example(line.data)
             except FormatError as exc:
                 raise SeedError(f"{location}: {exc}") from None
             if example is None:
@@ -58,6 +54,18 @@ def load_seeds(paths: Iterable[str | os.PathLike[str]]) -> list[tuple[str, Examp
             where[completion_id] = location
             seeded.append((completion_id, example))
     return seeded
+
+
+def _seed_lines(path: Path) -> Iterator[Line]:
+    """The lines of a seed file, read as every JSONL file is; a file or a line that cannot be read is a
+    `SeedError` naming it."""
+    try:
+        for line in read_jsonl(path):
+            if isinstance(line, BadLine):
+                raise SeedError(line.at(path))
+            yield line
+    except OSError as exc:
+        raise SeedError(f"{path}: cannot read the seed file ({exc})") from None
 
 
 def _seed_files(path: Path) -> list[Path]:
@@ -81,9 +89,8 @@ def _called(func: ast.expr) -> str | None:
     return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else None
 
 
-def _seed_example(line: str) -> Example | None:
+def _seed_example(obj: dict[str, Any]) -> Example | None:
     """The example of a seed line, None for a registry line without an answer."""
-    obj = json_object(line)
     if "messages" not in obj and "input" in obj:
         return _registry_example(obj)
     example = example_of(obj)
