@@ -76,7 +76,7 @@ HOSTILE = {
     "lone surrogate": (b'{"x": "\\ud800"}', "not JSON: a lone surrogate in the string at $.x: not Unicode text"),
     "not UTF-8": (b'{"x": "\xff"}', "not UTF-8: byte 0xff at column 8"),
     "deep": (b"[" * 100_000, "not JSON: nested 100000 levels deep (at most 200 are read)"),
-    "BOM after line 1": (b"\xef\xbb\xbf" + line(9), "not JSON: Unexpected UTF-8 BOM (decode using utf-8-sig) at line 1 column 1"),
+    "BOM after line 1": (b"\xef\xbb\xbf" + line(9), "not JSON: a byte order mark (U+FEFF) at line 1 column 1"),
 }
 
 

@@ -38,6 +38,8 @@ class NotJSON(ValueError):
 def loads(text: str) -> Any:
     """The value of a strict JSON text, or `NotJSON`. Nesting is counted once, by `nesting` before
     the parse (exact wherever the text is JSON), so the parser never recurses past `MAX_DEPTH`."""
+    if text.startswith("\ufeff"):  # json.loads says so; its decoder, made once, reads it as no value
+        raise NotJSON("a byte order mark (U+FEFF) at line 1 column 1")
     depth = nesting(text)
     if depth > MAX_DEPTH:
         raise NotJSON(f"nested {depth} levels deep (at most {MAX_DEPTH} are read)")
