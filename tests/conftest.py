@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import signal
+import threading
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,23 @@ def offline(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "OPENAI_ADMIN_KEY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+
+
+@pytest.fixture(autouse=True)
+def sigint_as_found(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that leaves SIGINT ignored, replaced or blocked is named in a warning, and the state put back:
+    the children that later tests start would inherit an ignored or blocked SIGINT, and a test that
+    interrupts one (Ctrl-C while following a job) would wait for an interrupt that never comes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    handler = signal.getsignal(signal.SIGINT)
+    yield
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, set())
+    if blocked or signal.getsignal(signal.SIGINT) is not handler:
+        warnings.warn(f"{request.node.nodeid} left SIGINT {'blocked' if blocked else 'changed'}; put back", stacklevel=1)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, handler)
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -22,6 +23,14 @@ REPO = Path(__file__).resolve().parents[1]
 HOBANNU = REPO / "examples" / "hobannu" / "data" / "hobannu.jsonl"
 TEST_KEY = "sk-test-4f9c2b7e1d8a6c3b5e0f9a2d7c4b1e8f"
 """A fake key shaped like a real one: tests assert it never shows up anywhere."""
+
+
+def hears_ctrl_c() -> None:
+    """`preexec_fn` of a child that a test interrupts: SIGINT unblocked and at its default in the child,
+    whatever the process starting it inherited or was left with (an ignored SIGINT is inherited across
+    exec, and then the test's Ctrl-C would never arrive)."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def write_jsonl(path: Path, rows: list[dict[str, Any]]) -> Path:

@@ -18,7 +18,7 @@ import pytest
 from pytest_distill.sim import Fault, SimServer
 
 from .openapi_check import validate_request
-from .support import TEST_KEY, qa_rows, requests_to, write_jsonl
+from .support import TEST_KEY, hears_ctrl_c, qa_rows, requests_to, write_jsonl
 
 RECORDING_SUITE = """
 import pytest
@@ -216,7 +216,8 @@ def interrupt_at(pytester: pytest.Pytester, prefix: str) -> str:
     that starts with `prefix`; its whole output, once it has exited with INTERRUPTED."""
     with subprocess.Popen([sys.executable, "-m", "pytest", "--distill", "--distill-wait", "--distill-timeout", "60",
                            "--distill-results", "out/results.json"], cwd=pytester.path, env=os.environ,
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) as process:
+                          preexec_fn=hears_ctrl_c, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as process:
         assert process.stdout is not None
         seen = []
         for line in process.stdout:

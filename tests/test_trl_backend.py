@@ -19,7 +19,7 @@ import pytest
 from pytest_distill.distill.backends import TrainingError, TrainingRequest
 from pytest_distill.distill.trl_backend import AdapterOptions, train
 
-from .support import HOBANNU, write_jsonl
+from .support import HOBANNU, hears_ctrl_c, write_jsonl
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("trl")
@@ -230,7 +230,8 @@ def test_ctrl_c_stops_training_and_presents_no_half_written_adapter(toy_model: P
     process = subprocess.Popen(
         command_line(str(training), "--student", f"hf:{toy_model}", "--output", str(tmp_path / "out"),
                      "--epochs", "400"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        preexec_fn=hears_ctrl_c)
     try:
         assert process.stdout is not None
         seen = []

@@ -15,6 +15,7 @@ import openai
 
 import pytest_distill.sim
 
+from ..support import hears_ctrl_c
 from .data import ask, capital_answer, capital_question
 
 SRC = Path(pytest_distill.sim.__file__).resolve().parents[2]
@@ -29,7 +30,7 @@ def test_the_cli_serves_until_interrupted(seed_file: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(SRC), os.environ.get("PYTHONPATH")]))}
     process = subprocess.Popen(
         [sys.executable, "-m", "pytest_distill.sim", "--port", "0", "--seed", str(seed_file), "--job-seconds", "1"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, preexec_fn=hears_ctrl_c,
     )  # fmt: skip
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=read_lines, args=(process.stdout, lines), daemon=True).start()
