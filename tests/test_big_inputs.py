@@ -140,3 +140,54 @@ def test_a_recorded_answers_file_is_read_a_line_at_a_time_and_an_over_long_line_
     assert len(recording.answers) == 2 and recording.unreadable is None
     assert recording.problems == [f"line 2: the line is {len(chat_line('huge', DEFAULT_MAX_LINE_BYTES)):,} bytes, more than "
                                   "the 5,000,000 bytes a line may hold"]
+
+
+def baseline_records(count: int, output_size: int) -> list[dict[str, Any]]:
+    """Records as a run writes them, each with a long answer; every third one failed its grade, one in ten errored."""
+    return [{"nodeid": f"t.py::test[q{index}-gpt-4o]", "case_id": f"q{index}", "model": "gpt-4o",
+             "output": f"answer {index} " + "ü" * output_size, "latency_s": 0.5, "outcome": "passed", "sample": 0,
+             "error": "Error code: 500" if index % 10 == 9 else None, "usage": {"prompt_tokens": 5, "completion_tokens": 7},
+             "grades": [{"name": "string_check", "score": 1.0, "passed": index % 3 != 0, "reason": "equal " + "r" * 200},
+                        {"name": "factuality", "score": 0.5, "passed": True, "reason": "the judge said so"}],
+             "judging": {"factuality": ["gpt-4o", 10, 3]}} for index in range(count)]
+
+
+@pytest.mark.parametrize("indent", [None, 2], ids=["one-line", "indented"])
+def test_a_large_baseline_is_read_a_record_at_a_time_and_judged_the_same(tmp_path: Path, indent: int | None) -> None:
+    """About 32 MB of records: read whole, the text and its objects were three times its size in memory;
+    read a record at a time, what is held is what the comparison keeps of each record (and a chunk of the file)."""
+    from pytest_distill.report import baseline, results
+
+    records = baseline_records(4000, 4000)
+    document = {"version": 1, "run": {"simulator": True}, "cases": records, "summary": {}}
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps(document, ensure_ascii=False, indent=indent), encoding="utf-8")
+    size = path.stat().st_size
+    tracemalloc.start()
+    try:
+        streamed = baseline.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < size // 4, f"{peak:,} bytes at the peak for {size:,} bytes of baseline"
+    now = copy.deepcopy(document)
+    for index, record in enumerate(now["cases"]):
+        record["grades"][0]["passed"] = index % 2 != 0
+        record["error"] = None
+    whole = baseline.Baseline(path, results.load(path, "whole"))
+    for test in ("tolerance", "mcnemar"):
+        ours, theirs = (baseline.compare(base, now, {}, 0.01, test=test) for base in (streamed, whole))
+        assert (ours.lines(), ours.verdict(), ours.failed) == (theirs.lines(), theirs.verdict(), theirs.failed)
+    assert "REGRESSION" in ours.verdict() and len(streamed.results["cases"]) == 4000
+
+
+def test_a_baseline_record_over_the_cap_is_a_clear_error(tmp_path: Path) -> None:
+    from pytest_distill.errors import ConfigError
+    from pytest_distill.report import baseline
+
+    path = tmp_path / "base.json"
+    path.write_text(json.dumps({"version": 1, "cases": baseline_records(3, 5000), "summary": {}}), encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"baseline .*base.json: not JSON: the value at line 1 is longer than "
+                                          r"distill_max_line_bytes \(4,000 bytes\): raise the ini setting distill_max_line_bytes"):
+        baseline.load(path, cap=4000)
+    assert len(baseline.load(path, cap=50_000).results["cases"]) == 3

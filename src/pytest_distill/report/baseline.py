@@ -19,8 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ..json_stream import NotObject, read_object
+from ..jsonl import DEFAULT_MAX_LINE_BYTES
 from ..ledger import NO_MODEL, without_param, without_repeat
 from ..significance import mcnemar_drop
+from ..strict_json import NotJSON
+from .results import check_head, check_record, check_version
 from .results import load as load_results
 from .table import percent
 
@@ -31,6 +35,8 @@ LISTED = 10
 NAMED = 3
 """How many flipped cases the verdict line names each way."""
 MCNEMAR = "mcnemar"
+ERROR_KEPT = 200
+"""How much of a baseline record's error is kept: only whether there is one counts."""
 
 
 @dataclass(frozen=True)
@@ -47,9 +53,44 @@ def models_of(results: Mapping[str, Any]) -> list[str]:
     return list(dict.fromkeys(record["model"] or NO_MODEL for record in results["cases"]))
 
 
-def load(path: Path) -> Baseline:
-    """The baseline file, or a usage error that says what is wrong with it before any model is called."""
-    return Baseline(path, load_results(path, f"baseline {path}", f"no such file (write one with --distill-results {path})"))
+def load(path: Path, cap: int = DEFAULT_MAX_LINE_BYTES) -> Baseline:
+    """The baseline file, or a usage error that says what is wrong with it before any model is called.
+
+    Read a record at a time (`json_stream`), each checked as it comes and cut to what the comparison
+    uses: a 109 MB baseline took 540 MB read whole. `cap` (ini `distill_max_line_bytes`) bounds one
+    record; a document that is no JSON object is read whole, if no larger, to say what it is instead."""
+    where, missing = f"baseline {path}", f"no such file (write one with --distill-results {path})"
+    cases: list[dict[str, Any]] = []
+    shared: dict[Any, Any] = {}
+
+    def keep(index: int, record: Any) -> None:
+        check_record(record, index, where)
+        cases.append(_kept(record, shared))
+
+    try:
+        members = read_object(path, "cases", keep, cap, start=lambda head: check_version(head, where) if "version" in head else None)
+    except FileNotFoundError:
+        raise ConfigError(f"{where}: {missing}") from None
+    except NotObject:
+        if path.stat().st_size > cap:
+            raise ConfigError(f"{where}: not a pytest-distill results file (not a JSON object)") from None
+        return Baseline(path, load_results(path, where, missing))
+    except NotJSON as exc:
+        raise ConfigError(f"{where}: not JSON: {exc}") from None
+    except OSError as exc:
+        raise ConfigError(f"{where}: cannot be read: {exc}") from None
+    check_head(members, where)
+    return Baseline(path, {"version": members["version"], "run": members.get("run"), "cases": cases})
+
+
+def _kept(record: Mapping[str, Any], shared: dict[Any, Any]) -> dict[str, Any]:
+    """What the comparison reads of a record (its node id, model, whether it errored, each grade's name and
+    verdict); names and grades met before are shared, not held once per record."""
+    error = record["error"]
+    return {"nodeid": record["nodeid"], "model": shared.setdefault(record["model"], record["model"]),
+            "error": None if error is None else error[:ERROR_KEPT],
+            "grades": [shared.setdefault((grade["name"], grade["passed"]), {"name": grade["name"], "passed": grade["passed"]})
+                       for grade in record["grades"]]}
 
 
 def pair_models(baseline_models: Sequence[str], run_models: Sequence[str], mapping: Mapping[str, str]) -> dict[str, str]:

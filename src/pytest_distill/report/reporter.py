@@ -82,7 +82,7 @@ class Reporter:
             if s.baseline_models:
                 raise pytest.UsageError("--distill-baseline-model needs --distill-baseline")
             return
-        self.baseline = baseline.load(s.baseline)
+        self.baseline = baseline.load(s.baseline, s.max_line_bytes)
         baseline.pair_models(self.baseline.models, s.models_under_test, s.baseline_map())
 
     def ledger(self) -> list[Entry]:

@@ -148,18 +148,51 @@ def load(path: Path, where: str, missing: str = "no such file") -> dict[str, Any
         results = strict_json.loads(text)
     except strict_json.NotJSON as exc:  # incl. nesting too deep to read and lone surrogates no report can hold
         raise ConfigError(f"{where}: not JSON: {exc}") from None
-    version = results.get("version") if isinstance(results, dict) else None
+    check_version(results if isinstance(results, dict) else {}, where)
+    check(SCHEMA, results, "$", where)
+    return dict(results)
+
+
+def check(schema: Mapping[str, Any], value: Any, at: str, where: str) -> None:
+    """A usage error unless the value (at JSON path `at` of the file) matches the schema (or a part of it)."""
+    if schema_check.matches(schema, value):  # a plain pass: jsonschema took two minutes on 100,000 cases
+        return
+    import jsonschema  # imported when first needed: it costs a suite that never validates
+
+    problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(value))
+    if problem is not None:
+        raise ConfigError(f"{where}: not a pytest-distill results file: at {at}{problem.json_path[1:]}: {problem.message}")
+
+
+def check_version(members: Mapping[str, Any], where: str) -> None:
+    """A usage error unless the file is of the schema version this plugin reads."""
+    version = members.get("version")
     if version != VERSION:
         raise ConfigError(f"{where}: results schema version {version!r}; this pytest-distill reads version "
                           f"{VERSION} (write a new one with --distill-results)")
-    if schema_check.matches(SCHEMA, results):  # a plain pass: jsonschema took two minutes on 100,000 cases
-        return dict(results)
-    import jsonschema  # imported when first needed: it costs a suite that never validates
 
-    problem = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(SCHEMA).iter_errors(results))
-    if problem is not None:
-        raise ConfigError(f"{where}: not a pytest-distill results file: at {problem.json_path}: {problem.message}")
-    return dict(results)
+
+def check_record(record: Any, index: int, where: str) -> None:
+    """One record of a results file read a record at a time: what `load` checks of the whole document."""
+    surrogate = strict_json.lone_surrogate(record)
+    if surrogate is not None:
+        raise ConfigError(f"{where}: not JSON: a lone surrogate in the string at $.cases[{index}]{surrogate[1:]}")
+    check(SCHEMA["properties"]["cases"]["items"], record, f"$.cases[{index}]", where)
+
+
+def check_head(members: Mapping[str, Any], where: str) -> None:
+    """The members of a results file read a record at a time (its "cases" read as [], the records apart):
+    what `load` checks of them."""
+    check_version(members, where)
+    surrogate = strict_json.lone_surrogate(dict(members))
+    if surrogate is not None:
+        raise ConfigError(f"{where}: not JSON: a lone surrogate in the string at {surrogate}")
+    for name in SCHEMA["required"]:
+        if name not in members:
+            raise ConfigError(f"{where}: not a pytest-distill results file: at $: {name!r} is a required property")
+    for name, value in members.items():
+        if name in SCHEMA["properties"]:
+            check(SCHEMA["properties"][name], value, f"$.{name}", where)
 
 
 def check_destination(path: Path, flag: str = "--distill-results", example: str = "results.json") -> None:
