@@ -24,6 +24,7 @@ from .errors import DistillError
 from .jsonl import DEFAULT_MAX_LINE_BYTES, SETTING, BadLine, read_jsonl
 from .models.client import ModelRuntime
 from .models.types import Completion, ModelError, Usage
+from .names import distinct
 from .sealed import opened, seal
 
 ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
@@ -144,7 +145,7 @@ def param_ids(cases: Sequence[Case | BrokenCase]) -> list[str]:
     so an id from data can hold no markup (pytest-html puts test ids into its page as HTML), control
     characters or path separators; long ids are cut, and ids that became equal get `-2`, `-3`, ... The
     original stays in `case.id` and in the reports."""
-    return _unique_ids([_UNSAFE_IN_ID.sub("_", case.id)[:ID_LIMIT].strip("_") or "case" for case in cases])
+    return distinct([_UNSAFE_IN_ID.sub("_", case.id)[:ID_LIMIT].strip("_") or "case" for case in cases], "-")
 
 
 def model_ids(models: Sequence[str]) -> list[str]:
@@ -152,21 +153,7 @@ def model_ids(models: Sequence[str]) -> list[str]:
     (pytest-html puts test ids into its page as HTML: `--model 'x<img onerror=...>'` must not run
     there); the `:` and `/` of `ft:`, `hf:org/name` and endpoint names stay. The name itself is unchanged
     everywhere else."""
-    return _unique_ids([_MARKUP_IN_ID.sub("_", model) or "model" for model in models])
-
-
-def _unique_ids(bases: Sequence[str]) -> list[str]:
-    """The ids, those that became equal told apart by `-2`, `-3`, ..."""
-    seen: set[str] = set()
-    ids = []
-    for base in bases:
-        safe, count = base, 1
-        while safe in seen:
-            count += 1
-            safe = f"{base}-{count}"
-        seen.add(safe)
-        ids.append(safe)
-    return ids
+    return distinct([_MARKUP_IN_ID.sub("_", model) or "model" for model in models], "-")
 
 
 def _check_messages(messages: Any, key: str) -> None:

@@ -20,6 +20,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..names import distinct
 from .convert import EvalsError, NotConverted
 from .module import GeneratedCode, TestModule, comment, literal, slug, text_literal
 
@@ -376,14 +377,4 @@ def placeholder_file(ev: RegistryEval, function: str, why: str, command: str) ->
 
 def file_names(evals: Sequence[RegistryEval]) -> list[str]:
     """A distinct `test_NAME` per eval (a name made of no ASCII letter is `eval`)."""
-    seen: set[str] = set()
-    names = []
-    for ev in evals:
-        base = slug(ev.name) if re.search(r"[A-Za-z0-9]", ev.name) else "eval"
-        name, count = f"test_{base}", 1
-        while name in seen:
-            count += 1
-            name = f"test_{base}_{count}"
-        seen.add(name)
-        names.append(name)
-    return names
+    return distinct([f"test_{slug(ev.name) if re.search(r'[A-Za-z0-9]', ev.name) else 'eval'}" for ev in evals], "_")

@@ -171,12 +171,8 @@ class SimApi:
         """POST /chat/completions: answer with a simulated model, the judge, or an injected fault."""
         body = _json_object(request.body)
         _reject_unknown(body, CHAT_PARAMS)
-        model = body.get("model")
-        if not model or not isinstance(model, str):
-            raise bad_request("you must provide a model parameter")
+        model = _model_unstreamed(body)
         messages = _messages(body)
-        if body.get("stream"):
-            raise bad_request("The simulator does not stream: leave out stream or send stream=false.", param="stream")
         if body.get("n") not in (None, 1):
             raise bad_request("The simulator answers with n=1 only.", param="n")
         card = self._chat_model(model)
@@ -208,11 +204,7 @@ class SimApi:
         """POST /responses: the same answer as the chat request it amounts to, as a `response` object."""
         body = _json_object(request.body)
         _reject_unknown(body, RESPONSE_PARAMS)
-        model = body.get("model")
-        if not model or not isinstance(model, str):
-            raise bad_request("you must provide a model parameter")
-        if body.get("stream"):
-            raise bad_request("The simulator does not stream: leave out stream or send stream=false.", param="stream")
+        model = _model_unstreamed(body)
         messages, chat = chat_of(body)
         card = self._chat_model(model)
         if card.kind == "reasoning":
@@ -674,6 +666,16 @@ def _check_metadata(metadata: object) -> None:
     problem = metadata_problem(metadata)
     if problem:
         raise bad_request(f"Invalid 'metadata': {problem}.", param="metadata")
+
+
+def _model_unstreamed(body: dict[str, Any]) -> str:
+    """The model a chat or responses request names; the simulator answers whole replies only."""
+    model = body.get("model")
+    if not model or not isinstance(model, str):
+        raise bad_request("you must provide a model parameter")
+    if body.get("stream"):
+        raise bad_request("The simulator does not stream: leave out stream or send stream=false.", param="stream")
+    return model
 
 
 def _messages(body: Mapping[str, Any]) -> list[dict[str, Any]]:
