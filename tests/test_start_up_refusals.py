@@ -85,3 +85,14 @@ def test_a_whole_file_write_never_replaces_what_is_no_regular_file(tmp_path: Pat
     write_atomic(tmp_path / "file.json", "{}")
     write_atomic(tmp_path / "file.json", "[]")
     assert (tmp_path / "file.json").read_text(encoding="utf-8") == "[]"
+
+
+@pytest.mark.parametrize("flag", ["--distill-filter", "--distill-cache"])
+def test_a_path_after_a_bare_optional_flag_is_refused_with_the_way_out(pytester: pytest.Pytester, flag: str) -> None:
+    """`pytest --distill-filter tests/`: argparse gives the flag the path as its value; the error says so."""
+    pytester.makepyfile(test_plain="def test_a():\n    assert True\n")
+    result = pytester.runpytest(flag, "test_plain.py")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"*{flag}: 'test_plain.py' is not one of *"
+                                 f"(a bare {flag} takes the word after it as its value: put paths first, or write {flag}=on)"])
+    assert pytester.runpytest("test_plain.py", flag).ret == pytest.ExitCode.OK

@@ -569,4 +569,7 @@ def _convert(opt: Option, raw: Any, source: str | None) -> Any:
             return raw
         return opt.convert(raw)
     except ValueError as exc:
-        raise pytest.UsageError(f"{source}: {exc}") from None
+        hint = ""
+        if opt.action == "optional" and source == opt.flag:  # `--distill-filter tests/`: argparse took the path
+            hint = f" (a bare {opt.flag} takes the word after it as its value: put paths first, or write {opt.flag}=on)"
+        raise pytest.UsageError(f"{source}: {exc}{hint}") from None
