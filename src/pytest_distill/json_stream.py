@@ -39,11 +39,11 @@ class _Reader:
         self.line, self.line_start = 1, 0
         """The line of the window's start, and where (as an offset into the window) that line starts."""
 
-    def more(self) -> bool:
-        """Drop what is read, add a chunk; False at the end of the file."""
+    def more(self, size: int = 0) -> bool:
+        """Drop what is read, add a chunk (`size` bytes if more); False at the end of the file."""
         if self.ended:
             return False
-        chunk = self.handle.read(CHUNK)
+        chunk = self.handle.read(max(size, CHUNK))
         self.ended = not chunk
         try:
             added = self.decoder.decode(chunk, final=self.ended)
@@ -79,13 +79,14 @@ class _Reader:
         self.pos += 1
 
     def value(self) -> Any:
-        """The next JSON value, read whole (no longer than the cap)."""
+        """The next JSON value, read whole (no longer than the cap). A value longer than the window is
+        tried again on a window twice as long, so a long value is parsed a few times, not once a chunk."""
         self.peek()
         while True:
             try:
                 value, end = DECODER.raw_decode(self.text, self.pos)
             except json.JSONDecodeError as exc:
-                if len(self.text) - self.pos <= self.cap and self.more():
+                if len(self.text) - self.pos <= self.cap and self.more(len(self.text) - self.pos):
                     continue
                 if len(self.text) - self.pos > self.cap:
                     raise self.too_long() from None
