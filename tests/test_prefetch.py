@@ -145,13 +145,16 @@ def test_judges_of_a_plain_assert_are_asked_ahead(pytester: pytest.Pytester, mak
     pytester.runpytest("--distill-cache").assert_outcomes(passed=CASES)
     pytester.makepyfile(suite_of("assert factuality(model.complete(case), case.expected)", cases))
     server.clear_requests()
-    # The first judge call is held inside the server until a second one arrives: only judges asked ahead,
-    # while the first test still waits for its verdict, can get there.
-    server.inject(Fault("stall", seconds=60))
+    # The first test's judge call shows what the tests make; the next judge call is then held inside the
+    # server until another arrives: only judges asked ahead, while a test waits for its verdict, can get
+    # there. Held past the request timeout, a call nobody asked ahead of is sent twice (counted below).
+    server.inject(Fault("stall", seconds=0))
+    server.inject(Fault("stall", seconds=600))
     with held_until(server, lambda: server.peak_in_flight >= 2, "a second judge call in flight"):
         pytester.runpytest("--distill-cache", "--distill-concurrency", "4")
     bodies = chat_bodies(server)
-    assert len(bodies) == CASES and all("json_schema" in body for body in bodies), "answers came from the cache"
+    assert len(bodies) == CASES, "each case judged once: answers from the cache, no call sent twice"
+    assert all("json_schema" in body for body in bodies)
     assert server.peak_in_flight >= 2, "judge calls of several tests were in flight at once"
 
 
