@@ -53,3 +53,27 @@ def test_a_value_over_the_cap_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(NotJSON, match="longer than distill_max_line_bytes"):
         json_stream.read_object(path, "cases", lambda index, value: None, cap=1000)
 
+
+
+def test_an_error_early_in_a_long_file_is_said_where_it_is_not_read_on_to_the_cap(tmp_path: Path, monkeypatch: Any) -> None:
+    """A broken record at the start of a file many windows long is a syntax error at its line, at once."""
+    monkeypatch.setattr(json_stream, "CHUNK", 1024)
+    counting = CountingDecoder(json_stream.DECODER)
+    monkeypatch.setattr(json_stream, "DECODER", counting)
+    path = tmp_path / "broken.json"
+    path.write_text('{"cases": [\n{"n": 1 "m": 2},\n' + ",\n".join(json.dumps({"n": i, "pad": "x" * 100}) for i in range(2000)) + "]}")
+    with pytest.raises(NotJSON, match="Expecting ',' delimiter at line 2 column 9"):
+        json_stream.read_object(path, "cases", lambda index, value: None, cap=1 << 20)
+    assert counting.parses == 2  # the member name "cases", then the broken record, once
+
+
+@pytest.mark.parametrize("tail", ["true", "false", "null", "-1.5e-7", '"\\u00fc\\ud83d\\ude00"', "[]", "{}"])
+def test_a_value_cut_at_any_place_by_the_window_is_read_whole(tmp_path: Path, monkeypatch: Any, tail: str) -> None:
+    """Every cut of a record's last value by the window's end reads on (a literal, a number, an escape)."""
+    monkeypatch.setattr(json_stream, "CHUNK", 64)
+    for shift in range(70):
+        path = tmp_path / "cut.json"
+        path.write_text('{"cases": [' + json.dumps({"pad": "y" * shift})[:-1] + ', "v": ' + tail + "}]}")
+        seen: list[Any] = []
+        json_stream.read_object(path, "cases", lambda index, value, seen=seen: seen.append(value), cap=1 << 20)
+        assert seen == [{"pad": "y" * shift, "v": json.loads(tail)}]

@@ -22,6 +22,8 @@ from .jsonl import SETTING
 from .strict_json import DECODER, NotJSON
 
 CHUNK = 1 << 20
+CUT = 16
+"""How far before the window's end a parse that fails may have been cut short (`-Infinity`, `\\u12`)."""
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
@@ -86,9 +88,12 @@ class _Reader:
             try:
                 value, end = DECODER.raw_decode(self.text, self.pos)
             except json.JSONDecodeError as exc:
-                if len(self.text) - self.pos <= self.cap and self.more(len(self.text) - self.pos):
+                # A value cut by the window's end fails there (a literal or escape a few characters before it,
+                # a string where it starts): read on. Anything else is an error of the file, said at once.
+                cut = exc.pos >= len(self.text) - CUT or exc.msg.startswith("Unterminated string")
+                if cut and len(self.text) - self.pos <= self.cap and self.more(len(self.text) - self.pos):
                     continue
-                if len(self.text) - self.pos > self.cap:
+                if cut and len(self.text) - self.pos > self.cap:
                     raise self.too_long() from None
                 line, column = self.where(exc.pos)
                 raise NotJSON(f"{exc.msg} at line {line} column {column}") from None
