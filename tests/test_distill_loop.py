@@ -343,7 +343,7 @@ def test_two_project_folders_on_the_same_data_make_one_job(
     nothing of the first one's job. Before creating a job, the server's jobs are listed by the training
     file's sha256 (their metadata): a live one for the same data and settings is followed instead."""
     server = start_project(pytester, make_sim, job_seconds=60)
-    first = pytester.runpytest("--distill", *workers)
+    first = pytester.runpytest("--distill")  # under xdist only the run that finds the job: one xdist start, not three
     job = re.search(r"started openai training (ftjob-\S+)", first.stdout.str()).group(1)
     other = pytester.path / "other-checkout"
     other.mkdir()
@@ -358,7 +358,7 @@ def test_two_project_folders_on_the_same_data_make_one_job(
     [listing] = requests_to(server, "GET", "/fine_tuning/jobs")[-1:]
     trained = (other / ".pytest_cache" / "d" / "distill" / "distill-train.jsonl").read_bytes()
     assert listing.query == {"metadata[training_sha256]": [hashlib.sha256(trained).hexdigest()], "limit": ["100"]}
-    third = pytester.runpytest("--distill", "--distill-epochs", "2", "--rootdir", str(other), str(other), *workers)
+    third = pytester.runpytest("--distill", "--distill-epochs", "2", "--rootdir", str(other), str(other))
     third.stdout.fnmatch_lines(["started openai training ftjob-*"])
     assert creates(server) == (2, 2)
 
