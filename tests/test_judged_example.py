@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from .support import REPO
+from .toy_model import build_toy_model, texts_of
 
 EXAMPLE = REPO / "examples" / "judged_data"
 PAGE = REPO / "docs" / "distillation.md"
@@ -26,10 +27,10 @@ def copy_example(pytester: pytest.Pytester) -> None:
     shutil.copytree(EXAMPLE, pytester.path, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".pytest_cache", "__pycache__"))
 
 
-def documented_loop() -> list[list[str]]:
-    """The pytest commands of the page's "Evaluate, filter by judge, ..." block, as argument lists."""
+def documented_loop(heading: str) -> list[list[str]]:
+    """The pytest commands of the first bash block under the page's `heading`, as argument lists."""
     text = PAGE.read_text(encoding="utf-8")
-    block = re.search(r"```bash\n(.*?)```", text[text.index("## Evaluate, filter by judge"):], re.S)
+    block = re.search(r"```bash\n(.*?)```", text[text.index(heading):], re.S)
     assert block is not None
     return [shlex.split(line)[1:] for line in block.group(1).splitlines() if line.startswith("pytest ")]
 
@@ -64,7 +65,7 @@ def test_the_judged_filter_removes_the_simulated_teachers_wrong_answers(pytester
 
 def test_the_documented_loop_distils_a_student_of_the_judged_data_that_beats_its_teacher(pytester: pytest.Pytester) -> None:
     copy_example(pytester)
-    evaluate, judged, unfiltered, compare = documented_loop()
+    evaluate, judged, unfiltered, compare = documented_loop("## Evaluate, filter by judge")
     pytester.runpytest(*evaluate).assert_outcomes(passed=32)
     first = pytester.runpytest(*judged)
     first.stdout.fnmatch_lines(["*distill balance by topic*", "distillation gate: MET", "  kept per check: criteria_match 12 of 16",
@@ -79,3 +80,43 @@ def test_the_documented_loop_distils_a_student_of_the_judged_data_that_beats_its
     assert rates[good] >= rates["gpt-4o"] > rates[plain]
     # the figures the page and the README state: 94%, 81%, 75% (and the base student 31%)
     assert (rates[good], rates["gpt-4o"], rates[plain], rates["gpt-4o-mini"]) == (15 / 16, 13 / 16, 12 / 16, 5 / 16)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1200)  # three sessions and two trainings on the CPU; a busy 2-core machine is slow
+def test_the_documented_loop_with_the_trl_toy_states_facts_where_the_unfiltered_student_shrugs(
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The trl variant of the loop on the tiny random Llama. It learns its training answers, and repeats
+    them for the test split's rewordings of its training questions; it cannot know a fact it was never
+    shown. So the student of the judged data states a fact on every test question (the judged check's
+    rate: at least the teacher's), but is right only where it was trained on the fact; the student of
+    every answer shrugs where its data shrugged (below the teacher on that check)."""
+    torch = pytest.importorskip("torch")
+    # Imported before the in-process sessions, which put sys.modules back after each: a second import of
+    # `datasets` (trl imports it to train) would register its pyarrow types twice and fail.
+    pytest.importorskip("trl").SFTTrainer  # noqa: B018 - the lazy module imports it on access
+    pytest.importorskip("trl.chat_template_utils")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the training runs in this process: one thread, as the hf: model's process gets
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    copy_example(pytester)
+    build_toy_model(pytester.path / "toy", texts_of(EXAMPLE / "data" / "teacher.jsonl"))
+    judged, unfiltered, compare = documented_loop("### The same loop with a student trained here")
+    try:
+        pytester.runpytest(*judged).stdout.fnmatch_lines(
+            ["*trl: training hf:* on 12 examples*", "*kept per check: criteria_match 12 of 16*", "*distilled model hf:filtered*"])
+        pytester.runpytest(*unfiltered).stdout.fnmatch_lines(
+            ["*trl: training hf:* on 16 examples*", "*distilled model hf:unfiltered*"])
+        pytester.runpytest(*compare).assert_outcomes(passed=48)
+    finally:
+        torch.set_num_threads(threads)
+    results = pytester.path / "compare.json"
+    written = json.loads(results.read_text(encoding="utf-8"))
+    facts = {model: checks["criteria_match"]["pass_rate"] for model, checks in written["summary"].items()}
+    assert facts["hf:filtered"] >= facts["gpt-4o"] > facts["hf:unfiltered"], facts
+    rates = pass_rates(results)
+    assert rates["hf:filtered"] >= rates["hf:unfiltered"], rates
+    outputs = {(case["model"], case["case_id"]): case["output"] for case in written["cases"]}
+    shrugged = {case for model, case in outputs if model == "hf:unfiltered" and outputs[model, case] == SHRUG}
+    assert {"test-00", "test-04", "test-08", "test-12"} <= shrugged  # where its training data shrugged
+    assert not any(outputs[model, case] == SHRUG for model, case in outputs if model == "hf:filtered")
