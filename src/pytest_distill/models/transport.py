@@ -327,9 +327,10 @@ class Transport:
 
         if isinstance(exc, json.JSONDecodeError):
             return f"the server's answer is not JSON ({exc.msg} at character {exc.pos})"
-        message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         if isinstance(exc, openai.APIStatusError):
-            message = explained(message, exc.body)
+            message = explained(exc.status_code, exc.body)
+        else:
+            message = getattr(exc, "message", None) or str(exc) or type(exc).__name__
         return capped(printable(self.redacted(message)))
 
     # -- the synchronous client ------------------------------------------------------------------------

@@ -81,14 +81,19 @@ def _count(usage: object, name: str) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
 
 
-def explained(message: str, body: object) -> str:
-    """The SDK's `Error code: 400`, with the server's own explanation when the SDK left it out: servers
-    other than OpenAI put it elsewhere (`{"detail": ...}`, `{"error": "..."}`, plain text)."""
-    if " - " in message:
-        return message
+def explained(status: int, body: object) -> str:
+    """`Error code: 400 - the server's explanation`, made here from the status and the body, not taken from
+    the SDK, whose wording changed in openai 3.38 (before, it quoted the whole body as a dict). OpenAI says
+    it in `{"error": {"message": ...}}`, other servers elsewhere (`{"message": ...}`, `{"detail": ...}`,
+    `{"error": "..."}`, plain text)."""
+    message = f"Error code: {status}"
     found: object = body
     if isinstance(body, Mapping):
-        found = next((body[name] for name in ("message", "detail", "error", "msg") if body.get(name)), None)
+        error = body.get("error", body)
+        said = error.get("message") if isinstance(error, Mapping) else None
+        if isinstance(said, str) and said:
+            return f"{message} - {said}"  # word for word, as the SDK says it since 3.38
+        found = next((body[name] for name in ("detail", "error", "msg") if body.get(name)), None)
     if isinstance(found, (Mapping, list)):
         found = json.dumps(found, ensure_ascii=False, default=str)
     if not isinstance(found, str) or not found.strip():
