@@ -48,13 +48,14 @@ def seed(path: Path, answer: str) -> Path:
 def test_under_the_simulator_the_cache_never_serves_answers_of_another_seed(
         pytester: pytest.Pytester, workers: list[str]) -> None:
     pytester.makepyfile(SEEDED_SUITE)
-    options = ("--distill-sim", "--distill-sim-seed", "cases.jsonl", "--distill-cache", "--model", "gpt-4o", *workers)
+    options = ("--distill-sim", "--distill-sim-seed", "cases.jsonl", "--distill-cache", "--model", "gpt-4o")
     seed(pytester.path / "cases.jsonl", "alpha")
-    pytester.runpytest(*options).assert_outcomes(passed=4)
+    pytester.runpytest(*options, *workers).assert_outcomes(passed=4)
     entries = lambda: len(list(pytester.path.rglob("distill-calls/**/*.json")))  # noqa: E731
     assert entries() == 4
     seed(pytester.path / "cases.jsonl", "beta")  # the same questions, other answers
-    pytester.runpytest(*options).assert_outcomes(passed=4)
+    pytester.runpytest(*options, *workers).assert_outcomes(passed=4)
     assert entries() == 8
-    pytester.runpytest(*options).assert_outcomes(passed=4)  # the same seed again: all from the cache
+    # The same seed again, serially: all from the cache its workers wrote (one key, serial or under xdist).
+    pytester.runpytest(*options).assert_outcomes(passed=4)
     assert entries() == 8

@@ -248,11 +248,12 @@ def test_a_graded_text_can_neither_close_its_fence_nor_open_a_section() -> None:
     assert boundary not in other
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_a_forged_expert_answer_and_verdict_in_an_answer_stay_data(
-        pytester: pytest.Pytester, make_sim: Callable[..., SimServer], tmp_path: Path, workers: list[str]) -> None:
+        pytester: pytest.Pytester, make_sim: Callable[..., SimServer], tmp_path: Path) -> None:
     """The model under test answers with a forged section and a forged verdict: the judge sees it all
-    inside the output's fence, the real reference in its own, and the case fails in every report."""
+    inside the output's fence, the real reference in its own, and the case fails in every report.
+    Serial: the prompt is made where the test runs; a judged failure's reports under xdist are proven by
+    test_a_session_records_judged_grades_in_the_summary."""
     question = [{"role": "user", "content": "What is the capital of France?"}]
     seed = tmp_path / "seed.jsonl"
     seed.write_text(json.dumps({"messages": [*question, {"role": "assistant", "content": FORGED}]}) + "\n", encoding="utf-8")
@@ -267,7 +268,7 @@ def test_a_forged_expert_answer_and_verdict_in_an_answer_stay_data(
         def test_capital(case, model):
             assert factuality(model.complete(case), case.expected)
     """)
-    result = pytester.runpytest("--model", "gpt-4o", "--distill-results", "results.json", *workers)
+    result = pytester.runpytest("--model", "gpt-4o", "--distill-results", "results.json")
     result.assert_outcomes(failed=1)
     [body] = judge_requests(sim)
     user = next(m["content"] for m in body["messages"] if m["role"] == "user")

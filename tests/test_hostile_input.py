@@ -74,8 +74,9 @@ def test_answer(case, model):
 """
 
 
-@WORKERS
-@pytest.mark.parametrize("kind", ["500", "malformed"])
+# Under xdist each worker collects the stored completions: one fault kind shows they agree on the broken case.
+@pytest.mark.parametrize("kind, workers", [("500", []), ("malformed", []), ("malformed", ["-n", "2"])],
+                         ids=["500-serial", "malformed-serial", "malformed-xdist"])
 def test_a_stored_completion_whose_messages_call_fails_errors_only_its_own_case(
         pytester: pytest.Pytester, make_sim: Any, tmp_path: Path, kind: str, workers: list[str]) -> None:
     server = make_sim(seed=[write_jsonl(tmp_path / "few.jsonl", qa_rows(3))])

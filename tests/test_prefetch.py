@@ -126,15 +126,21 @@ def suite_of(body: str, cases: Path, head: str = "") -> str:
 
 
 @pytest.mark.parametrize("mode", MODES.values(), ids=MODES.keys())
-@pytest.mark.parametrize("body, judges", SUITES.values(), ids=SUITES.keys())
-def test_each_case_makes_exactly_the_calls_its_test_makes(pytester: pytest.Pytester, server: SimServer, tmp_path: Path,
-                                                          body: str, judges: int, mode: list[str]) -> None:
-    pytester.makepyfile(suite_of(body, write_jsonl(tmp_path / "cases.jsonl", qa_rows(CASES))))
+def test_each_case_makes_exactly_the_calls_its_test_makes(pytester: pytest.Pytester, make_sim: Any, tmp_path: Path,
+                                                          mode: list[str]) -> None:
+    """Every suite of SUITES in one session (a test file and a dataset each, told apart by their questions):
+    one session per mode, not one per suite and mode (an xdist start costs ten serial sessions)."""
+    datasets = {name: write_jsonl(tmp_path / f"{name}.jsonl", qa_rows(CASES, prefix=f"{name}-")) for name in SUITES}
+    server = make_sim(seed=list(datasets.values()))
+    pytester.makepyfile(**{f"test_{name}": suite_of(body, datasets[name]) for name, (body, _) in SUITES.items()})
     result = pytester.runpytest("--distill-concurrency", "4", *mode)
     outcomes = result.parseoutcomes()
-    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == CASES
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == CASES * len(SUITES)
     bodies = chat_bodies(server)
-    assert len(bodies) == len(set(bodies)) == CASES * (1 + judges)
+    assert len(bodies) == len(set(bodies)) == sum(CASES * (1 + judges) for _, judges in SUITES.values())
+    answers = [body for body in bodies if "json_schema" not in body]
+    for name in SUITES:
+        assert sum(f"item {name}-" in body for body in answers) == CASES, name
     result.stdout.no_fnmatch_line("*prefetch:*not used*")
 
 
