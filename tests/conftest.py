@@ -86,7 +86,21 @@ def sim(make_sim: Callable[..., SimServer]) -> SimServer:
 
 
 @pytest.fixture(scope="session")
-def toy_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def training_stack() -> Any:
+    """torch, and what trl imports to train (`datasets` among it), imported once for the session.
+
+    A session fixture is set up before a test's `pytester`, which puts sys.modules back as it found it
+    when the test ends: imported inside such a test, `datasets` would be imported again by the next
+    one and register its pyarrow types twice (ArrowKeyError). Skips where the [trl] extra is missing."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("datasets")
+    pytest.importorskip("trl").SFTTrainer  # noqa: B018 - the lazy module imports it on access
+    pytest.importorskip("trl.chat_template_utils")
+    return torch
+
+
+@pytest.fixture(scope="session")
+def toy_model(training_stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random Llama chat model with a tokenizer learnt from hobannu, built offline (needs the [trl] extra)."""
     return build_toy_model(tmp_path_factory.mktemp("toy-model"), texts_of(HOBANNU))
 

@@ -11,6 +11,7 @@ import shlex
 import shutil
 from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -85,17 +86,13 @@ def test_the_documented_loop_distils_a_student_of_the_judged_data_that_beats_its
 @pytest.mark.slow
 @pytest.mark.timeout(1200)  # three sessions and two trainings on the CPU; a busy 2-core machine is slow
 def test_the_documented_loop_with_the_trl_toy_states_facts_where_the_unfiltered_student_shrugs(
-        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, training_stack: Any) -> None:
     """The trl variant of the loop on the tiny random Llama. It learns its training answers, and repeats
     them for the test split's rewordings of its training questions; it cannot know a fact it was never
     shown. So the student of the judged data states a fact on every test question (the judged check's
     rate: at least the teacher's), but is right only where it was trained on the fact; the student of
     every answer shrugs where its data shrugged (below the teacher on that check)."""
-    torch = pytest.importorskip("torch")
-    # Imported before the in-process sessions, which put sys.modules back after each: a second import of
-    # `datasets` (trl imports it to train) would register its pyarrow types twice and fail.
-    pytest.importorskip("trl").SFTTrainer  # noqa: B018 - the lazy module imports it on access
-    pytest.importorskip("trl.chat_template_utils")
+    torch = training_stack  # imported for the session, before this test's in-process sessions (see conftest)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the training runs in this process: one thread, as the hf: model's process gets
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
