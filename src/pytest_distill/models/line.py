@@ -45,6 +45,9 @@ class Gate:
             raise
 
     def release(self) -> None:
+        # A waiter cancelled in this same turn of the loop is still listed until its task runs: handing it
+        # the place would raise in the releasing call and lose the place for good (calls then wait forever).
+        self.waiting = [entry for entry in self.waiting if not entry[1].done()]
         chosen = next((entry for entry in self.waiting if self.wanted(entry[0])), None) or next(iter(self.waiting), None)
         if chosen is None:
             self.free += 1
