@@ -55,14 +55,22 @@ def read_chat(data: object) -> tuple[str, str | None, Usage, str]:
     message = choices[0].get("message") if isinstance(choices[0], dict) else None
     if not isinstance(message, dict):
         raise OffShape("its first choice has no message")
-    text, refusal, served = _content_text(message.get("content")), message.get("refusal"), data.get("model")
-    refusal = refusal if isinstance(refusal, str) else None
+    refusal = message.get("refusal")
+    return _answer(data, "message content", _content_text(message.get("content")),
+                   refusal if isinstance(refusal, str) else None, ("prompt_tokens", "completion_tokens"))
+
+
+def _answer(data: Mapping[str, Any], text_name: str, text: str, refusal: str | None,
+            counts: tuple[str, str]) -> tuple[str, str | None, Usage, str]:
+    """The answer as the runtime keeps it, from either API's reply: its texts must be Unicode text, its
+    usage is read under that API's two names (absent or odd counts are 0)."""
+    served = data.get("model")
     served = served if isinstance(served, str) else ""
-    where = strict_json.lone_surrogate({"message content": text, "refusal": refusal, "model": served})
+    where = strict_json.lone_surrogate({text_name: text, "refusal": refusal, "model": served})
     if where is not None:
         raise OffShape(f"its {where.removeprefix('$.')} is not Unicode text (it holds a lone surrogate)")
     usage = data.get("usage")
-    return text, refusal, Usage(_count(usage, "prompt_tokens"), _count(usage, "completion_tokens")), served
+    return text, refusal, Usage(_count(usage, counts[0]), _count(usage, counts[1])), served
 
 
 def _content_text(content: object) -> str:
@@ -158,10 +166,5 @@ def read_response(data: object) -> tuple[str, str | None, Usage, str]:
         raise OffShape("an output text or refusal is not text")
     if not texts and not refusals:
         raise OffShape("its output holds no message with text")
-    text, refusal, served = "".join(map(str, texts)), "".join(map(str, refusals)) or None, data.get("model")
-    served = served if isinstance(served, str) else ""
-    where = strict_json.lone_surrogate({"output text": text, "refusal": refusal, "model": served})
-    if where is not None:
-        raise OffShape(f"its {where.removeprefix('$.')} is not Unicode text (it holds a lone surrogate)")
-    usage = data.get("usage")
-    return text, refusal, Usage(_count(usage, "input_tokens"), _count(usage, "output_tokens")), served
+    return _answer(data, "output text", "".join(map(str, texts)), "".join(map(str, refusals)) or None,
+                   ("input_tokens", "output_tokens"))
