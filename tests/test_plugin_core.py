@@ -117,7 +117,7 @@ def test_the_first_collection_fetches_messages_several_at_once_within_the_bound(
     server = make_sim(seed=[write_jsonl(tmp_path / "many.jsonl", qa_rows(24))])
     pytester.makepyfile(STUDENT_SUITE.format(spec="stored"))
     # The first messages call is held inside the server until a second one arrives beside it.
-    server.inject(Fault("stall", seconds=60, path="/chat/completions/q"))
+    server.inject(Fault("stall", seconds=60, path="/chat/completions/chatcmpl-q"))
     with held_until(server, lambda: server.peak_in_flight >= 2, "a second messages call in flight"):
         result = pytester.runpytest("--collect-only", "-q", "--distill-concurrency", "3")
     result.stdout.fnmatch_lines(["24 tests collected*"])
