@@ -139,7 +139,8 @@ def test_a_recorded_answers_file_is_read_a_line_at_a_time_and_an_over_long_line_
     recording = Recording.read(path)
     assert len(recording.answers) == 2 and recording.unreadable is None
     assert recording.problems == [f"line 2: the line is {len(chat_line('huge', DEFAULT_MAX_LINE_BYTES)):,} bytes, more than "
-                                  "the 5,000,000 bytes a line may hold"]
+                                  "distill_max_line_bytes (5,000,000): a case this long cannot be sent to a model; raise the ini setting "
+                                  "distill_max_line_bytes to read it anyway"]
 
 
 def baseline_records(count: int, output_size: int) -> list[dict[str, Any]]:
@@ -191,3 +192,25 @@ def test_a_baseline_record_over_the_cap_is_a_clear_error(tmp_path: Path) -> None
                                           r"distill_max_line_bytes \(4,000 bytes\): raise the ini setting distill_max_line_bytes"):
         baseline.load(path, cap=4000)
     assert len(baseline.load(path, cap=50_000).results["cases"]) == 3
+
+
+def test_the_cap_bounds_a_recorded_models_lines_and_the_judge_labels_too(pytester: pytest.Pytester) -> None:
+    """A recorded answer over the cap costs only its case; a label line over it stops the run at start-up."""
+    pytester.makepyfile(ANSWER_SUITE)
+    (pytester.path / "cases.jsonl").write_text("\n".join(chat_line(f"c{i}") for i in range(3)) + "\n", encoding="utf-8")
+    recorded = [{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+                 "metadata": {"model": "old", "note": "x" * size}} for size in (0, 3000)]
+    (pytester.path / "answers.jsonl").write_text("".join(json.dumps(line) + "\n" for line in recorded), encoding="utf-8")
+    pytester.makeini("[pytest]\ndistill_max_line_bytes = 1000\n")
+    result = pytester.runpytest("--distill-sim", "--model", "recorded:answers.jsonl")
+    result.assert_outcomes(passed=3)  # the later line, over the cap, is left out: the first answers every case
+    (pytester.path / "answers.jsonl").write_text(json.dumps(recorded[1]) + "\n", encoding="utf-8")
+    result = pytester.runpytest("--distill-sim", "--model", "recorded:answers.jsonl")
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines(["*no recorded answer to this input in answers.jsonl (it holds answers to 0 inputs; 1 lines "
+                                 "could not be read: line 1: the line is 3,1?? bytes, more than distill_max_line_bytes (1,000)*"])
+    label = {"case_id": "c0", "grader": "string_check", "passed": True, "note": "x" * 3000}
+    (pytester.path / "labels.jsonl").write_text(json.dumps(label) + "\n", encoding="utf-8")
+    result = pytester.runpytest("--distill-sim", "--distill-judge-labels", "labels.jsonl")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*judge labels labels.jsonl:1: the line is 3,0?? bytes, more than distill_max_line_bytes (1,000)*"])

@@ -103,7 +103,7 @@ class DistillSession:
             endpoints = [Endpoint(e.name, url, key=SIM_KEY, api=e.api) for e in s.endpoints] if url else s.endpoints
             self._runtime = ModelRuntime(base_url=url, api_key=SIM_KEY if url else None, api=s.api, concurrency=s.concurrency,
                                          request_timeout=s.request_timeout, cache=self._completion_cache(url),
-                                         endpoints=endpoints, batches=self._batches(url))
+                                         endpoints=endpoints, batches=self._batches(url), max_line_bytes=s.max_line_bytes)
             progress.attach(self._runtime, self.config)
             self._runtime.on_start = self._freeze
         return self._runtime

@@ -281,8 +281,9 @@ OPTIONS: tuple[Option, ...] = (
            "follows from a hash of its id: the same on every machine and for every model)", _shard, group="datasets",
            metavar="I/N"),
     Option("max_line_bytes", None, SETTING, DEFAULT_MAX_LINE_BYTES, "the longest dataset line read, in bytes; a longer "
-           "line is an error of its own case (the default, 5 MB, is about a million tokens); also the longest record of a "
-           "baseline (--distill-baseline is read a record at a time)", _positive, group="datasets",
+           "line is an error of its own case (the default, 5 MB, is about a million tokens); also the longest line of a "
+           "recorded: model's file and of --distill-judge-labels, and the longest record of a baseline (--distill-baseline "
+           "is read a record at a time)", _positive, group="datasets",
            metavar="BYTES"),
     Option("embedding_model", None, "distill_embedding_model", "text-embedding-3-small", "model for embedding_similarity", group="grading"),
     Option("repeat", "--distill-repeat", "distill_repeat", 1, "run each case N times per model", _positive, group="grading"),

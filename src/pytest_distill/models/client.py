@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from ..jsonl import DEFAULT_MAX_LINE_BYTES
 from .batches import Batches, InBatch
 from .call_table import CallTable, asked_ahead, chat_key, request_key
 from .router import Route, Router
@@ -59,7 +60,8 @@ class ModelRuntime:
 
     def __init__(self, *, base_url: str | None = None, api_key: str | None = None, api: str = "chat", concurrency: int = 8,
                  request_timeout: float = 120.0, max_attempts: int = 6, cache: CompletionCache | None = None,
-                 endpoints: Sequence[Endpoint] = (), batches: Batches | None = None) -> None:
+                 endpoints: Sequence[Endpoint] = (), batches: Batches | None = None,
+                 max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self.base_url = base_url
         self.concurrency, self.request_timeout, self.max_attempts = concurrency, request_timeout, max_attempts
         self.on_wait: Callable[[float], None] | None = None
@@ -75,7 +77,7 @@ class ModelRuntime:
         self.router = Router({endpoint.name: Transport(endpoint, self.table, concurrency=concurrency,
                                                        request_timeout=request_timeout, max_attempts=max_attempts,
                                                        redacted=redacted, batches=None if endpoint.name else batches)
-                              for endpoint in everywhere})
+                              for endpoint in everywhere}, max_line_bytes)
         if batches is not None:
             batches.explain = self.router.transports[""].message
         self._lock = threading.Lock()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..jsonl import BadLine, read_jsonl
+from ..jsonl import DEFAULT_MAX_LINE_BYTES, SETTING, BadLine, read_jsonl
 from .hf import chat_messages
 from .types import RECORDED_PREFIX, Completion, ModelError, Usage
 
@@ -56,10 +56,10 @@ class Recording:
     """Why the file as a whole could not be read (no such file), or None."""
 
     @classmethod
-    def read(cls, path: Path) -> Recording:
+    def read(cls, path: Path, cap: int = DEFAULT_MAX_LINE_BYTES) -> Recording:
         recording = cls(path)
         try:
-            for line in read_jsonl(path):  # a line at a time, each capped
+            for line in read_jsonl(path, cap, SETTING):  # a line at a time, each capped
                 if isinstance(line, BadLine):
                     recording.problems.append(f"line {line.number}: {line.problem}")
                     continue
@@ -115,9 +115,11 @@ def _parse(data: dict[str, Any], number: int) -> tuple[str, Answer]:
 
 
 class RecordedModels:
-    """The recordings of one runtime, each file read on first use and then kept."""
+    """The recordings of one runtime, each file read on first use and then kept; `cap` bounds a line (ini
+    `distill_max_line_bytes`, as for datasets)."""
 
-    def __init__(self) -> None:
+    def __init__(self, cap: int = DEFAULT_MAX_LINE_BYTES) -> None:
+        self.cap = cap
         self._lock = threading.Lock()
         self._files: dict[str, Recording] = {}
 
@@ -127,6 +129,6 @@ class RecordedModels:
             raise ModelError(name, ENDPOINT, "expected recorded:PATH, the file of recorded answers")
         with self._lock:
             if path not in self._files:
-                self._files[path] = Recording.read(Path(path).expanduser())
+                self._files[path] = Recording.read(Path(path).expanduser(), self.cap)
             recording = self._files[path]
         return recording.answer(name, messages)

@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..jsonl import DEFAULT_MAX_LINE_BYTES
 from .types import LOCAL_PREFIX, RECORDED_PREFIX, Completion, ModelError
 
 if TYPE_CHECKING:
@@ -79,10 +80,12 @@ class InProcess:
 
 class Router:
     """Model names to routes. `transports` by endpoint name ("" is the default endpoint); `providers` by
-    prefix (without its colon): what makes the route of a name with that prefix."""
+    prefix (without its colon): what makes the route of a name with that prefix. `max_line_bytes` bounds
+    a line of a `recorded:` model's file."""
 
-    def __init__(self, transports: Mapping[str, Transport]) -> None:
+    def __init__(self, transports: Mapping[str, Transport], max_line_bytes: int = DEFAULT_MAX_LINE_BYTES) -> None:
         self.transports = dict(transports)
+        self.max_line_bytes = max_line_bytes
         self.providers: dict[str, Callable[[str], Route]] = {
             LOCAL_PREFIX.rstrip(":"): lambda model: InProcess(self._local_chat, model),
             RECORDED_PREFIX.rstrip(":"): lambda model: InProcess(self._recorded_chat, model)}
@@ -124,7 +127,7 @@ class Router:
 
         with self._lock:
             if self._recorded is None:
-                self._recorded = RecordedModels()
+                self._recorded = RecordedModels(self.max_line_bytes)
         return self._recorded.chat(model, messages)
 
     def queued(self) -> list[str]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
-from ..jsonl import BadLine, read_jsonl
+from ..jsonl import DEFAULT_MAX_LINE_BYTES, SETTING, BadLine, read_jsonl
 from ..ledger import Entry
 from .inputs import reading
 from .table import percent, some
@@ -30,12 +30,12 @@ class Label:
     model: str | None = None
 
 
-def load_labels(path: Path) -> list[Label]:
+def load_labels(path: Path, cap: int = DEFAULT_MAX_LINE_BYTES) -> list[Label]:
     """The labels of a JSONL file, or a usage error naming the file and the line that is wrong."""
     labels: list[Label] = []
     first: dict[tuple[str, str, str | None], int] = {}
     with reading(f"judge labels {path}"):
-        for line in read_jsonl(path):
+        for line in read_jsonl(path, cap, SETTING):
             if isinstance(line, BadLine):  # incl. nesting too deep to read and lone surrogates no report can hold
                 raise ConfigError(f"judge labels {line.at(path)}")
             try:

@@ -75,7 +75,7 @@ class Reporter:
         if s.markdown is not None:
             results.check_destination(s.markdown, "--distill-markdown")
         if s.judge_labels is not None:
-            self.labels = agreement.load_labels(s.judge_labels)
+            self.labels = agreement.load_labels(s.judge_labels, s.max_line_bytes)
         if s.balance_against is not None and s.balance is None:
             raise pytest.UsageError("--distill-balance-against needs --distill-balance KEY")
         if s.baseline is None:
