@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_distill import ModelError
+from pytest_distill.models import transport
 from pytest_distill.sim import Fault, SimServer
 
 from .support import TEST_KEY, qa_rows, requests_to, write_jsonl
@@ -143,8 +144,10 @@ class ClosingPort:
             connection.close()
 
     def close(self) -> None:
+        self.socket.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(), which a close alone leaves waiting
         self.socket.close()
         self.thread.join(timeout=5)
+        assert not self.thread.is_alive()
 
 
 @pytest.fixture
@@ -157,7 +160,8 @@ def down(monkeypatch: pytest.MonkeyPatch) -> Iterator[ClosingPort]:
 
 
 def test_an_outage_costs_one_retry_ladder_then_every_waiting_case_errors_at_once_naming_the_url(
-        pytester: pytest.Pytester, tmp_path: Path, down: ClosingPort) -> None:
+        pytester: pytest.Pytester, tmp_path: Path, down: ClosingPort, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(transport, "FIRST_BACKOFF_S", 0.01)  # the ladder's shape, not its 15 s of waiting
     suite(pytester, tmp_path, 6)
     result = pytester.runpytest("-p", "no:distill-prefetch", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=6)

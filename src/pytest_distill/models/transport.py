@@ -39,6 +39,8 @@ T = TypeVar("T")
 
 RETRYABLE_STATUS = {408, 409, 429}
 MAX_RETRY_AFTER_S = 120.0
+FIRST_BACKOFF_S = 0.5
+"""The wait before the second attempt; each later one doubles it (with jitter), up to MAX_BACKOFF_S."""
 MAX_BACKOFF_S = 30.0
 KNOWN_SHOWN = 10
 """An unknown model's error lists the server's models when there are at most this many, else the closest."""
@@ -386,4 +388,4 @@ def _retry_after(exc: openai.APIStatusError) -> float | None:
 
 
 def _backoff(attempt: int) -> float:
-    return min(MAX_BACKOFF_S, 0.5 * 2.0**attempt) * (0.75 + random.random() / 2)
+    return min(MAX_BACKOFF_S, FIRST_BACKOFF_S * 2.0**attempt) * (0.75 + random.random() / 2)
