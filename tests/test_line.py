@@ -1,10 +1,19 @@
-"""models.line.Gate: at most N calls on the wire, tests' calls first; a cancelled waiter never costs a place."""
+"""models.line: the Gate (at most N calls on the wire, tests' calls first; a cancelled waiter never costs a
+place) and the SDK clients a Line makes."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
-from pytest_distill.models.line import Gate
+import openai
+import pytest
+
+from pytest_distill.models import line as line_module
+from pytest_distill.models.line import Gate, Line
+from pytest_distill.models.types import Endpoint, ModelError
+
+from .support import TEST_KEY
 
 
 def test_a_waiter_cancelled_in_the_turn_its_place_is_freed_loses_no_place() -> None:
@@ -53,3 +62,18 @@ def test_a_call_a_test_waits_for_goes_before_calls_asked_ahead() -> None:
         return order
 
     assert asyncio.run(scenario()) == ["wanted", "ahead-1", "ahead-2"]
+
+
+def test_the_clients_of_a_process_share_one_tls_context_made_as_the_sdk_makes_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One CA store a process, not one a client; SSL_CERT_FILE still counts, as it does for the SDK's own."""
+    line_module._tls.cache_clear()
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "no-such-ca.pem"))
+    line = Line(Endpoint("", "http://127.0.0.1:9/v1", key=TEST_KEY))
+    with pytest.raises(ModelError, match="the client could not be made: FileNotFoundError"):
+        line.make(openai.AsyncOpenAI, 5.0)
+    monkeypatch.delenv("SSL_CERT_FILE")
+    line_module._tls.cache_clear()
+    clients = [line.make(openai.AsyncOpenAI, 5.0), line.make(openai.OpenAI, 5.0), line.make(openai.AsyncOpenAI, 5.0)]
+    assert line_module._tls.cache_info().misses == 1 and line_module._tls.cache_info().hits == 2
+    clients[1].close()
