@@ -3,14 +3,17 @@ choice of checks, and the commands printed for the user. No server, no pytest se
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from openai.types.fine_tuning import FineTuningJob
 
 from pytest_distill.datasets import BrokenCase, Case
 from pytest_distill.distill import training
-from pytest_distill.distill.backends import TrainingError, TrainingRun
+from pytest_distill.distill.backends import FINGERPRINT, TrainingError, TrainingRequest, TrainingRun
 from pytest_distill.distill.filter import suite_checks
 from pytest_distill.distill.gate import Thresholds, decide
 from pytest_distill.distill.loop import follow_command, rerun_command
@@ -19,6 +22,8 @@ from pytest_distill.grades import Grade
 from pytest_distill.ledger import Entry, ModelStats
 from pytest_distill.models.client import ModelRuntime
 from pytest_distill.sim import SimServer
+
+from .support import qa_rows, write_jsonl
 
 THRESHOLDS = Thresholds(teacher_min=0.9, gap_min=0.05, min_examples=10)
 
@@ -189,3 +194,22 @@ def test_a_job_id_that_is_no_plain_id_is_never_put_in_a_request_path(sim: SimSer
     finally:
         runtime.close()
     assert sim.requests == []
+
+
+def test_of_live_jobs_for_the_same_training_the_first_created_is_the_oldest_whatever_their_ids(
+        make_sim: Callable[..., SimServer], tmp_path: Path) -> None:
+    """Checkouts that start one training at once see each other's jobs, created in the same second as
+    likely as not (created_at counts seconds) and with random ids: all must agree on the first created."""
+    make_sim(job_seconds=600)
+    path = write_jsonl(tmp_path / "train.jsonl", qa_rows(12, "train"))
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    request = TrainingRequest(path, sha, 12, None, "gpt-4o-mini-2024-07-18", None, 0,
+                              {"training_sha256": sha, FINGERPRINT: "same"}, None, None, None)
+    runtime = ModelRuntime()
+    try:
+        trainer = OpenAITrainer(runtime, lambda line: None)
+        runs = [trainer.start(request) for _ in range(6)]
+        oldest = trainer.live(request)
+    finally:
+        runtime.close()
+    assert oldest is not None and oldest.id == runs[0].id, (oldest, [run.id for run in runs])

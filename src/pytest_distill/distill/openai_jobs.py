@@ -82,11 +82,14 @@ class OpenAITrainer:
         with self.runtime.api_errors("GET /fine_tuning/jobs"):
             jobs = list(self.runtime.sdk().fine_tuning.jobs.list(
                 metadata={"training_sha256": request.training_sha256}, limit=LISTED_JOBS).data)
-        same = [job for job in jobs if job.status in LIVE and isinstance(job.metadata, dict)
+        same = [(place, job) for place, job in enumerate(jobs) if job.status in LIVE and isinstance(job.metadata, dict)
                 and job.metadata.get(FINGERPRINT) == request.metadata.get(FINGERPRINT) and JOB_ID.fullmatch(str(job.id))]
         if not same:
             return None
-        return run_of(min(same, key=lambda job: (job.created_at if isinstance(job.created_at, int) else 0, str(job.id))))
+        # created_at counts whole seconds: jobs of the same second go by the server's list order (newest
+        # first), which every checkout sees alike. Their ids are random: ordered by id, the later of two
+        # checkouts could keep its own job while the earlier, which looked before it existed, kept its.
+        return run_of(min(same, key=lambda pair: (pair[1].created_at if isinstance(pair[1].created_at, int) else 0, -pair[0]))[1])
 
     def cancel(self, run: TrainingRun) -> None:
         _check_id(run.id)
