@@ -2,9 +2,11 @@
 
 Starting xdist workers costs seconds of CPU each time, so one project holds many scenarios whose
 meaning the serial tests check (judge labels, several judges, own grades from threads and tasks, a
-failing judged assert, a pass-rate threshold, the Markdown report against a baseline). It runs once
-serial and once with `-n 2`: each scenario's verdict and message must come out of both, and both runs
-must agree exactly, in the terminal, the results file, JUnit, the HTML report and the Markdown."""
+failing judged assert, a pass-rate threshold, the Markdown report against a baseline); a second holds
+those that need two models (a model's own label, judged grades in the summary, McNemar against a
+baseline, a missed threshold). Each runs once serial and once with `-n 2`: each scenario's verdict and
+message must come out of both, and both runs must agree exactly, in the terminal, the results file,
+JUnit, the HTML report and the Markdown."""
 
 from __future__ import annotations
 
@@ -19,13 +21,15 @@ import pytest
 
 from pytest_distill.sim import SimServer
 
-from .support import qa_rows, write_jsonl
+from .support import HOBANNU, qa_rows, write_jsonl
+from .test_graders_judged import FACT_SUITE, judge_requests, tagged
 from .test_hostile_server import HostileServer
 from .test_judges import SUITE as MAJORITY_SUITE
 from .test_judges import contrarian  # noqa: F401 - the fixture
 from .test_markdown_report import HOSTILE
 from .test_record_grade import SUITE as OWN_GRADES_SUITE
 from .test_report_outputs import html_data, read_results, table_rows
+from .test_significant_regressions import SUITE as REGRESSION_SUITE
 from .test_verdicts import LABELLED_SUITE
 
 FAILING_JUDGED_SUITE = """
@@ -129,7 +133,9 @@ def junit_verdicts(path: Path) -> dict[str, str]:
 
 
 def without_latencies(text: str) -> str:
-    """A table's latency cells (`0.01s / 0.05s`, escaped in Markdown) are how fast, not what: the one thing allowed to differ."""
+    """Latency cells (`0.01s / 0.05s`, escaped in Markdown) say how fast, and the prefetch line how the work
+    was split between processes, not what came out: the two things allowed to differ."""
+    text = re.sub(r"^(- )?prefetch\\?: .*\n", "", text, flags=re.MULTILINE)
     return re.sub(r"\d+(\\?\.\d+)?s / \d+(\\?\.\d+)?s", "<latency>", text)
 
 
@@ -143,10 +149,10 @@ def what_must_agree(run: pytest.RunResult, path: Path) -> dict[str, Any]:
         "outcomes": run.parseoutcomes(),
         "table": {model: {k: v for k, v in row.items() if "latency" not in k} for model, row in table_rows(output).items()},
         "distill lines": [re.sub(r"\s{2,}", "  ", without_latencies(line)) for line in blocks
-                          if not re.match(r"(FAILED|ERROR|=+|- Generated html) ", line)],
+                          if not re.match(r"(FAILED|ERROR|=+|- Generated html|prefetch:) ", line)],
         "results": {r["nodeid"]: (r["outcome"], [(g["name"], g["passed"], g.get("votes")) for g in r["grades"]])
                     for r in results["cases"]},
-        "judges": results["judges"], "panels": results["panels"], "threshold": results["threshold"],
+        "judges": results["judges"], "panels": results.get("panels"), "threshold": results["threshold"],
         "junit": junit_verdicts(path / "junit.xml"),
         "html": sorted((nodeid, t["result"]) for nodeid, runs in html_data(path / "report.html")["tests"].items()
                        for t in runs),
@@ -247,6 +253,76 @@ def test_workers_give_each_scenario_the_verdicts_and_messages_of_a_serial_run(
         posts = contrarian.posts
         run = project.runpytest(*OPTIONS, *spread)
         check_each_scenario(run, project.path, contrarian.posts - posts)
+        seen.append(what_must_agree(run, project.path))
+    serial, spread_ = seen
+    for key in serial:
+        assert serial[key] == spread_[key], key
+
+
+TWO_MODELS = ("--model", "gpt-4o", "--model", "gpt-4o-mini", "--distill-judge-labels", "labels.jsonl",
+              "--distill-baseline", "baseline.json", "--distill-baseline-test", "mcnemar", "--distill-pass-rate", "0.95",
+              "--distill-results", "r.json", "--junitxml", "junit.xml", "--html", "report.html",
+              "--distill-markdown", "summary.md")
+FLIPS = ("gpt-4o string_check 80% -> 55%, p=0.0625, 6 (s000-gpt-4o, s001-gpt-4o, s002-gpt-4o, ...) went failing, "
+         "1 (s009-gpt-4o) went passing")
+
+
+@pytest.fixture
+def two_models(pytester: pytest.Pytester, make_sim: Callable[..., SimServer]) -> tuple[pytest.Pytester, SimServer]:
+    """Labelled cases (q...), the hobannu cases judged by factuality, and ten cases (s...) whose baseline
+    failed s009 alone, graded for gpt-4o only (the other model skips them) by the names in fail.txt."""
+    labelled = write_jsonl(pytester.path / "labelled.jsonl", qa_rows(10))
+    write_jsonl(pytester.path / "labels.jsonl", [
+        {"case_id": "q008", "grader": "string_check", "passed": False, "model": "gpt-4o"},
+        {"case_id": "q008", "grader": "string_check", "passed": True}])
+    regressed = write_jsonl(pytester.path / "regressed.jsonl", qa_rows(10, prefix="s"))
+    regression = REGRESSION_SUITE.format(spec=str(regressed)).replace(
+        "def test_reply(case, model):\n", "def test_regressed(case, model):\n    if model.name != \"gpt-4o\":\n"
+        "        pytest.skip(\"the baseline is gpt-4o's\")\n")
+    pytester.makepyfile(test_labelled=LABELLED_SUITE.format(spec=str(labelled)), test_regressed=regression,
+                        test_fact=FACT_SUITE.format(spec="stored:app=hobannu,split=test", extra=""))
+    server = make_sim(seed=[labelled, regressed, HOBANNU])
+    (pytester.path / "fail.txt").write_text("s009", encoding="utf-8")
+    pytester.runpytest("--model", "gpt-4o", "--model", "gpt-4o-mini", "--distill-results", "baseline.json")
+    (pytester.path / "fail.txt").write_text("s000 s001 s002 s003 s004 s005", encoding="utf-8")
+    return pytester, server
+
+
+def check_each_two_model_scenario(run: pytest.RunResult, path: Path, server: SimServer) -> None:
+    """Each scenario's verdict and message, as its serial test states its meaning."""
+    # a label naming a model wins over the general one (tests/test_judge_label_precedence.py)
+    run.stdout.fnmatch_lines(["  string_check: agreed on 1 of 2 (50%), kappa *; disagreed on q008"])
+    judges = read_results(path / "r.json")["judges"]
+    assert judges["string_check"]["n"] == 2 and judges["string_check"]["agreement"] == pytest.approx(0.5)
+    # judged grades in the summary (tests/test_graders_judged.py)
+    fact = {nodeid: r["outcome"] for nodeid, r in ((r["nodeid"], r) for r in read_results(path / "r.json")["cases"])
+            if nodeid.startswith("test_fact.py")}
+    outcomes = list(fact.values())
+    assert outcomes.count("passed") > 12 and outcomes.count("failed") > 0 and "error" not in outcomes
+    assert table_rows(run.stdout.str())["gpt-4o"]["factuality rate/mean/n"] == "100% [75–100] / 1.00 / 12"
+    bodies = judge_requests(server)
+    assert {body["model"] for body in bodies} == {"gpt-4o"}
+    assert "ホバンヌでは、各チームから何人の選手が試合に出ますか？" in {tagged(body, "question") for body in bodies}
+    # six flips down and one up: no significant regression at 5% (tests/test_significant_regressions.py)
+    run.stdout.fnmatch_lines([
+        "gpt-4o string_check: 80% -> 55% on 20 shared cases, p=0.0625", "  went from pass to fail (6):",
+        "*", "*", "*", "*", "*", "*", "  went from fail to pass (1):", "      test_regressed.py::test_regressed?s009-gpt-4o?",
+        "distill: no significant regression against the baseline baseline.json (McNemar exact, one-sided, alpha 0.05; "
+        f"* model/grader pairs compared): {FLIPS}*"])
+    # a missed threshold fails the session and names the model (tests/test_pass_rate_threshold.py)
+    assert run.ret == pytest.ExitCode.TESTS_FAILED
+    assert run.stdout.lines[-1].startswith("distill: pass rate threshold MISSED (each pass rate): gpt-4o ")
+    assert "< 95%" in run.stdout.lines[-1]
+
+
+def test_workers_give_each_two_model_scenario_the_verdicts_and_messages_of_a_serial_run(
+        two_models: tuple[pytest.Pytester, SimServer]) -> None:
+    project, server = two_models
+    seen = []
+    for spread in ((), ("-n", "2")):
+        server.clear_requests()
+        run = project.runpytest(*TWO_MODELS, *spread)
+        check_each_two_model_scenario(run, project.path, server)
         seen.append(what_must_agree(run, project.path))
     serial, spread_ = seen
     for key in serial:
