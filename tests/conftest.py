@@ -17,7 +17,7 @@ import pytest
 import pytest_distill
 from pytest_distill.sim import SimServer
 
-from .support import HOBANNU, TEST_KEY, qa_rows, write_jsonl
+from .support import HOBANNU, TEST_KEY, HostileServer, Reply, qa_rows, write_jsonl
 from .toy_model import build_toy_model, texts_of
 
 # pytester's in-process runs put sys.modules back as they found it. httpx2 imports httpcore2 lazily and
@@ -122,3 +122,22 @@ def trained_student(toy_model: Path, tmp_path_factory: pytest.TempPathFactory) -
                               examples=len(rows), validation_file=None, student=f"hf:{toy_model}", suffix=None, seed=7,
                               metadata={}, epochs=1, learning_rate=3e-3, batch_size=4)
     return train(request, AdapterOptions(folder / "out", lora_rank=4), print).output
+
+
+@pytest.fixture
+def hostile(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[HostileServer]]:
+    """Start hostile servers (OPENAI_BASE_URL points at the last one), stopped after the test."""
+    started: list[HostileServer] = []
+
+    class Started(HostileServer):
+        def __init__(self, status: int = 200, body: object = None, reply: Reply | None = None) -> None:
+            super().__init__(status, body, reply)
+            threading.Thread(target=self.serve_forever, daemon=True).start()
+            started.append(self)
+            monkeypatch.setenv("OPENAI_BASE_URL", self.url)
+            monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
+
+    yield Started
+    for server in started:
+        server.shutdown()
+        server.server_close()

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -157,3 +158,38 @@ def transformers_serve(folder: Path, timeout: float = 180.0) -> Iterator[str]:
         yield f"http://127.0.0.1:{port}/v1"
     finally:
         stop_server(process)
+
+
+Reply = Callable[[dict[str, Any]], tuple[int, object]]
+"""The status and JSON body a hostile server answers a request's JSON body with."""
+
+
+class HostileServer(ThreadingHTTPServer):
+    """Answers every POST with `status` and `body` (JSON), or with what `reply` makes of the request."""
+
+    def __init__(self, status: int = 200, body: object = None, reply: Reply | None = None) -> None:
+        self.reply: Reply = reply or (lambda request: (status, body))
+        self.posts = 0
+        super().__init__(("127.0.0.1", 0), _Answer)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1"
+
+
+class _Answer(BaseHTTPRequestHandler):
+    server: HostileServer
+
+    def do_POST(self) -> None:
+        request = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
+        self.server.posts += 1
+        status, body = self.server.reply(request)
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass

@@ -21,7 +21,7 @@ from pytest_distill.report.results import SCHEMA
 from pytest_distill.report.schema_check import matches
 
 from .support import qa_rows, write_jsonl
-from .test_hostile_input import ANSWER_SUITE, WORKERS, strict_results
+from .test_hostile_input import ANSWER_SUITE, strict_results
 
 
 def chat_line(case_id: str, size: int = 0) -> str:
@@ -60,18 +60,17 @@ def test_lines_over_the_cap_are_never_held_in_memory(tmp_path: Path) -> None:
     assert peak < 5_000_000, f"{peak:,} bytes at the peak"
 
 
-@WORKERS
-def test_the_cap_is_an_ini_setting_and_a_long_line_errors_only_its_case(pytester: pytest.Pytester, workers: list[str]) -> None:
+def test_the_cap_is_an_ini_setting_and_a_long_line_errors_only_its_case(pytester: pytest.Pytester) -> None:
     lines = [chat_line("good-1"), chat_line("long", 3000), chat_line("good-2")]
     (pytester.path / "cases.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     pytester.makepyfile(ANSWER_SUITE)
     pytester.makeini("[pytest]\ndistill_max_line_bytes = 1000\n")
-    result = pytester.runpytest("--distill-sim", "--distill-results", "results.json", *workers)
+    result = pytester.runpytest("--distill-sim", "--distill-results", "results.json")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*cases.jsonl:2: the line is 3,1?? bytes, more than distill_max_line_bytes (1,000)*"])
     assert sorted(case["outcome"] for case in strict_results(pytester.path / "results.json")["cases"]) == ["error", "passed", "passed"]
     pytester.makeini("[pytest]\ndistill_max_line_bytes = 4000\n")
-    pytester.runpytest("--distill-sim").assert_outcomes(passed=3)  # the raised cap: serial is enough
+    pytester.runpytest("--distill-sim").assert_outcomes(passed=3)
 
 
 def results_document() -> dict[str, Any]:

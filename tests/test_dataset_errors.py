@@ -1,4 +1,5 @@
-"""A dataset that cannot be read is an error of the tests that use it, never of the whole session."""
+"""A dataset that cannot be read is an error of the tests that use it, never of the whole session
+(test_xdist_one_truth: the same under xdist)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,8 @@ import pytest
 from .support import write_jsonl
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_a_missing_or_broken_dataset_errors_its_tests_and_the_others_still_run(pytester: pytest.Pytester,
-                                                                               workers: list[str]) -> None:
+def missing_and_broken_datasets(pytester: pytest.Pytester) -> None:
+    """A good dataset, a missing one, one broken JSON, one no UTF-8, and a test using none: 4 pass, 3 error."""
     write_jsonl(pytester.path / "good.jsonl", [{"input": f"q{i}", "ideal": f"a{i}"} for i in range(3)])
     (pytester.path / "broken.jsonl").write_text('{"input": "q", "ideal": "a"\n', encoding="utf-8")
     (pytester.path / "bad.jsonl").write_bytes(b"\xff\xfe not text\n")
@@ -43,7 +43,11 @@ def test_a_missing_or_broken_dataset_errors_its_tests_and_the_others_still_run(p
                 pass
         """,
     )
-    result = pytester.runpytest("-p", "no:cacheprovider", *workers)
+
+
+def test_a_missing_or_broken_dataset_errors_its_tests_and_the_others_still_run(pytester: pytest.Pytester) -> None:
+    missing_and_broken_datasets(pytester)
+    result = pytester.runpytest("-p", "no:cacheprovider")
     result.assert_outcomes(passed=4, errors=3)
     result.stdout.fnmatch_lines([
         "*dataset 'missing.jsonl': no such file (looked for *missing.jsonl*",

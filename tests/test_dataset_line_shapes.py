@@ -11,7 +11,7 @@ import pytest
 
 from pytest_distill.datasets import BrokenCase, Case, load_jsonl
 
-from .test_hostile_input import ANSWER_SUITE, WORKERS, strict_results
+from .test_hostile_input import ANSWER_SUITE, strict_results
 
 
 def chat(user: Any = "hi", answer: Any = "hello", **extra: Any) -> dict[str, Any]:
@@ -49,11 +49,10 @@ def test_each_wrongly_shaped_line_is_a_broken_case_that_names_its_line(tmp_path:
         assert problem.startswith(start)
 
 
-@WORKERS
-def test_wrongly_shaped_lines_are_errors_of_their_cases_in_every_report(pytester: pytest.Pytester, workers: list[str]) -> None:
+def test_wrongly_shaped_lines_are_errors_of_their_cases_in_every_report(pytester: pytest.Pytester) -> None:
     write_lines(pytester.path / "cases.jsonl")
     pytester.makepyfile(ANSWER_SUITE)
-    result = pytester.runpytest("--distill-sim", "--distill-results", "results.json", "--junitxml", "junit.xml", *workers)
+    result = pytester.runpytest("--distill-sim", "--distill-results", "results.json", "--junitxml", "junit.xml")
     result.assert_outcomes(passed=2, errors=len(LINES) - 2)
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     result.stdout.fnmatch_lines(["*cases.jsonl:4: message 0 (user): content part 0 (text): 'text' must be text, not int*"])

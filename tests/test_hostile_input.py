@@ -1,5 +1,5 @@
 """Everything from outside is hostile: real pytest sessions (pytester) where one bad thing from a dataset,
-an id, a judge or a cache costs only its own case, serial and under xdist."""
+an id, a judge or a cache costs only its own case (test_xdist_one_truth checks the same truth crosses xdist)."""
 
 from __future__ import annotations
 
@@ -48,17 +48,16 @@ def strict_results(path: Path) -> dict[str, Any]:
     return data
 
 
-@WORKERS
-def test_each_hostile_dataset_line_errors_its_own_case_and_the_rest_run(pytester: pytest.Pytester, workers: list[str]) -> None:
+def test_each_hostile_dataset_line_errors_its_own_case_and_the_rest_run(pytester: pytest.Pytester) -> None:
     (pytester.path / "cases.jsonl").write_bytes(b"\n".join(hostile_lines()) + b"\n")
     pytester.makepyfile(ANSWER_SUITE)
-    result = pytester.runpytest("--distill-sim", "--distill-results", "results.json", *workers)
+    result = pytester.runpytest("--distill-sim", "--distill-results", "results.json")
     result.assert_outcomes(passed=2, errors=5)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.no_fnmatch_line("*INTERNALERROR*")
     for problem in ("cases.jsonl:2: not UTF-8", "cases.jsonl:3: not JSON: nested 100000 levels deep",
                     "cases.jsonl:4: not JSON: a lone surrogate", "cases.jsonl:6: message 0 (user) has no content"):
-        result.stdout.fnmatch_lines([f"*{problem}*"])  # in the order the workers finished
+        result.stdout.fnmatch_lines([f"*{problem}*"])
     cases = strict_results(pytester.path / "results.json")["cases"]
     errors = sorted(case["error"].split(": ", 1)[0].rsplit(":", 1)[1] for case in cases if case["error"])
     assert errors == ["2", "3", "4", "5", "6"]
@@ -74,15 +73,13 @@ def test_answer(case, model):
 """
 
 
-# Under xdist each worker collects the stored completions: one fault kind shows they agree on the broken case.
-@pytest.mark.parametrize("kind, workers", [("500", []), ("malformed", []), ("malformed", ["-n", "2"])],
-                         ids=["500-serial", "malformed-serial", "malformed-xdist"])
+@pytest.mark.parametrize("kind", ["500", "malformed"])
 def test_a_stored_completion_whose_messages_call_fails_errors_only_its_own_case(
-        pytester: pytest.Pytester, make_sim: Any, tmp_path: Path, kind: str, workers: list[str]) -> None:
+        pytester: pytest.Pytester, make_sim: Any, tmp_path: Path, kind: str) -> None:
     server = make_sim(seed=[write_jsonl(tmp_path / "few.jsonl", qa_rows(3))])
     server.inject(Fault(kind, count=50, path="/chat/completions/chatcmpl-q001/messages"))
     pytester.makepyfile(STORED_SUITE)
-    result = pytester.runpytest("--model", "gpt-4o", "-p", "no:cacheprovider", *workers)
+    result = pytester.runpytest("--model", "gpt-4o", "-p", "no:cacheprovider")
     result.assert_outcomes(passed=2, errors=1)
     result.stdout.fnmatch_lines(["*stored completion chatcmpl-q001: GET /chat/completions/chatcmpl-q001/messages*"])
 
@@ -184,14 +181,13 @@ def test_meaning(case, model):
 """
 
 
-@pytest.mark.parametrize("kind, workers", [("judge_nan", []), ("judge_nan", ["-n", "2"]), ("judge_infinity", []),
-                                           ("judge_off_scale", [])])
+@pytest.mark.parametrize("kind", ["judge_nan", "judge_infinity", "judge_off_scale"])
 def test_a_nan_infinite_or_off_scale_verdict_is_an_unusable_answer_and_a_test_error(
-        pytester: pytest.Pytester, sim: SimServer, tmp_path: Path, kind: str, workers: list[str]) -> None:
+        pytester: pytest.Pytester, sim: SimServer, tmp_path: Path, kind: str) -> None:
     write_jsonl(pytester.path / "cases.jsonl", qa_rows(2))
     pytester.makepyfile(JUDGED_SUITE)
     sim.inject(Fault(kind, count=100))
-    result = pytester.runpytest("--model", "gpt-4o", "--distill-results", "results.json", *workers)
+    result = pytester.runpytest("--model", "gpt-4o", "--distill-results", "results.json")
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(["*JudgeError: semantic_similarity: the judge 'gpt-4o' gave no usable answer in 2 attempts*"])
     assert len(judge_requests(sim)) == 4  # each case asked once more
@@ -239,15 +235,13 @@ def chromium_dom(page: Path, tmp_path: Path) -> str:
     return done.stdout
 
 
-@WORKERS
 def test_an_id_with_markup_does_not_run_in_the_html_report_and_stays_whole_in_the_reports(
-        pytester: pytest.Pytester, sim: SimServer, tmp_path: Path, workers: list[str]) -> None:
+        pytester: pytest.Pytester, sim: SimServer, tmp_path: Path) -> None:
     write_jsonl(pytester.path / "cases.jsonl", [
         {"id": case_id, "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "a"}]}
         for case_id in HOSTILE_IDS])
     pytester.makepyfile(ID_SUITE)
-    result = pytester.runpytest("-v", "--html", "report.html", "--junitxml", "junit.xml", "--distill-results", "results.json",
-                                *workers)
+    result = pytester.runpytest("-v", "--html", "report.html", "--junitxml", "junit.xml", "--distill-results", "results.json")
     assert sum(result.parseoutcomes().get(key, 0) for key in ("passed", "failed")) == len(HOSTILE_IDS)
     nodeids = [case["nodeid"] for case in strict_results(pytester.path / "results.json")["cases"]]
     assert len(set(nodeids)) == len(HOSTILE_IDS)
@@ -265,15 +259,14 @@ def test_an_id_with_markup_does_not_run_in_the_html_report_and_stays_whole_in_th
 XSS_MODEL = "gpt-4o-mini<img src=x onerror=\"document.title='pwned'\">"
 
 
-@WORKERS
 def test_a_model_name_with_markup_is_no_markup_in_the_html_report_and_stays_whole_in_the_reports(
-        pytester: pytest.Pytester, sim: SimServer, workers: list[str]) -> None:
+        pytester: pytest.Pytester, sim: SimServer) -> None:
     """pytest-html puts each test id into its page as HTML: the model part of the id (from --model) is
     made safe like the case part, and every cell we add is escaped; the name itself is kept as given."""
     write_jsonl(pytester.path / "cases.jsonl", qa_rows(2))
     pytester.makepyfile(ID_SUITE)
     result = pytester.runpytest("--model", "gpt-4o", "--model", XSS_MODEL, "--html", "report.html",
-                                "--distill-results", "results.json", *workers)
+                                "--distill-results", "results.json")
     assert sum(result.parseoutcomes().get(key, 0) for key in ("passed", "failed", "error", "errors")) == 4
     page = (pytester.path / "report.html").read_text(encoding="utf-8")
     blob = re.search(r'data-jsonblob="([^"]*)"', page)

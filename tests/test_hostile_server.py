@@ -1,12 +1,9 @@
 """A hostile server: what it says (error bodies, answers) reaches every report short and inert,
-in real pytest sessions against a small server the test starts, serial and under xdist."""
+in real pytest sessions against a small server the test starts (test_xdist_one_truth: the same under xdist)."""
 
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +11,8 @@ import pytest
 
 from pytest_distill import Grade
 
-from .support import TEST_KEY, qa_rows, write_jsonl
+from .support import HostileServer, qa_rows, write_jsonl
 
-WORKERS = pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 SUITE = """
 import pytest
 
@@ -27,73 +23,18 @@ def test_answer(case, model):
 REPORTS = ("--junitxml", "junit.xml", "--html", "report.html", "--distill-results", "results.json")
 
 
-Reply = Callable[[dict[str, Any]], tuple[int, object]]
-"""The status and JSON body a hostile server answers a request's JSON body with."""
-
-
-class HostileServer(ThreadingHTTPServer):
-    """Answers every POST with `status` and `body` (JSON), or with what `reply` makes of the request."""
-
-    def __init__(self, status: int = 200, body: object = None, reply: Reply | None = None) -> None:
-        self.reply: Reply = reply or (lambda request: (status, body))
-        self.posts = 0
-        super().__init__(("127.0.0.1", 0), _Answer)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}/v1"
-
-
-class _Answer(BaseHTTPRequestHandler):
-    server: HostileServer
-
-    def do_POST(self) -> None:
-        request = json.loads(self.rfile.read(int(self.headers.get("content-length") or 0)) or b"{}")
-        self.server.posts += 1
-        status, body = self.server.reply(request)
-        data = json.dumps(body).encode()
-        self.send_response(status)
-        self.send_header("content-type", "application/json")
-        self.send_header("content-length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def hostile(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[HostileServer]]:
-    """Start hostile servers (OPENAI_BASE_URL points at the last one), stopped after the test."""
-    started: list[HostileServer] = []
-
-    class Started(HostileServer):
-        def __init__(self, status: int = 200, body: object = None, reply: Reply | None = None) -> None:
-            super().__init__(status, body, reply)
-            threading.Thread(target=self.serve_forever, daemon=True).start()
-            started.append(self)
-            monkeypatch.setenv("OPENAI_BASE_URL", self.url)
-            monkeypatch.setenv("OPENAI_API_KEY", TEST_KEY)
-
-    yield Started
-    for server in started:
-        server.shutdown()
-        server.server_close()
-
-
 def written(pytester: pytest.Pytester) -> dict[str, str]:
     """Every report the session wrote, by name."""
     return {name: (pytester.path / name).read_text(encoding="utf-8") for name in ("junit.xml", "report.html", "results.json")}
 
 
-@WORKERS
 def test_a_huge_error_body_is_capped_in_every_report_saying_how_much_was_cut(
-        pytester: pytest.Pytester, hostile: type[HostileServer], tmp_path: Path, workers: list[str]) -> None:
+        pytester: pytest.Pytester, hostile: type[HostileServer], tmp_path: Path) -> None:
     """A 5 MB error body over 8 tests made 40 MB of terminal, results and JUnit and 120 MB of HTML:
     each message now keeps its first 2,000 characters and says how many more were cut."""
     server = hostile(400, {"error": {"message": "x" * 5_000_000, "type": "invalid_request_error"}})
     pytester.makepyfile(SUITE.format(spec=str(write_jsonl(tmp_path / "cases.jsonl", qa_rows(8)))))
-    result = pytester.runpytest("-p", "no:cacheprovider", *REPORTS, *workers)
+    result = pytester.runpytest("-p", "no:cacheprovider", *REPORTS)
     result.assert_outcomes(errors=8)
     assert server.posts >= 8
     result.stdout.fnmatch_lines(["*(HTTP 400): Error code: 400 - *x… [[]*,* more characters cut[]]*"])
@@ -134,15 +75,14 @@ def test_answer(case, model):
 """
 
 
-@WORKERS
 def test_escape_sequences_from_answers_judges_and_servers_are_shown_escaped_in_the_terminal(
-        pytester: pytest.Pytester, hostile: type[HostileServer], tmp_path: Path, workers: list[str]) -> None:
+        pytester: pytest.Pytester, hostile: type[HostileServer], tmp_path: Path) -> None:
     """`\\x1b[2J` and cursor moves in a model's answer, a judge's reasoning or a server's error were
     printed raw: they cleared the screen and faked PASSED lines. The terminal now shows them escaped:
     the failure (Grade and reason, output), the error, the summary table's notes."""
     hostile(reply=escaping)
     pytester.makepyfile(JUDGED.format(spec=str(write_jsonl(tmp_path / "cases.jsonl", qa_rows(2)))))
-    result = pytester.runpytest("-p", "no:cacheprovider", "--model", "gpt-4o-mini", "--model", "broken", *workers)
+    result = pytester.runpytest("-p", "no:cacheprovider", "--model", "gpt-4o-mini", "--model", "broken")
     result.assert_outcomes(failed=2, errors=2)
     terminal = result.stdout.str()
     assert "\x1b" not in terminal and "\r" not in terminal and "\u202e" not in terminal

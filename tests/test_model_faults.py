@@ -86,7 +86,7 @@ def test_the_simulator_never_receives_the_real_key(pytester: pytest.Pytester, tm
 
 
 def test_a_reply_without_a_message_errors_its_own_case_only(pytester: pytest.Pytester, sim: SimServer, tmp_path: Path) -> None:
-    """Serial: a reply off the API's shape under xdist is the lone-surrogate test below."""
+    """Serial: a reply off the API's shape under xdist is in test_xdist_one_truth."""
     sim.inject(Fault("no_message"))
     sim.inject(Fault("list_content"))
     sim.inject(Fault("null_usage"))
@@ -99,14 +99,12 @@ def test_a_reply_without_a_message_errors_its_own_case_only(pytester: pytest.Pyt
     assert "INTERNALERROR" not in result.stdout.str()
 
 
-@pytest.mark.parametrize("xdist", [(), ("-n", "2")], ids=["serial", "xdist"])
-def test_a_reply_that_is_no_unicode_text_errors_its_own_case_only(
-        pytester: pytest.Pytester, sim: SimServer, tmp_path: Path, xdist: tuple[str, ...]) -> None:
+def test_a_reply_that_is_no_unicode_text_errors_its_own_case_only(pytester: pytest.Pytester, sim: SimServer, tmp_path: Path) -> None:
     """A lone surrogate (valid JSON, no Unicode text) in one reply: no report, UTF-8 file or xdist worker
     could carry it, so it is an error of its case, and every report is written whole."""
     sim.inject(Fault("lone_surrogate"))
     suite(pytester, tmp_path, 5)
-    result = pytester.runpytest("-p", "no:cacheprovider", *LOUD, *xdist)
+    result = pytester.runpytest("-p", "no:cacheprovider", *LOUD)
     result.assert_outcomes(passed=4, errors=1)
     result.stdout.fnmatch_lines(["*POST /chat/completions failed: the server's answer is off the API's shape: "
                                  "its message content is not Unicode text (it holds a lone surrogate)*"])

@@ -57,15 +57,14 @@ def outcomes_in_results(path: Path) -> Counter[str]:
                    for r in records)
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_an_error_outside_the_model_is_an_error_in_every_report_and_a_wrong_answer_a_failure(
-        pytester: pytest.Pytester, make_sim, tmp_path: Path, workers: list[str]) -> None:
+        pytester: pytest.Pytester, make_sim, tmp_path: Path) -> None:
     cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(4))
     server = make_sim(seed=[cases])
     server.inject(Fault("404", path="/chat/completions", model="gpt-4o-mini", count=100))
     server.inject(Fault("judge_garbage", count=2))
     pytester.makepyfile(MIXED_SUITE.format(spec=str(cases)))
-    result = pytester.runpytest("--model", "gpt-4o", "--model", "gpt-4o-mini", *workers, "-p", "no:cacheprovider",
+    result = pytester.runpytest("--model", "gpt-4o", "--model", "gpt-4o-mini", "-p", "no:cacheprovider",
                                 "--junitxml", "junit.xml", "--html", "report.html", "--distill-results", "results.json")
     # gpt-4o: q000 and q001 pass, q002's judge answers garbage twice (error), q003 fails; gpt-4o-mini: 4 errors
     result.assert_outcomes(passed=2, failed=1, errors=5)
