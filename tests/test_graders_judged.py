@@ -318,10 +318,9 @@ def test_embedding_similarity_is_the_cosine_of_two_embeddings(judge: Model, sim:
 # -- in real pytest sessions -------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
-def test_a_session_records_judged_grades_in_the_summary(pytester: pytest.Pytester, sim: SimServer, workers: list[str]) -> None:
+def test_a_session_records_judged_grades_in_the_summary(pytester: pytest.Pytester, sim: SimServer) -> None:
     pytester.makepyfile(FACT_SUITE.format(spec="stored:app=hobannu,split=test", extra=""))
-    result = pytester.runpytest("--model", "gpt-4o", "--model", "gpt-4o-mini", *workers)
+    result = pytester.runpytest("--model", "gpt-4o", "--model", "gpt-4o-mini")
     outcomes = result.parseoutcomes()
     assert outcomes["passed"] > 12 and outcomes["failed"] > 0 and "errors" not in outcomes
     result.stdout.fnmatch_lines(["*factuality*rate/mean/n*", "gpt-4o  *100% [[]75–100] / 1.00 / 12*"])

@@ -14,9 +14,8 @@ from .support import qa_rows, write_jsonl
 from .test_verdicts import LABELLED_SUITE, read_results
 
 
-@pytest.mark.parametrize("spread", [(), ("-n", "2")], ids=["serial", "xdist"])
 def test_a_model_label_wins_over_the_general_label_and_each_verdict_counts_once(
-        pytester: pytest.Pytester, tmp_path: Path, make_sim: Callable[..., SimServer], spread: tuple[str, ...]) -> None:
+        pytester: pytest.Pytester, tmp_path: Path, make_sim: Callable[..., SimServer]) -> None:
     cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(10))
     make_sim(seed=[cases])
     pytester.makepyfile(LABELLED_SUITE.format(spec=str(cases)))  # string_check fails q008 for every model
@@ -24,7 +23,7 @@ def test_a_model_label_wins_over_the_general_label_and_each_verdict_counts_once(
         {"case_id": "q008", "grader": "string_check", "passed": False, "model": "gpt-4o"},
         {"case_id": "q008", "grader": "string_check", "passed": True}])
     result = pytester.runpytest("--model", "gpt-4o", "--model", "gpt-4o-mini", "--distill-judge-labels", "labels.jsonl",
-                                "--distill-results", "r.json", *spread)
+                                "--distill-results", "r.json")
     # gpt-4o's failing verdict meets its own label (agree); gpt-4o-mini's meets the general one (disagree)
     result.stdout.fnmatch_lines(["  string_check: agreed on 1 of 2 (50%), kappa *; disagreed on q008"])
     judges = read_results(pytester.path / "r.json")["judges"]

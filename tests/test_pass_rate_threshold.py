@@ -25,7 +25,6 @@ def test_reply(case, model):
     # q002 is answered wrongly: 9 of 10 pass
     assert string_check(answer, "nothing like it" if case.id == "q002" else case.expected)
 """
-SPREAD = [pytest.param((), id="serial"), pytest.param(("-n", "2"), id="xdist")]
 
 
 @pytest.fixture
@@ -37,11 +36,9 @@ def suite(pytester: pytest.Pytester, tmp_path: Path, make_sim: Callable[..., Sim
     return pytester
 
 
-@pytest.mark.parametrize("spread", SPREAD)
-def test_a_met_threshold_passes_the_session_and_the_failed_case_stays_a_failure_everywhere(
-        suite: pytest.Pytester, spread: tuple[str, ...]) -> None:
+def test_a_met_threshold_passes_the_session_and_the_failed_case_stays_a_failure_everywhere(suite: pytest.Pytester) -> None:
     result = suite.runpytest("--model", "gpt-4o", "--distill-pass-rate", "0.9", "--junitxml", "junit.xml",
-                             "--html", "report.html", "--distill-results", "r.json", *spread)
+                             "--html", "report.html", "--distill-results", "r.json")
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=9, failed=1)
     # 9/10: Wilson [0.5958, 0.9821], shown rounded outwards
@@ -58,10 +55,8 @@ def test_a_met_threshold_passes_the_session_and_the_failed_case_stays_a_failure_
         {"model": "gpt-4o", "grader": None, "pass_rate": 0.9, "ci95": [0.5958, 0.9821], "n": 10, "threshold": 0.9, "met": True}]
 
 
-@pytest.mark.parametrize("spread", SPREAD)
-def test_a_missed_threshold_fails_the_session_and_says_which_model_missed_it(
-        suite: pytest.Pytester, spread: tuple[str, ...]) -> None:
-    result = suite.runpytest("--model", "gpt-4o", "--distill-pass-rate", "0.95", *spread)
+def test_a_missed_threshold_fails_the_session_and_says_which_model_missed_it(suite: pytest.Pytester) -> None:
+    result = suite.runpytest("--model", "gpt-4o", "--distill-pass-rate", "0.95")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     assert result.stdout.lines[-1] == "distill: pass rate threshold MISSED (each pass rate): gpt-4o 90% [59–99] < 95%"
 

@@ -68,13 +68,12 @@ def test_in_asyncio_tasks(case, model):
 """
 
 
-@pytest.mark.parametrize("spread", [(), ("-n", "2")], ids=["serial", "xdist"])
 def test_own_grades_count_in_the_table_and_the_results_also_from_threads_and_tasks(
-        pytester: pytest.Pytester, tmp_path: Path, make_sim: Callable[..., SimServer], spread: tuple[str, ...]) -> None:
+        pytester: pytest.Pytester, tmp_path: Path, make_sim: Callable[..., SimServer]) -> None:
     cases = write_jsonl(tmp_path / "cases.jsonl", qa_rows(3))
     make_sim(seed=[cases])
     pytester.makepyfile(SUITE.format(spec=str(cases)))
-    result = pytester.runpytest("--model", "gpt-4o", "--distill-results", "r.json", "--junitxml", "junit.xml", *spread)
+    result = pytester.runpytest("--model", "gpt-4o", "--distill-results", "r.json", "--junitxml", "junit.xml")
     result.assert_outcomes(passed=11, failed=1)
     records = read_results(pytester.path / "r.json")["cases"]
     grades = {r["nodeid"].split("::")[1]: [g["name"] for g in r["grades"]] for r in records}
