@@ -1,10 +1,11 @@
 """--distill-balance KEY in real sessions against the simulator: the train and test distributions side
-by side, rare and unseen values, every model's pass rate per value; the same serial and under xdist."""
+by side, rare and unseen values, every model's pass rate per value."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,9 +30,10 @@ def tagged(rows: list[dict[str, Any]], intent: str) -> list[dict[str, Any]]:
     return rows
 
 
-def start(pytester: pytest.Pytester, make_sim: Callable[..., SimServer]) -> SimServer:
+def start(pytester: pytest.Pytester, make_sim: Callable[..., SimServer], *more: Path) -> SimServer:
     """Training: 120 billing, 79 refund, 1 legal (0.5%: rare). Tests: 4 billing and 2 refund the teacher
-    knows (one refund reference nobody gives: 50%), 3 shipping nobody seeded (0%, and unseen in training)."""
+    knows (one refund reference nobody gives: 50%), 3 shipping nobody seeded (0%, and unseen in training).
+    `more` files are seeded into the simulator too."""
     train = (tagged(qa_rows(120, "train", "b"), "billing") + tagged(qa_rows(79, "train", "r"), "refund")
              + tagged(qa_rows(1, "train", "l"), "legal"))
     write_jsonl(pytester.path / "train.jsonl", train)
@@ -43,7 +45,7 @@ def start(pytester: pytest.Pytester, make_sim: Callable[..., SimServer]) -> SimS
     cases[5]["messages"][-1]["content"] = "A reference that nobody gives."
     write_jsonl(pytester.path / "cases.jsonl", cases)
     pytester.makepyfile(test_suite=SUITE)
-    return make_sim(seed=[seed])
+    return make_sim(seed=[seed, *more])
 
 
 EXPECTED = {
@@ -54,12 +56,11 @@ EXPECTED = {
 }
 
 
-@pytest.mark.parametrize("spread", [(), ("-n", "2")], ids=["serial", "xdist"])
 def test_balance_counts_both_splits_flags_rare_and_unseen_and_rates_each_value(
-        pytester: pytest.Pytester, make_sim: Callable[..., SimServer], spread: tuple[str, ...]) -> None:
+        pytester: pytest.Pytester, make_sim: Callable[..., SimServer]) -> None:
     start(pytester, make_sim)
     result = pytester.runpytest("--model", "gpt-4o", "--distill-train", "train.jsonl", "--distill-balance", "intent",
-                                "--distill-results", "out.json", *spread)
+                                "--distill-results", "out.json")
     assert json.loads((pytester.path / "out.json").read_text(encoding="utf-8"))["balance"] == {"intent": EXPECTED}
     result.stdout.fnmatch_lines([
         "*distill balance by intent*",

@@ -4,7 +4,8 @@ Starting xdist workers costs seconds of CPU each time, so one project holds many
 meaning the serial tests check (judge labels, several judges, own grades from threads and tasks, a
 failing judged assert, a pass-rate threshold, the Markdown report against a baseline); a second holds
 those that need two models (a model's own label, judged grades in the summary, McNemar against a
-baseline, a missed threshold). Each runs once serial and once with `-n 2`: each scenario's verdict and
+baseline, a missed threshold), a third those that need repeats or training data (a flaky case, the
+balance of train and test). Each runs once serial and once with `-n 2`: each scenario's verdict and
 message must come out of both, and both runs must agree exactly, in the terminal, the results file,
 JUnit, the HTML report and the Markdown."""
 
@@ -13,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +23,8 @@ import pytest
 from pytest_distill.sim import SimServer
 
 from .support import HOBANNU, HostileServer, qa_rows, write_jsonl
+from .test_balance import EXPECTED as BALANCE
+from .test_balance import start as balance_project
 from .test_graders_judged import FACT_SUITE, judge_requests, tagged
 from .test_judges import SUITE as MAJORITY_SUITE
 from .test_judges import contrarian  # noqa: F401 - the fixture
@@ -29,7 +32,7 @@ from .test_markdown_report import HOSTILE
 from .test_record_grade import SUITE as OWN_GRADES_SUITE
 from .test_report_outputs import html_data, read_results, table_rows
 from .test_significant_regressions import SUITE as REGRESSION_SUITE
-from .test_verdicts import LABELLED_SUITE
+from .test_verdicts import FLIPPING_SUITE, LABELLED_SUITE
 
 FAILING_JUDGED_SUITE = """
 import pytest
@@ -131,7 +134,7 @@ def junit_verdicts(path: Path) -> dict[str, str]:
     return verdicts
 
 
-def without_latencies(text: str) -> str:
+def without_latency_or_prefetch(text: str) -> str:
     """Latency cells (`0.01s / 0.05s`, escaped in Markdown) say how fast, and the prefetch line how the work
     was split between processes, not what came out: the two things allowed to differ."""
     text = re.sub(r"^(- )?prefetch\\?: .*\n", "", text, flags=re.MULTILINE)
@@ -139,7 +142,7 @@ def without_latencies(text: str) -> str:
 
 
 def what_must_agree(run: pytest.RunResult, path: Path) -> dict[str, Any]:
-    """Everything a serial run and an xdist run must say alike; only durations and latencies left out."""
+    """Everything a serial run and an xdist run must say alike: all but latencies, durations and prefetch's waste."""
     results = read_results(path / "r.json")
     output = run.stdout.str()
     blocks = output[output.index("distill summary"):].splitlines()
@@ -147,15 +150,15 @@ def what_must_agree(run: pytest.RunResult, path: Path) -> dict[str, Any]:
         "exit": run.ret,
         "outcomes": run.parseoutcomes(),
         "table": {model: {k: v for k, v in row.items() if "latency" not in k} for model, row in table_rows(output).items()},
-        "distill lines": [re.sub(r"\s{2,}", "  ", without_latencies(line)) for line in blocks
+        "distill lines": [re.sub(r"\s{2,}", "  ", without_latency_or_prefetch(line)) for line in blocks
                           if not re.match(r"(FAILED|ERROR|=+|- Generated html|prefetch:) ", line)],
         "results": {r["nodeid"]: (r["outcome"], [(g["name"], g["passed"], g.get("votes")) for g in r["grades"]])
                     for r in results["cases"]},
-        "judges": results["judges"], "panels": results.get("panels"), "threshold": results["threshold"],
+        **{key: results.get(key) for key in ("summary", "judges", "panels", "threshold", "repeats", "balance")},
         "junit": junit_verdicts(path / "junit.xml"),
         "html": sorted((nodeid, t["result"]) for nodeid, runs in html_data(path / "report.html")["tests"].items()
                        for t in runs),
-        "markdown": without_latencies((path / "summary.md").read_text(encoding="utf-8")),
+        "markdown": without_latency_or_prefetch((path / "summary.md").read_text(encoding="utf-8")),
     }
 
 
@@ -245,17 +248,24 @@ def check_each_scenario(run: pytest.RunResult, path: Path, contrarian_posts: int
     assert "&lt;script&gt;" in page and "&#64;octocat" in page and "\\#12" in page
 
 
-def test_workers_give_each_scenario_the_verdicts_and_messages_of_a_serial_run(
-        project: pytest.Pytester, contrarian: HostileServer) -> None:  # noqa: F811
+def serial_and_under_xdist(project: pytest.Pytester, options: tuple[str, ...]) -> Iterator[pytest.RunResult]:
+    """The project's run serial, then with `-n 2`, each handed to the caller to check; then both must agree."""
     seen = []
     for spread in ((), ("-n", "2")):
-        posts = contrarian.posts
-        run = project.runpytest(*OPTIONS, *spread)
-        check_each_scenario(run, project.path, contrarian.posts - posts)
+        run = project.runpytest(*options, *spread)
+        yield run
         seen.append(what_must_agree(run, project.path))
     serial, spread_ = seen
     for key in serial:
         assert serial[key] == spread_[key], key
+
+
+def test_workers_give_each_scenario_the_verdicts_and_messages_of_a_serial_run(
+        project: pytest.Pytester, contrarian: HostileServer) -> None:  # noqa: F811
+    posts = contrarian.posts
+    for run in serial_and_under_xdist(project, OPTIONS):
+        check_each_scenario(run, project.path, contrarian.posts - posts)
+        posts = contrarian.posts
 
 
 TWO_MODELS = ("--model", "gpt-4o", "--model", "gpt-4o-mini", "--distill-judge-labels", "labels.jsonl",
@@ -317,12 +327,57 @@ def check_each_two_model_scenario(run: pytest.RunResult, path: Path, server: Sim
 def test_workers_give_each_two_model_scenario_the_verdicts_and_messages_of_a_serial_run(
         two_models: tuple[pytest.Pytester, SimServer]) -> None:
     project, server = two_models
-    seen = []
-    for spread in ((), ("-n", "2")):
-        server.clear_requests()
-        run = project.runpytest(*TWO_MODELS, *spread)
+    server.clear_requests()
+    for run in serial_and_under_xdist(project, TWO_MODELS):
         check_each_two_model_scenario(run, project.path, server)
-        seen.append(what_must_agree(run, project.path))
-    serial, spread_ = seen
-    for key in serial:
-        assert serial[key] == spread_[key], key
+        server.clear_requests()
+
+
+REPEATED = ("--model", "gpt-4o", "--distill-repeat", "3", "--distill-train", "train.jsonl", "--distill-balance", "intent",
+            "--distill-results", "r.json", "--junitxml", "junit.xml", "--html", "report.html", "--distill-markdown", "summary.md")
+
+
+@pytest.fixture
+def repeated(pytester: pytest.Pytester, make_sim: Callable[..., SimServer]) -> pytest.Pytester:
+    """The balance project (train.jsonl by intent, cases.jsonl) and four cases (q...) without an intent,
+    whose q002 always fails and q003 on its second repeat only."""
+    flipping = write_jsonl(pytester.path / "flipping.jsonl", qa_rows(4))
+    balance_project(pytester, make_sim, flipping)
+    pytester.makepyfile(test_flipping=FLIPPING_SUITE.format(spec=str(flipping)))
+    return pytester
+
+
+def check_each_repeated_scenario(run: pytest.RunResult, path: Path) -> None:
+    """Each scenario's verdict and message, as its serial test states its meaning."""
+    run.assert_outcomes(passed=35, failed=4)
+    results = read_results(path / "r.json")
+    # a case that flips on one repeat is flaky (tests/test_verdicts.py)
+    failed = sorted(r["nodeid"] for r in results["cases"] if r["outcome"] == "failed")
+    assert failed == [f"test_flipping.py::test_reply[{case}-gpt-4o-rep{n}]" for case, n in
+                      (("q002", 0), ("q002", 1), ("q002", 2), ("q003", 1))]
+    row = table_rows(run.stdout.str())["gpt-4o"]
+    assert (row["pass^3"], row["pass@3"], row["verdict changed"]) == ("54% [29–77]", "62% [35–83]", "8% of 13")
+    run.stdout.fnmatch_lines(["pass^3: the share of repeated cases*", "flaky: gpt-4o 1 case: q003"])
+    repeats = results["repeats"]["gpt-4o"]
+    assert (repeats["n"], repeats["flaky"]) == (3, ["q003"])
+    report = (path / "report.html").read_text(encoding="utf-8")
+    assert "<th>pass^3</th>" in report and "<td>54% [29–77]</td>" in report and "<p>flaky: gpt-4o 1 case: q003</p>" in report
+    # train and test side by side by intent (tests/test_balance.py); the flipping cases have none
+    assert {value: seen for value, seen in results["balance"]["intent"].items() if value != "(none)"} == BALANCE
+    run.stdout.fnmatch_lines([
+        "*distill balance by intent*",
+        "intent*train*test*gpt-4o*",
+        "billing*120 (60%)*4 (31%)*100%",
+        "refund*79 (40%)*2 (15%)*50%",
+        "legal*1 (0%)*0 (0%)*-*rare",
+        "(none)*0 (0%)*4 (31%)*67%*unseen",
+        "shipping*0 (0%)*3 (23%)*0%*unseen",
+        "rare in training (< 1% of it): legal",
+        "in the test split but never in training (unseen): (none), shipping",
+        "gpt-4o is weakest on intent=shipping (0%)",
+    ])
+
+
+def test_workers_give_each_repeated_scenario_the_verdicts_and_messages_of_a_serial_run(repeated: pytest.Pytester) -> None:
+    for run in serial_and_under_xdist(repeated, REPEATED):
+        check_each_repeated_scenario(run, repeated.path)
