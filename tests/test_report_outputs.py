@@ -479,3 +479,28 @@ def test_a_bad_key_errors_every_case_and_the_summary_says_it_once_with_the_count
     flat = " ".join(summary.split())
     assert flat.count("errors: ") == 1 and re.search(r"errors: 12 tests: [^)]*'gpt-4o'[^)]*\(HTTP 401\)", flat), flat
     assert TEST_KEY not in result.stdout.str()
+
+
+def test_a_case_test_without_a_model_under_test_is_in_every_report_whatever_its_outcome(
+        pytester: pytest.Pytester, tmp_path: Path) -> None:
+    """A test of a case that asks only the teacher used to reach the results file only when it errored:
+    its passes and failures were missing. Now each case test is an entry, as the terminal and JUnit count it."""
+    seed = write_jsonl(tmp_path / "seed.jsonl", qa_rows(2))
+    (pytester.path / "cases.jsonl").write_text(seed.read_text(encoding="utf-8") + "{not json\n", encoding="utf-8")
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.distill_dataset("cases.jsonl")
+        def test_teacher(case, teacher):
+            assert teacher.complete(case).text and case.id != "q001"
+
+        def test_plain():
+            assert True
+    """)
+    result = pytester.runpytest("--distill-sim", "--distill-sim-seed", str(seed), "--distill-results", "results.json",
+                                "--junitxml", "junit.xml", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1, errors=1)
+    outcomes = {case["case_id"]: case["outcome"] for case in json.loads((pytester.path / "results.json").read_text())["cases"]}
+    assert sorted(outcomes.values()) == ["error", "failed", "passed"] and outcomes["q000"] == "passed" and outcomes["q001"] == "failed"
+    suite = ET.parse(pytester.path / "junit.xml").getroot().find("testsuite")
+    assert suite is not None and (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "1", "1")

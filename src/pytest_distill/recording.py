@@ -91,8 +91,9 @@ class Recorder:
     def annotate(self, item: pytest.Item, call: pytest.CallInfo[None], report: pytest.TestReport) -> None:
         """Mark environment failures as errors (a failed call becomes a failed setup, see the module's
         docstring) and attach the entry to the teardown report."""
-        if ENTRY not in item.stash and not (call.excinfo and call.excinfo.errisinstance(TEST_ERRORS)):
-            return
+        if ENTRY not in item.stash and "case" not in item_params(item) and not (
+                call.excinfo and call.excinfo.errisinstance(TEST_ERRORS)):
+            return  # a test of no case that graded nothing and met no model, dataset or judge error
         entry = self.entry(item)
         if call.excinfo is not None and call.excinfo.errisinstance(TEST_ERRORS):
             entry.error = str(call.excinfo.value)
