@@ -145,7 +145,8 @@ def what_must_agree(run: pytest.RunResult, path: Path) -> dict[str, Any]:
     """Everything a serial run and an xdist run must say alike: all but latencies, durations and prefetch's waste."""
     results = read_results(path / "r.json")
     output = run.stdout.str()
-    blocks = output[output.index("distill summary"):].splitlines()
+    # up to pytest's short summary, whose entries (with their verdict lines) come in the order tests finished
+    blocks = output[output.index("distill summary"):output.index("short test summary info")].splitlines()
     return {
         "exit": run.ret,
         "outcomes": run.parseoutcomes(),
