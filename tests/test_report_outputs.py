@@ -504,3 +504,15 @@ def test_a_case_test_without_a_model_under_test_is_in_every_report_whatever_its_
     assert sorted(outcomes.values()) == ["error", "failed", "passed"] and outcomes["q000"] == "passed" and outcomes["q001"] == "failed"
     suite = ET.parse(pytester.path / "junit.xml").getroot().find("testsuite")
     assert suite is not None and (suite.get("tests"), suite.get("failures"), suite.get("errors")) == ("4", "1", "1")
+
+
+def test_a_run_that_records_nothing_says_the_files_asked_for_are_not_written(pytester: pytest.Pytester) -> None:
+    """Only plain tests ran: no results or Markdown to write, and an old results file is left as it was."""
+    pytester.makepyfile("def test_plain():\n    assert True\n")
+    (pytester.path / "results.json").write_text("old", encoding="utf-8")
+    result = pytester.runpytest("--distill-results", "results.json", "--distill-markdown", "summary.md", "-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["distill: no test ran a case or recorded a grade: --distill-results results.json not written; "
+                                 "--distill-markdown summary.md not written"])
+    assert (pytester.path / "results.json").read_text(encoding="utf-8") == "old"
+    assert not (pytester.path / "summary.md").exists()

@@ -113,6 +113,7 @@ class Reporter:
         An interrupted run writes nothing: its partial results would make a misleading baseline. Ctrl-C
         while starting or following a training interrupts no test, so that run's results are whole and written."""
         if not self.recorder.entries:
+            self.say_nothing_was_written()
             return
         only_training = self.training is not None and self.training.interrupted
         if session.exitstatus == pytest.ExitCode.INTERRUPTED and not only_training:
@@ -139,6 +140,17 @@ class Reporter:
                 session.exitstatus = pytest.ExitCode.TESTS_FAILED
         if self.settings.markdown:
             self.write_markdown(session.config, entries)
+
+    def say_nothing_was_written(self) -> None:
+        """No test ran a case or graded anything (every test was plain, or deselected): the files asked for
+        are not written, and the reader is told so, not left to find an old file or none."""
+        s = self.settings
+        missed = [f"{option} {path} not written" for option, path in (("--distill-results", s.results),
+                                                                       ("--distill-markdown", s.markdown)) if path]
+        if self.baseline is not None:
+            missed.append(f"no comparison with the baseline {s.baseline}")
+        if missed:
+            self.lines.append(f"distill: no test ran a case or recorded a grade: {'; '.join(missed)}")
 
     def measure_balance(self, entries: Sequence[Entry]) -> None:
         """--distill-balance: the training spec's cases (and the other dataset's) against the tested ones; a
